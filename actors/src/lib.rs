@@ -1,1 +1,30 @@
-//! placeholder
+//! hookwire's actors and the domain logic they own.
+//!
+//! - [`device::DeviceActor`], one per connected device: its session, publishes, acks and subscriptions.
+//! - [`webhook::WebhookActor`], one per webhook with work: renders requests, hands them to hosts, reports outcomes.
+//! - [`host::HostActor`], one per destination `scheme://host:port`: connection pool, concurrency cap, timeouts,
+//!   safe egress.
+//! - [`supervisor::Supervisor`]: starts actors on demand on arbiters, restarts them, owns the registries.
+//! - [`bus::EventBus`]: fans events out to subscribers by group and name prefix.
+//! - [`journal`]: batches every durable write (group commit) through the [`journal::JournalStore`] trait, which the
+//!   kernel implements over SQL.
+//!
+//! Nothing here knows SQL or gRPC transport; the kernel adapts both.
+
+#![forbid(unsafe_code)]
+
+pub mod bus;
+pub mod definition;
+pub mod device;
+pub mod egress;
+pub mod event;
+pub mod host;
+pub mod ids;
+pub mod index;
+pub mod journal;
+pub mod messages;
+pub mod request;
+pub mod supervisor;
+pub mod template;
+pub mod time;
+pub mod webhook;

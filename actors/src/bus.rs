@@ -1,0 +1,236 @@
+//! The event bus: fans events out to subscribers (device sessions, admin `Subscribe` streams) by group and name
+//! prefix. Publishing costs one read lock and a scan of the group's subscriptions; nothing else is touched.
+//!
+//! Each subscriber owns a bounded queue. A subscriber that does not keep up loses events rather than slowing the
+//! kernel: the loss is counted and reported to it. Events addressed to a device (`<device id>/...`) reach only
+//! that device's sessions and admin subscribers, whatever prefix other devices subscribed to.
+
+use crate::event::SharedEvent;
+use crate::ids::{DeviceId, GroupId};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use tokio::sync::mpsc;
+
+/// Where one subscriber's events go.
+#[derive(Debug)]
+pub struct Sink {
+    id: u64,
+    device_id: Option<DeviceId>,
+    sender: mpsc::Sender<SharedEvent>,
+    num_dropped: Arc<AtomicU64>,
+}
+
+impl Sink {
+    /// Returns the number of events dropped since the last call, and resets it.
+    pub fn take_dropped(&self) -> u64 {
+        self.num_dropped.swap(0, Ordering::Relaxed)
+    }
+
+    /// The sink's drop counter, for the reader of its queue (which must not keep the sink, and so its queue's
+    /// sender, alive).
+    pub fn dropped_counter(&self) -> Arc<AtomicU64> {
+        self.num_dropped.clone()
+    }
+}
+
+#[derive(Debug)]
+struct Subscription {
+    prefix: String,
+    sink: Arc<Sink>,
+}
+
+/// The bus.
+#[derive(Debug, Default)]
+pub struct EventBus {
+    groups: RwLock<HashMap<GroupId, Vec<Subscription>>>,
+    next_sink_id: AtomicU64,
+}
+
+/// Removes a sink's subscriptions when dropped.
+#[derive(Debug)]
+pub struct SinkGuard {
+    bus: Arc<EventBus>,
+    group_id: GroupId,
+    sink: Arc<Sink>,
+}
+
+impl SinkGuard {
+    /// The sink.
+    pub fn sink(&self) -> &Arc<Sink> {
+        &self.sink
+    }
+
+    /// Subscribes the sink to a prefix of its group (subscribing twice to one prefix is a no-op).
+    pub fn subscribe(&self, prefix: &str) {
+        self.bus.subscribe(&self.group_id, prefix, &self.sink);
+    }
+
+    /// Removes one prefix.
+    pub fn unsubscribe(&self, prefix: &str) {
+        let mut groups = self
+            .bus
+            .groups
+            .write()
+            .unwrap_or_else(|poison| poison.into_inner());
+        if let Some(subscriptions) = groups.get_mut(&self.group_id) {
+            subscriptions.retain(|s| !(s.sink.id == self.sink.id && s.prefix == prefix));
+        }
+    }
+}
+
+impl Drop for SinkGuard {
+    fn drop(&mut self) {
+        let mut groups = self
+            .bus
+            .groups
+            .write()
+            .unwrap_or_else(|poison| poison.into_inner());
+        if let Some(subscriptions) = groups.get_mut(&self.group_id) {
+            subscriptions.retain(|s| s.sink.id != self.sink.id);
+            if subscriptions.is_empty() {
+                groups.remove(&self.group_id);
+            }
+        }
+    }
+}
+
+impl EventBus {
+    /// Makes a sink for a subscriber of a group: a device session (`device_id`) or an admin stream (`None`).
+    /// The returned guard removes every subscription of the sink when dropped.
+    pub fn sink(
+        self: &Arc<Self>,
+        group_id: GroupId,
+        device_id: Option<DeviceId>,
+        capacity: usize,
+    ) -> (SinkGuard, mpsc::Receiver<SharedEvent>) {
+        let (sender, receiver) = mpsc::channel(capacity.max(1));
+        let sink = Arc::new(Sink {
+            id: self.next_sink_id.fetch_add(1, Ordering::Relaxed),
+            device_id,
+            sender,
+            num_dropped: Arc::new(AtomicU64::new(0)),
+        });
+        (
+            SinkGuard {
+                bus: self.clone(),
+                group_id,
+                sink,
+            },
+            receiver,
+        )
+    }
+
+    fn subscribe(&self, group_id: &GroupId, prefix: &str, sink: &Arc<Sink>) {
+        let mut groups = self
+            .groups
+            .write()
+            .unwrap_or_else(|poison| poison.into_inner());
+        let subscriptions = groups.entry(group_id.clone()).or_default();
+        if !subscriptions
+            .iter()
+            .any(|s| s.sink.id == sink.id && s.prefix == prefix)
+        {
+            subscriptions.push(Subscription {
+                prefix: prefix.to_owned(),
+                sink: sink.clone(),
+            });
+        }
+    }
+
+    /// Offers an event to every matching subscriber of its group, without waiting for any of them.
+    pub fn publish(&self, event: &SharedEvent) {
+        let groups = self
+            .groups
+            .read()
+            .unwrap_or_else(|poison| poison.into_inner());
+        let Some(subscriptions) = groups.get(&event.group_id) else {
+            return;
+        };
+        let addressed = event.addressed_device();
+        let mut offered: Vec<u64> = Vec::new();
+        for subscription in subscriptions {
+            let sink = &subscription.sink;
+            if !event.name.starts_with(subscription.prefix.as_str()) || offered.contains(&sink.id) {
+                continue;
+            }
+            if let (Some(addressed), Some(device)) = (addressed, &sink.device_id) {
+                if device.as_str() != addressed {
+                    continue;
+                }
+            }
+            offered.push(sink.id);
+            if let Err(mpsc::error::TrySendError::Full(_)) = sink.sender.try_send(event.clone()) {
+                sink.num_dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Event;
+
+    fn event(group: &GroupId, name: &str) -> SharedEvent {
+        Arc::new(Event::new(
+            group.clone(),
+            None,
+            name.into(),
+            String::new(),
+            0,
+        ))
+    }
+
+    #[tokio::test]
+    async fn subscribers_get_their_prefixes_once_and_addressed_events_only_when_they_are_the_device()
+     {
+        let bus = Arc::new(EventBus::default());
+        let group = GroupId::generate();
+        let (alice, bob) = (DeviceId::generate(), DeviceId::generate());
+        let (alice_sink, mut alice_rx) = bus.sink(group.clone(), Some(alice.clone()), 8);
+        let (bob_sink, mut bob_rx) = bus.sink(group.clone(), Some(bob.clone()), 8);
+        let (admin_sink, mut admin_rx) = bus.sink(group.clone(), None, 8);
+        alice_sink.subscribe("");
+        alice_sink.subscribe("temp");
+        bob_sink.subscribe("");
+        admin_sink.subscribe("");
+
+        bus.publish(&event(&group, "temp"));
+        bus.publish(&event(&group, &format!("{alice}/hook-response/x/0")));
+        bus.publish(&event(&GroupId::generate(), "temp"));
+
+        assert_eq!(alice_rx.recv().await.unwrap().name, "temp");
+        assert!(
+            alice_rx
+                .recv()
+                .await
+                .unwrap()
+                .name
+                .starts_with(alice.as_str())
+        );
+        assert!(alice_rx.try_recv().is_err(), "each event once per sink");
+        assert_eq!(bob_rx.recv().await.unwrap().name, "temp");
+        assert!(
+            bob_rx.try_recv().is_err(),
+            "bob never sees alice's responses"
+        );
+        assert_eq!(admin_rx.recv().await.unwrap().name, "temp");
+        assert!(admin_rx.recv().await.is_some());
+    }
+
+    #[test]
+    fn a_full_queue_counts_drops_and_a_dropped_guard_unsubscribes() {
+        let bus = Arc::new(EventBus::default());
+        let group = GroupId::generate();
+        let (guard, _rx) = bus.sink(group.clone(), None, 1);
+        guard.subscribe("");
+        for _ in 0..3 {
+            bus.publish(&event(&group, "x"));
+        }
+        assert_eq!(guard.sink().take_dropped(), 2);
+        assert_eq!(guard.sink().take_dropped(), 0);
+        drop(guard);
+        assert!(bus.groups.read().unwrap().is_empty());
+    }
+}

@@ -1,0 +1,665 @@
+//! Webhook definitions in Particle's webhook JSON vocabulary, with hookwire's own fields prefixed `x-`, and their
+//! compiled form: every template parsed once, at create time, so that delivery only renders.
+//!
+//! A definition round-trips: what was given is stored and exported as it was (absent fields stay absent), so a
+//! Particle file imports unchanged and an exported file creates an identical webhook. Unknown fields are refused
+//! by name.
+
+use crate::ids::{DeviceId, GroupId, WebhookId};
+use crate::template::{Dialect, Template};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::sync::Arc;
+
+/// The HTTP methods a webhook may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum RequestType {
+    /// GET: no body; defaults and `query` go into the query string.
+    #[serde(alias = "get")]
+    Get,
+    /// POST, the default.
+    #[default]
+    #[serde(alias = "post")]
+    Post,
+    /// PUT.
+    #[serde(alias = "put")]
+    Put,
+    /// PATCH.
+    #[serde(alias = "patch")]
+    Patch,
+    /// DELETE.
+    #[serde(alias = "delete")]
+    Delete,
+}
+
+impl RequestType {
+    /// The `http` method.
+    pub fn method(self) -> http::Method {
+        match self {
+            RequestType::Get => http::Method::GET,
+            RequestType::Post => http::Method::POST,
+            RequestType::Put => http::Method::PUT,
+            RequestType::Patch => http::Method::PATCH,
+            RequestType::Delete => http::Method::DELETE,
+        }
+    }
+}
+
+/// The template dialect of a webhook (`x-dialect`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DialectName {
+    /// Mustache, as Particle (the default).
+    #[default]
+    Mustache,
+    /// Blynk's placeholders: `/pin/`, `/pin[i]/`, `%s`, `/datetime_iso/`.
+    Blynk,
+}
+
+/// HTTP Basic credentials; both are templates.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BasicAuth {
+    /// The user name.
+    pub username: String,
+    /// The password.
+    #[serde(default)]
+    pub password: String,
+}
+
+/// A webhook's `json` field: an object whose keys and string values are templates, or one string template that
+/// must render to JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum JsonField {
+    /// `"json": {"key": "{{{PARTICLE_EVENT_VALUE}}}"}`
+    Object(Map<String, Value>),
+    /// `"json": "{\"key\": {{{PARTICLE_EVENT_VALUE}}}}"`
+    Template(String),
+}
+
+/// A webhook as its user wrote it: Particle's fields plus hookwire's `x-` fields.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct WebhookDefinition {
+    /// Case-sensitive prefix of the event names that trigger the webhook; empty matches every event.
+    pub event: String,
+    /// The destination URL, a template.
+    pub url: String,
+    /// The method, POST when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_type: Option<RequestType>,
+    /// Only events of this device trigger the webhook.
+    #[serde(default, rename = "deviceID", skip_serializing_if = "Option::is_none")]
+    pub device_id: Option<String>,
+    /// A JSON body; exclusive with `form` and `body`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub json: Option<JsonField>,
+    /// A form body (`application/x-www-form-urlencoded`); exclusive with `json` and `body`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub form: Option<Map<String, Value>>,
+    /// Query parameters appended to the URL, for any method.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<Map<String, Value>>,
+    /// A raw body template, sent with no content type of its own; exclusive with `json` and `form`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    /// Extra headers; names and values are templates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headers: Option<Map<String, Value>>,
+    /// HTTP Basic credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<BasicAuth>,
+    /// When true, the default fields (`event`, `data`, `published_at`, `coreid`) are not added.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_defaults: Option<bool>,
+    /// When false, the destination's TLS certificate is not verified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reject_unauthorized: Option<bool>,
+    /// Renders the response body (the JSON response is the context) before it becomes `hook-response` events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_template: Option<String>,
+    /// The topic of `hook-response` events, a template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_topic: Option<String>,
+    /// The topic of `hook-error` events, a template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_response_topic: Option<String>,
+    /// Send the response as one event instead of 512-byte chunks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unchunked: Option<bool>,
+    /// Send a binary response as a `data:` URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_url_response_event: Option<bool>,
+    /// A disabled webhook never fires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled: Option<bool>,
+    /// A human name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Particle's "only my devices" flag. Accepted so that Particle files import unchanged; hookwire webhooks
+    /// only ever see their own group's devices, so it has no further effect.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mydevices: Option<bool>,
+    /// The template dialect, `mustache` (default) or `blynk`.
+    #[serde(default, rename = "x-dialect", skip_serializing_if = "Option::is_none")]
+    pub dialect: Option<DialectName>,
+    /// Several devices whose events trigger the webhook (with `deviceID`, the union).
+    #[serde(default, rename = "x-devices", skip_serializing_if = "Option::is_none")]
+    pub devices: Option<Vec<String>>,
+    /// Free-form metadata, for the user's own bookkeeping and filters.
+    #[serde(
+        default,
+        rename = "x-metadata",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub metadata: Option<Map<String, Value>>,
+    /// Responses and errors go only to the device whose event triggered the webhook (default true).
+    #[serde(
+        default,
+        rename = "x-onlyTriggeringDevice",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub only_triggering_device: Option<bool>,
+}
+
+/// Why a definition is refused. The message starts with the field at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct DefinitionError {
+    /// The field at fault, as a JSON path (`json.temp`, `headers.X-Key`).
+    pub field: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+impl DefinitionError {
+    fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        DefinitionError {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Largest definition accepted, in bytes of JSON.
+pub const MAX_DEFINITION_BYTES: usize = 64 * 1024;
+
+impl WebhookDefinition {
+    /// Parses a definition from JSON, refusing unknown fields by name.
+    pub fn from_json(text: &str) -> Result<Self, DefinitionError> {
+        if text.len() > MAX_DEFINITION_BYTES {
+            return Err(DefinitionError::new("definition", "larger than 64 KiB"));
+        }
+        serde_json::from_str(text).map_err(|error| {
+            let message = error.to_string();
+            let field = message
+                .split('`')
+                .nth(1)
+                .filter(|_| {
+                    message.starts_with("unknown field") || message.starts_with("missing field")
+                })
+                .unwrap_or("definition")
+                .to_owned();
+            DefinitionError::new(field, message)
+        })
+    }
+
+    /// Serialises the definition as its user wrote it.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// True unless `disabled` is set.
+    pub fn is_enabled(&self) -> bool {
+        !self.disabled.unwrap_or(false)
+    }
+
+    /// Every device the webhook is limited to (`deviceID` and `x-devices`), empty when it is not limited.
+    pub fn device_filter(&self) -> Vec<&str> {
+        self.device_id
+            .iter()
+            .map(String::as_str)
+            .chain(self.devices.iter().flatten().map(String::as_str))
+            .collect()
+    }
+}
+
+/// A template with the field it came from, for render errors that name it.
+#[derive(Debug, Clone)]
+pub struct FieldTemplate {
+    /// The field (`url`, `form.field1`).
+    pub field: Arc<str>,
+    /// The parsed template.
+    pub template: Template,
+}
+
+/// The compiled `json` field.
+#[derive(Debug, Clone)]
+pub enum CompiledJson {
+    /// A JSON value whose object keys and strings are templates.
+    Value(JsonTemplate),
+    /// One template that renders to JSON text.
+    Text(FieldTemplate),
+}
+
+/// A JSON value with templates in its keys and strings.
+#[derive(Debug, Clone)]
+pub enum JsonTemplate {
+    /// A value without strings (number, bool, null) is sent as it is.
+    Literal(Value),
+    /// A string template: renders to a JSON string.
+    String(Template),
+    /// An array of templates.
+    Array(Vec<JsonTemplate>),
+    /// An object whose keys are templates too.
+    Object(Vec<(Template, JsonTemplate)>),
+}
+
+/// A webhook ready to deliver: the definition and its templates parsed. Shared by reference through the index.
+#[derive(Debug)]
+pub struct CompiledWebhook {
+    /// The webhook.
+    pub id: WebhookId,
+    /// Its group.
+    pub group_id: GroupId,
+    /// The definition as stored.
+    pub definition: WebhookDefinition,
+    /// The devices it is limited to (empty: every device of the group).
+    pub devices: Vec<DeviceId>,
+    /// The method.
+    pub method: http::Method,
+    /// The URL template.
+    pub url: FieldTemplate,
+    /// The `json` field.
+    pub json: Option<CompiledJson>,
+    /// The `form` fields.
+    pub form: Option<Vec<(FieldTemplate, FieldTemplate)>>,
+    /// The `query` fields.
+    pub query: Vec<(FieldTemplate, FieldTemplate)>,
+    /// The `body` template.
+    pub body: Option<FieldTemplate>,
+    /// Header names and values.
+    pub headers: Vec<(FieldTemplate, FieldTemplate)>,
+    /// Basic credentials.
+    pub auth: Option<(FieldTemplate, FieldTemplate)>,
+    /// Whether the defaults are merged in.
+    pub add_defaults: bool,
+    /// `responseTemplate`.
+    pub response_template: Option<FieldTemplate>,
+    /// `responseTopic`.
+    pub response_topic: Option<FieldTemplate>,
+    /// `errorResponseTopic`.
+    pub error_response_topic: Option<FieldTemplate>,
+    /// Responses go only to the triggering device.
+    pub only_triggering_device: bool,
+    /// TLS certificates are verified.
+    pub verify_tls: bool,
+}
+
+impl CompiledWebhook {
+    /// Validates a definition and parses its templates. Every refusal names the field at fault.
+    pub fn compile(
+        id: WebhookId,
+        group_id: GroupId,
+        definition: WebhookDefinition,
+    ) -> Result<CompiledWebhook, DefinitionError> {
+        let dialect = match definition.dialect.unwrap_or_default() {
+            DialectName::Mustache => Dialect::Mustache,
+            DialectName::Blynk => Dialect::Blynk,
+        };
+        let parse = |field: &str, source: &str| -> Result<FieldTemplate, DefinitionError> {
+            Template::parse(source, dialect)
+                .map(|template| FieldTemplate {
+                    field: field.into(),
+                    template,
+                })
+                .map_err(|error| DefinitionError::new(field, error.to_string()))
+        };
+
+        if definition.event.len() > crate::event::MAX_NAME_BYTES {
+            return Err(DefinitionError::new("event", "must be at most 64 bytes"));
+        }
+        if definition
+            .name
+            .as_ref()
+            .is_some_and(|name| name.chars().count() > 200)
+        {
+            return Err(DefinitionError::new(
+                "name",
+                "must be at most 200 characters",
+            ));
+        }
+        let bodies = [
+            definition.json.is_some(),
+            definition.form.is_some(),
+            definition.body.is_some(),
+        ];
+        if bodies.iter().filter(|present| **present).count() > 1 {
+            return Err(DefinitionError::new(
+                "json",
+                "json, form and body are mutually exclusive: give at most one",
+            ));
+        }
+
+        let url = parse("url", &definition.url)?;
+        validate_url(&url.template)?;
+
+        let mut devices = Vec::new();
+        if let Some(device) = &definition.device_id {
+            devices.push(
+                DeviceId::parse(device)
+                    .map_err(|error| DefinitionError::new("deviceID", error.to_string()))?,
+            );
+        }
+        for (index, device) in definition.devices.iter().flatten().enumerate() {
+            let device = DeviceId::parse(device).map_err(|error| {
+                DefinitionError::new(format!("x-devices.{index}"), error.to_string())
+            })?;
+            if !devices.contains(&device) {
+                devices.push(device);
+            }
+        }
+
+        let json = match &definition.json {
+            None => None,
+            Some(JsonField::Template(source)) => Some(CompiledJson::Text(parse("json", source)?)),
+            Some(JsonField::Object(map)) => Some(CompiledJson::Value(compile_json(
+                &Value::Object(map.clone()),
+                "json",
+                dialect,
+            )?)),
+        };
+        let form = definition
+            .form
+            .as_ref()
+            .map(|map| compile_pairs(map, "form", &parse))
+            .transpose()?;
+        let query = definition
+            .query
+            .as_ref()
+            .map(|map| compile_pairs(map, "query", &parse))
+            .transpose()?
+            .unwrap_or_default();
+        let body = definition
+            .body
+            .as_deref()
+            .map(|source| parse("body", source))
+            .transpose()?;
+        let headers = definition
+            .headers
+            .as_ref()
+            .map(|map| compile_pairs(map, "headers", &parse))
+            .transpose()?
+            .unwrap_or_default();
+        for (name, _) in &headers {
+            if name.template.is_static()
+                && http::HeaderName::from_bytes(name.template.source().as_bytes()).is_err()
+            {
+                return Err(DefinitionError::new(
+                    &*name.field,
+                    "not a valid header name",
+                ));
+            }
+        }
+        let auth = definition
+            .auth
+            .as_ref()
+            .map(|auth| {
+                Ok::<_, DefinitionError>((
+                    parse("auth.username", &auth.username)?,
+                    parse("auth.password", &auth.password)?,
+                ))
+            })
+            .transpose()?;
+        let response_template = definition
+            .response_template
+            .as_deref()
+            .map(|source| parse("responseTemplate", source))
+            .transpose()?;
+        let response_topic = definition
+            .response_topic
+            .as_deref()
+            .map(|source| parse("responseTopic", source))
+            .transpose()?;
+        let error_response_topic = definition
+            .error_response_topic
+            .as_deref()
+            .map(|source| parse("errorResponseTopic", source))
+            .transpose()?;
+
+        Ok(CompiledWebhook {
+            id,
+            group_id,
+            devices,
+            method: definition.request_type.unwrap_or_default().method(),
+            url,
+            json,
+            form,
+            query,
+            body,
+            headers,
+            auth,
+            add_defaults: !definition.no_defaults.unwrap_or(false),
+            response_template,
+            response_topic,
+            error_response_topic,
+            only_triggering_device: definition.only_triggering_device.unwrap_or(true),
+            verify_tls: definition.reject_unauthorized.unwrap_or(true),
+            definition,
+        })
+    }
+
+    /// True when an event of this name from this device triggers the webhook.
+    pub fn matches(&self, name: &str, device_id: Option<&DeviceId>) -> bool {
+        self.definition.is_enabled()
+            && name.starts_with(self.definition.event.as_str())
+            && (self.devices.is_empty()
+                || device_id.is_some_and(|device| self.devices.contains(device)))
+            && !crate::event::is_hook_event(name)
+    }
+}
+
+/// Refuses URLs whose static part is not `http://` or `https://` followed by a host, or that do not parse when
+/// they have no template at all.
+fn validate_url(url: &Template) -> Result<(), DefinitionError> {
+    let prefix = url.static_prefix();
+    let lower = prefix.to_ascii_lowercase();
+    let rest = ["https://", "http://"]
+        .iter()
+        .find_map(|scheme| lower.strip_prefix(scheme));
+    let Some(rest) = rest else {
+        return Err(DefinitionError::new(
+            "url",
+            "must start with http:// or https://",
+        ));
+    };
+    if url.is_static() {
+        if rest.is_empty() || rest.starts_with('/') {
+            return Err(DefinitionError::new("url", "has no host"));
+        }
+        let uri: http::Uri = url
+            .source()
+            .parse()
+            .map_err(|error| DefinitionError::new("url", format!("not a valid URL: {error}")))?;
+        if uri.host().is_none_or(str::is_empty) {
+            return Err(DefinitionError::new("url", "has no host"));
+        }
+    }
+    Ok(())
+}
+
+type Parse<'a> = dyn Fn(&str, &str) -> Result<FieldTemplate, DefinitionError> + 'a;
+
+fn compile_pairs(
+    map: &Map<String, Value>,
+    field: &str,
+    parse: &Parse<'_>,
+) -> Result<Vec<(FieldTemplate, FieldTemplate)>, DefinitionError> {
+    map.iter()
+        .map(|(key, value)| {
+            let path = format!("{field}.{key}");
+            let value = match value {
+                Value::String(text) => text.clone(),
+                Value::Number(number) => number.to_string(),
+                Value::Bool(flag) => flag.to_string(),
+                _ => {
+                    return Err(DefinitionError::new(
+                        path,
+                        "must be a string, a number or a boolean",
+                    ));
+                }
+            };
+            Ok((parse(&path, key)?, parse(&path, &value)?))
+        })
+        .collect()
+}
+
+fn compile_json(
+    value: &Value,
+    path: &str,
+    dialect: Dialect,
+) -> Result<JsonTemplate, DefinitionError> {
+    let parse = |path: &str, source: &str| {
+        Template::parse(source, dialect)
+            .map_err(|error| DefinitionError::new(path, error.to_string()))
+    };
+    Ok(match value {
+        Value::String(source) => JsonTemplate::String(parse(path, source)?),
+        Value::Array(items) => JsonTemplate::Array(
+            items
+                .iter()
+                .enumerate()
+                .map(|(index, item)| compile_json(item, &format!("{path}.{index}"), dialect))
+                .collect::<Result<_, _>>()?,
+        ),
+        Value::Object(map) => JsonTemplate::Object(
+            map.iter()
+                .map(|(key, item)| {
+                    let child = format!("{path}.{key}");
+                    Ok((parse(&child, key)?, compile_json(item, &child, dialect)?))
+                })
+                .collect::<Result<_, DefinitionError>>()?,
+        ),
+        literal => JsonTemplate::Literal(literal.clone()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn compile(json: &str) -> Result<CompiledWebhook, DefinitionError> {
+        CompiledWebhook::compile(
+            WebhookId::generate(),
+            GroupId::generate(),
+            WebhookDefinition::from_json(json)?,
+        )
+    }
+
+    #[test]
+    fn a_particle_definition_round_trips_unchanged() {
+        let text = r#"{"event":"temp","url":"https://example.com/x","requestType":"GET","mydevices":true,"query":{"a":"{{{b}}}"},"x-metadata":{"k":"v"}}"#;
+        let definition = WebhookDefinition::from_json(text).unwrap();
+        let exported = definition.to_json();
+        assert_eq!(WebhookDefinition::from_json(&exported).unwrap(), definition);
+        let as_value = |text: &str| serde_json::from_str::<Value>(text).unwrap();
+        assert_eq!(
+            as_value(&exported),
+            as_value(text),
+            "nothing added, nothing lost"
+        );
+    }
+
+    #[test]
+    fn unknown_and_missing_fields_are_refused_by_name() {
+        let error =
+            WebhookDefinition::from_json(r#"{"event":"a","url":"http://x/","colour":"red"}"#)
+                .unwrap_err();
+        assert_eq!(error.field, "colour");
+        let error = WebhookDefinition::from_json(r#"{"event":"a"}"#).unwrap_err();
+        assert_eq!(error.field, "url");
+    }
+
+    #[test]
+    fn json_form_and_body_are_mutually_exclusive() {
+        let error =
+            compile(r#"{"event":"a","url":"http://x/","json":{"a":"b"},"body":"x"}"#).unwrap_err();
+        assert!(error.to_string().contains("mutually exclusive"), "{error}");
+    }
+
+    #[test]
+    fn bad_urls_templates_methods_and_headers_are_refused_naming_the_field() {
+        assert_eq!(
+            compile(r#"{"event":"a","url":"ftp://x/"}"#)
+                .unwrap_err()
+                .field,
+            "url"
+        );
+        assert_eq!(
+            compile(r#"{"event":"a","url":"{{{host}}}/x"}"#)
+                .unwrap_err()
+                .field,
+            "url"
+        );
+        assert_eq!(
+            compile(r#"{"event":"a","url":"http:///x"}"#)
+                .unwrap_err()
+                .field,
+            "url"
+        );
+        assert!(compile(r#"{"event":"a","url":"http://x/{{{PARTICLE_DEVICE_ID}}}"}"#).is_ok());
+        assert_eq!(
+            compile(r#"{"event":"a","url":"http://x/","body":"{{#a}}"}"#)
+                .unwrap_err()
+                .field,
+            "body"
+        );
+        assert_eq!(
+            compile(r#"{"event":"a","url":"http://x/","form":{"k":"{{x"}}"#)
+                .unwrap_err()
+                .field,
+            "form.k"
+        );
+        assert_eq!(
+            compile(r#"{"event":"a","url":"http://x/","headers":{"Bad Name":"v"}}"#)
+                .unwrap_err()
+                .field,
+            "headers.Bad Name"
+        );
+        assert_eq!(
+            WebhookDefinition::from_json(
+                r#"{"event":"a","url":"http://x/","requestType":"FETCH"}"#
+            )
+            .unwrap_err()
+            .field,
+            "definition"
+        );
+        assert_eq!(
+            compile(r#"{"event":"a","url":"http://x/","deviceID":"abc"}"#)
+                .unwrap_err()
+                .field,
+            "deviceID"
+        );
+    }
+
+    #[test]
+    fn matching_is_a_case_sensitive_prefix_with_an_optional_device_filter() {
+        let device = DeviceId::generate();
+        let other = DeviceId::generate();
+        let webhook = compile(&format!(
+            r#"{{"event":"temp","url":"http://x/","deviceID":"{device}"}}"#
+        ))
+        .unwrap();
+        assert!(webhook.matches("temperature", Some(&device)));
+        assert!(!webhook.matches("Temp", Some(&device)));
+        assert!(!webhook.matches("high_temp", Some(&device)));
+        assert!(!webhook.matches("temp", Some(&other)));
+        let everything = compile(r#"{"event":"","url":"http://x/"}"#).unwrap();
+        assert!(everything.matches("anything", None));
+        assert!(!everything.matches("hook-sent/anything", None));
+        let disabled = compile(r#"{"event":"temp","url":"http://x/","disabled":true}"#).unwrap();
+        assert!(!disabled.matches("temp", None));
+    }
+}

@@ -1,0 +1,135 @@
+//! The webhook index: for each group, an immutable snapshot of its compiled webhooks, swapped atomically when a
+//! webhook changes. Matching an event takes no lock and sends no message: a device actor loads the snapshot
+//! (one atomic load) and scans its group's entries, which are sorted by prefix.
+
+use crate::definition::CompiledWebhook;
+use crate::ids::{DeviceId, GroupId, WebhookId};
+use arc_swap::ArcSwap;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// The webhooks of one group, sorted by event prefix.
+#[derive(Debug, Default)]
+pub struct GroupIndex {
+    webhooks: Vec<Arc<CompiledWebhook>>,
+}
+
+impl GroupIndex {
+    /// Builds a group's index.
+    pub fn new(mut webhooks: Vec<Arc<CompiledWebhook>>) -> Self {
+        webhooks.sort_by(|a, b| {
+            a.definition
+                .event
+                .cmp(&b.definition.event)
+                .then_with(|| a.id.cmp(&b.id))
+        });
+        GroupIndex { webhooks }
+    }
+
+    /// Appends to `out` every webhook that an event of this name from this device triggers.
+    pub fn matching_into(
+        &self,
+        name: &str,
+        device_id: Option<&DeviceId>,
+        out: &mut Vec<Arc<CompiledWebhook>>,
+    ) {
+        // Prefixes sort before every name they are a prefix of, so the scan can stop at the first prefix that
+        // sorts after the name.
+        for webhook in &self.webhooks {
+            if webhook.definition.event.as_str() > name {
+                break;
+            }
+            if webhook.matches(name, device_id) {
+                out.push(webhook.clone());
+            }
+        }
+    }
+
+    /// The group's webhooks.
+    pub fn webhooks(&self) -> &[Arc<CompiledWebhook>] {
+        &self.webhooks
+    }
+}
+
+/// Every group's webhooks.
+#[derive(Debug, Default)]
+pub struct WebhookIndex {
+    groups: ArcSwap<HashMap<GroupId, Arc<GroupIndex>>>,
+}
+
+impl WebhookIndex {
+    /// The current snapshot of a group.
+    pub fn group(&self, group_id: &GroupId) -> Option<Arc<GroupIndex>> {
+        self.groups.load().get(group_id).cloned()
+    }
+
+    /// Replaces a group's webhooks (an admin change: the map is copied, then swapped in).
+    pub fn replace_group(&self, group_id: &GroupId, webhooks: Vec<Arc<CompiledWebhook>>) {
+        let index = Arc::new(GroupIndex::new(webhooks));
+        self.groups.rcu(|groups| {
+            let mut groups = HashMap::clone(groups);
+            groups.insert(group_id.clone(), index.clone());
+            groups
+        });
+    }
+
+    /// Forgets a group.
+    pub fn remove_group(&self, group_id: &GroupId) {
+        self.groups.rcu(|groups| {
+            let mut groups = HashMap::clone(groups);
+            groups.remove(group_id);
+            groups
+        });
+    }
+
+    /// Finds a webhook by id (admin and recovery paths only: it scans).
+    pub fn find(&self, webhook_id: &WebhookId) -> Option<Arc<CompiledWebhook>> {
+        self.groups
+            .load()
+            .values()
+            .flat_map(|group| group.webhooks.iter())
+            .find(|webhook| &webhook.id == webhook_id)
+            .cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::definition::WebhookDefinition;
+
+    fn webhook(group: &GroupId, event: &str) -> Arc<CompiledWebhook> {
+        let definition = WebhookDefinition {
+            event: event.into(),
+            url: "http://x/".into(),
+            ..Default::default()
+        };
+        Arc::new(
+            CompiledWebhook::compile(WebhookId::generate(), group.clone(), definition).unwrap(),
+        )
+    }
+
+    #[test]
+    fn matching_finds_every_prefix_of_the_name_and_nothing_else() {
+        let group = GroupId::generate();
+        let index = WebhookIndex::default();
+        index.replace_group(
+            &group,
+            vec![
+                webhook(&group, "temp"),
+                webhook(&group, ""),
+                webhook(&group, "te"),
+                webhook(&group, "tex"),
+            ],
+        );
+        let mut out = Vec::new();
+        index
+            .group(&group)
+            .unwrap()
+            .matching_into("temperature", None, &mut out);
+        let mut prefixes: Vec<_> = out.iter().map(|w| w.definition.event.clone()).collect();
+        prefixes.sort();
+        assert_eq!(prefixes, ["", "te", "temp"]);
+        assert!(index.group(&GroupId::generate()).is_none());
+    }
+}

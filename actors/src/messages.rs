@@ -1,0 +1,38 @@
+//! Messages that more than one actor handles or sends.
+
+use crate::definition::CompiledWebhook;
+use crate::event::SharedEvent;
+use crate::host::AttemptOutcome;
+use crate::ids::DeliveryId;
+use crate::request::RenderedRequest;
+use actix::Message;
+use std::sync::Arc;
+
+/// Deliver one event to one webhook (device actor or recovery -> webhook actor).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Dispatch {
+    /// The delivery, stable across attempts (the `webhook-id` of signed requests).
+    pub delivery_id: DeliveryId,
+    /// The webhook as it was when the event matched.
+    pub webhook: Arc<CompiledWebhook>,
+    /// The event.
+    pub event: SharedEvent,
+    /// The event's template context, built once per event and shared by every webhook it matched.
+    pub context: Arc<serde_json::Value>,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+}
+
+/// Send a request and report how it went (webhook actor -> host actor).
+#[derive(Debug, Message)]
+#[rtype(result = "AttemptOutcome")]
+pub struct Execute {
+    /// The request.
+    pub request: RenderedRequest,
+}
+
+/// End a device session (supervisor -> device actor), for example because the device was deleted.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Disconnect;

@@ -1,0 +1,371 @@
+//! Builds the HTTP request of one delivery from a compiled webhook and an event, as Particle does: the render
+//! context, the default fields, `json`/`form`/`body`/GET query, headers, Basic auth and the User-Agent.
+
+use crate::definition::{CompiledJson, CompiledWebhook, FieldTemplate, JsonTemplate};
+use crate::event::Event;
+use crate::ids::DeviceId;
+use base64::Engine as _;
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use serde_json::{Map, Value};
+use std::sync::Arc;
+
+/// The `User-Agent` of every request.
+pub const USER_AGENT: &str = concat!("hookwire/", env!("CARGO_PKG_VERSION"), " (+webhooks)");
+
+/// What a device tells about itself to templates: the `PRODUCT_*` variables.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeviceProfile {
+    /// The device.
+    pub id: Option<DeviceId>,
+    /// `PRODUCT_ID`.
+    pub product_id: String,
+    /// `PRODUCT_VERSION`.
+    pub firmware_version: String,
+    /// `PRODUCT_USER_ID`.
+    pub owner: String,
+}
+
+/// A request ready to send.
+#[derive(Debug, Clone)]
+pub struct RenderedRequest {
+    /// The method.
+    pub method: http::Method,
+    /// The absolute URL.
+    pub uri: http::Uri,
+    /// The headers.
+    pub headers: HeaderMap,
+    /// The body (empty for GET).
+    pub body: Bytes,
+}
+
+/// Why a request could not be rendered: a delivery error of class `RENDER`, never a panic.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct RenderError {
+    /// The webhook field whose rendering failed.
+    pub field: Arc<str>,
+    /// Why.
+    pub reason: String,
+}
+
+fn render_error(field: &FieldTemplate, reason: impl Into<String>) -> RenderError {
+    RenderError {
+        field: field.field.clone(),
+        reason: reason.into(),
+    }
+}
+
+/// Builds the template context of an event: the event data's keys when it is a JSON object, overlaid with the
+/// predefined variables (which win, so that data cannot spoof `PARTICLE_DEVICE_ID`).
+pub fn render_context(event: &Event, profile: &DeviceProfile) -> Value {
+    let mut context = match serde_json::from_str::<Value>(&event.data) {
+        Ok(Value::Object(map)) if event.data.trim_start().starts_with('{') => map,
+        _ => Map::new(),
+    };
+    let device_id = event.device_id.as_ref().map_or("api", DeviceId::as_str);
+    let predefined = [
+        ("PARTICLE_DEVICE_ID", device_id.to_owned()),
+        ("PARTICLE_EVENT_NAME", event.name.clone()),
+        ("PARTICLE_EVENT_VALUE", event.data.clone()),
+        ("PARTICLE_PUBLISHED_AT", event.published_at()),
+        ("PARTICLE_EVENT_ID", event.id.to_string()),
+        ("PRODUCT_ID", profile.product_id.clone()),
+        ("PRODUCT_USER_ID", profile.owner.clone()),
+        ("PRODUCT_VERSION", profile.firmware_version.clone()),
+        (
+            "PARTICLE_EVENT_JSON",
+            Value::String(event.data.clone()).to_string(),
+        ),
+        (
+            "PARTICLE_EVENT_BASE64",
+            base64::engine::general_purpose::STANDARD.encode(&event.data),
+        ),
+    ];
+    for (key, value) in predefined {
+        context.insert(key.to_owned(), Value::String(value));
+    }
+    Value::Object(context)
+}
+
+/// The four default fields, in Particle's order.
+fn default_fields(event: &Event) -> [(&'static str, String); 4] {
+    [
+        ("event", event.name.clone()),
+        ("data", event.data.clone()),
+        ("published_at", event.published_at()),
+        (
+            "coreid",
+            event
+                .device_id
+                .as_ref()
+                .map_or_else(|| "api".to_owned(), ToString::to_string),
+        ),
+    ]
+}
+
+/// Builds the request for one delivery.
+pub fn build_request(
+    webhook: &CompiledWebhook,
+    event: &Event,
+    context: &Value,
+) -> Result<RenderedRequest, RenderError> {
+    let render = |template: &FieldTemplate| template.template.render(context);
+    let is_get = webhook.method == http::Method::GET;
+    let mut headers = HeaderMap::new();
+    headers.insert(header::USER_AGENT, HeaderValue::from_static(USER_AGENT));
+
+    // Query string: the webhook's `query`, then for GET the form fields and the defaults.
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    let mut has_query = false;
+    let mut append_pairs =
+        |pairs: &[(FieldTemplate, FieldTemplate)],
+         query: &mut form_urlencoded::Serializer<String>| {
+            for (key, value) in pairs {
+                query.append_pair(&render(key), &render(value));
+                has_query = true;
+            }
+        };
+    append_pairs(&webhook.query, &mut query);
+
+    let mut body = Bytes::new();
+    if is_get {
+        if let Some(form) = &webhook.form {
+            append_pairs(form, &mut query);
+        }
+        if webhook.add_defaults {
+            for (key, value) in default_fields(event) {
+                query.append_pair(key, &value);
+                has_query = true;
+            }
+        }
+    } else if let Some(json) = &webhook.json {
+        body = render_json_body(json, webhook.add_defaults, event, context)?;
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+    } else if let Some(template) = &webhook.body {
+        body = Bytes::from(render(template));
+    } else if webhook.form.is_some() || webhook.add_defaults {
+        let mut form = form_urlencoded::Serializer::new(String::new());
+        let mut names = Vec::new();
+        for (key, value) in webhook.form.iter().flatten() {
+            let key = render(key);
+            form.append_pair(&key, &render(value));
+            names.push(key);
+        }
+        if webhook.add_defaults {
+            for (key, value) in default_fields(event) {
+                if !names.iter().any(|name| name == key) {
+                    form.append_pair(key, &value);
+                }
+            }
+        }
+        body = Bytes::from(form.finish());
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-www-form-urlencoded"),
+        );
+    }
+
+    if let Some((username, password)) = &webhook.auth {
+        let credentials = format!("{}:{}", render(username), render(password));
+        let value = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(credentials)
+        );
+        let value = HeaderValue::try_from(value)
+            .map_err(|_| render_error(username, "rendered to an invalid header value"))?;
+        headers.insert(header::AUTHORIZATION, value);
+    }
+    for (name, value) in &webhook.headers {
+        let header_name = HeaderName::from_bytes(render(name).as_bytes())
+            .map_err(|_| render_error(name, "rendered to an invalid header name"))?;
+        let header_value = HeaderValue::try_from(render(value))
+            .map_err(|_| render_error(value, "rendered to an invalid header value"))?;
+        headers.insert(header_name, header_value);
+    }
+
+    let mut url = render(&webhook.url);
+    if has_query {
+        url.push(if url.contains('?') { '&' } else { '?' });
+        url.push_str(&query.finish());
+    }
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|error| render_error(&webhook.url, format!("not a valid URL: {error}")))?;
+    if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none_or(str::is_empty) {
+        return Err(render_error(
+            &webhook.url,
+            "must be an http or https URL with a host",
+        ));
+    }
+
+    Ok(RenderedRequest {
+        method: webhook.method.clone(),
+        uri,
+        headers,
+        body,
+    })
+}
+
+fn render_json_body(
+    json: &CompiledJson,
+    add_defaults: bool,
+    event: &Event,
+    context: &Value,
+) -> Result<Bytes, RenderError> {
+    let mut value = match json {
+        CompiledJson::Value(template) => render_json(template, context),
+        CompiledJson::Text(template) => {
+            let text = template.template.render(context);
+            if !add_defaults {
+                return Ok(Bytes::from(text));
+            }
+            serde_json::from_str(&text).map_err(|error| {
+                render_error(template, format!("did not render to JSON: {error}"))
+            })?
+        }
+    };
+    if add_defaults {
+        if let Value::Object(map) = &mut value {
+            for (key, field) in default_fields(event) {
+                map.entry(key).or_insert(Value::String(field));
+            }
+        }
+    }
+    Ok(Bytes::from(serde_json::to_vec(&value).unwrap_or_default()))
+}
+
+fn render_json(template: &JsonTemplate, context: &Value) -> Value {
+    match template {
+        JsonTemplate::Literal(value) => value.clone(),
+        JsonTemplate::String(template) => Value::String(template.render(context)),
+        JsonTemplate::Array(items) => Value::Array(
+            items
+                .iter()
+                .map(|item| render_json(item, context))
+                .collect(),
+        ),
+        JsonTemplate::Object(entries) => Value::Object(
+            entries
+                .iter()
+                .map(|(key, item)| (key.render(context), render_json(item, context)))
+                .collect(),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::definition::WebhookDefinition;
+    use crate::ids::{GroupId, WebhookId};
+
+    fn build(definition: &str, name: &str, data: &str) -> (RenderedRequest, Event) {
+        let webhook = CompiledWebhook::compile(
+            WebhookId::generate(),
+            GroupId::generate(),
+            WebhookDefinition::from_json(definition).unwrap(),
+        )
+        .unwrap();
+        let event = Event::new(
+            GroupId::generate(),
+            Some(DeviceId::generate()),
+            name.into(),
+            data.into(),
+            0,
+        );
+        let context = render_context(&event, &DeviceProfile::default());
+        (build_request(&webhook, &event, &context).unwrap(), event)
+    }
+
+    #[test]
+    fn the_default_request_is_a_form_post_of_the_four_fields() {
+        let (request, event) = build(
+            r#"{"event":"demo","url":"http://sink/"}"#,
+            "demo",
+            "my data",
+        );
+        assert_eq!(request.method, http::Method::POST);
+        assert_eq!(
+            request.headers[header::CONTENT_TYPE],
+            "application/x-www-form-urlencoded"
+        );
+        let expected = format!(
+            "event=demo&data=my+data&published_at={}&coreid={}",
+            event.published_at().replace(':', "%3A"),
+            event.device_id.unwrap()
+        );
+        assert_eq!(request.body, expected);
+        assert!(
+            request.headers[header::USER_AGENT]
+                .to_str()
+                .unwrap()
+                .starts_with("hookwire/")
+        );
+    }
+
+    #[test]
+    fn predefined_variables_win_over_data_keys() {
+        let (request, event) = build(
+            r#"{"event":"x","url":"http://sink/","body":"{{{PARTICLE_DEVICE_ID}}}"}"#,
+            "x",
+            r#"{"PARTICLE_DEVICE_ID":"spoof"}"#,
+        );
+        assert_eq!(request.body, event.device_id.unwrap().to_string());
+    }
+
+    #[test]
+    fn get_has_no_body_and_puts_defaults_and_query_in_the_url() {
+        let (request, _) = build(
+            r#"{"event":"x","url":"http://sink/g?a=1","requestType":"GET","query":{"k":"{{{v}}}"}}"#,
+            "x",
+            r#"{"v":"a b"}"#,
+        );
+        assert!(request.body.is_empty());
+        let query = request.uri.query().unwrap();
+        assert!(query.starts_with("a=1&k=a+b&event=x&data="), "{query}");
+    }
+
+    #[test]
+    fn a_json_string_template_with_defaults_must_render_to_json() {
+        let webhook = CompiledWebhook::compile(
+            WebhookId::generate(),
+            GroupId::generate(),
+            WebhookDefinition::from_json(
+                r#"{"event":"x","url":"http://sink/","json":"{{{PARTICLE_EVENT_VALUE}}}"}"#,
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        let event = Event::new(GroupId::generate(), None, "x".into(), "not json".into(), 0);
+        let error = build_request(
+            &webhook,
+            &event,
+            &render_context(&event, &DeviceProfile::default()),
+        )
+        .unwrap_err();
+        assert_eq!(&*error.field, "json");
+    }
+
+    #[test]
+    fn a_url_that_renders_without_a_host_is_a_render_error() {
+        let webhook = CompiledWebhook::compile(
+            WebhookId::generate(),
+            GroupId::generate(),
+            WebhookDefinition::from_json(r#"{"event":"x","url":"http://{{{h}}}/"}"#).unwrap(),
+        )
+        .unwrap();
+        let event = Event::new(GroupId::generate(), None, "x".into(), "{}".into(), 0);
+        let error = build_request(
+            &webhook,
+            &event,
+            &render_context(&event, &DeviceProfile::default()),
+        )
+        .unwrap_err();
+        assert_eq!(&*error.field, "url");
+    }
+}
