@@ -1,0 +1,146 @@
+//! The device service: `Connect` hands the session to a device actor; `Publish` runs the same publish path for a
+//! single event and answers once it is durable.
+
+use crate::Kernel;
+use futures::{Stream, StreamExt};
+use hookwire_actors::device::prepare_publish;
+use hookwire_actors::event::PublishError;
+use hookwire_actors::journal::{AckTarget, JournalEntry};
+use hookwire_actors::supervisor::DeviceSession;
+use hookwire_proto::v1 as proto;
+use hookwire_proto::v1::device_service_server::DeviceService;
+use hookwire_proto::v1::{KernelMessage, kernel_message};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use tonic::{Request, Response, Status, Streaming};
+
+/// The device service.
+#[derive(Debug, Clone)]
+pub struct DeviceApi {
+    kernel: Arc<Kernel>,
+}
+
+impl DeviceApi {
+    /// Serves `kernel`.
+    pub fn new(kernel: Arc<Kernel>) -> Self {
+        DeviceApi { kernel }
+    }
+}
+
+/// What a device session streams back.
+pub type SessionStream = Pin<Box<dyn Stream<Item = Result<KernelMessage, Status>> + Send>>;
+
+fn publish_status(error: PublishError) -> Status {
+    error.code().status(error.to_string())
+}
+
+/// Merges a session's acks and subscribed events into one stream. It ends when the device actor stops (its
+/// outbound channel closes); dropped events are reported with an `Overflow` before the next event.
+fn session_stream(session: DeviceSession) -> SessionStream {
+    struct State {
+        session: DeviceSession,
+        events_open: bool,
+        pending: Option<KernelMessage>,
+    }
+    let state = State {
+        session,
+        events_open: true,
+        pending: None,
+    };
+    Box::pin(futures::stream::unfold(state, |mut state| async move {
+        if let Some(message) = state.pending.take() {
+            return Some((Ok(message), state));
+        }
+        loop {
+            tokio::select! {
+                biased;
+                message = state.session.outbound.recv() => return message.map(|message| (Ok(message), state)),
+                event = state.session.events.recv(), if state.events_open => {
+                    let Some(event) = event else {
+                        state.events_open = false;
+                        continue;
+                    };
+                    let message = KernelMessage { kind: Some(kernel_message::Kind::Event(event.to_proto())) };
+                    let num_dropped = state.session.num_dropped.swap(0, Ordering::Relaxed);
+                    if num_dropped == 0 {
+                        return Some((Ok(message), state));
+                    }
+                    state.pending = Some(message);
+                    let overflow = KernelMessage { kind: Some(kernel_message::Kind::Overflow(proto::Overflow { num_dropped })) };
+                    return Some((Ok(overflow), state));
+                }
+            }
+        }
+    }))
+}
+
+#[tonic::async_trait]
+impl DeviceService for DeviceApi {
+    type ConnectStream = SessionStream;
+
+    async fn connect(
+        &self,
+        request: Request<Streaming<proto::DeviceMessage>>,
+    ) -> Result<Response<Self::ConnectStream>, Status> {
+        let device = self
+            .kernel
+            .devices
+            .authenticate(&self.kernel.store, request.metadata())
+            .await?;
+        let inbound = request
+            .into_inner()
+            .take_while(|message| futures::future::ready(message.is_ok()))
+            .filter_map(|message| futures::future::ready(message.ok()))
+            .boxed();
+        let session =
+            self.kernel
+                .services
+                .supervisor
+                .start_device(device.profile, device.group_id, inbound);
+        Ok(Response::new(session_stream(session)))
+    }
+
+    async fn publish(
+        &self,
+        request: Request<proto::PublishRequest>,
+    ) -> Result<Response<proto::PublishAck>, Status> {
+        let device = self
+            .kernel
+            .devices
+            .authenticate(&self.kernel.store, request.metadata())
+            .await?;
+        let services = &self.kernel.services;
+        let prepared = prepare_publish(
+            services,
+            &device.profile,
+            &device.group_id,
+            request.into_inner(),
+            &mut Vec::new(),
+        )
+        .map_err(publish_status)?;
+        let ack = proto::PublishAck {
+            seq: 0,
+            event_id: prepared.record.event.id.to_string(),
+            num_deliveries: u32::try_from(prepared.record.deliveries.len()).unwrap_or(u32::MAX),
+        };
+        let (reply, durable) = tokio::sync::oneshot::channel();
+        let entry = JournalEntry::Event {
+            record: prepared.record,
+            ack: AckTarget::Reply(reply),
+        };
+        if services.journal.append(entry).await.is_err() {
+            return Err(publish_status(PublishError::Unavailable(
+                "the kernel is shutting down".into(),
+            )));
+        }
+        prepared.launch.run(services);
+        match durable.await {
+            Ok(Ok(())) => Ok(Response::new(ack)),
+            Ok(Err(error)) => Err(publish_status(error)),
+            Err(_) => Err(publish_status(PublishError::Unavailable(
+                "the kernel is shutting down".into(),
+            ))),
+        }
+    }
+}

@@ -1,0 +1,47 @@
+//! The gRPC layer: adapters from protobuf messages to kernel operations and back. No business logic lives here:
+//! each handler authenticates, parses ids (naming the field at fault), calls the kernel, converts the answer.
+
+pub mod admin;
+pub mod device;
+
+use crate::store::devices::DeviceRow;
+use crate::store::groups::GroupRow;
+use crate::store::webhooks::WebhookRow;
+use hookwire_actors::time::iso8601_ms;
+use hookwire_proto::v1 as proto;
+
+impl From<GroupRow> for proto::Group {
+    fn from(group: GroupRow) -> Self {
+        proto::Group {
+            id: group.id.to_string(),
+            name: group.name,
+            created_at: iso8601_ms(group.created_at),
+        }
+    }
+}
+
+impl From<DeviceRow> for proto::Device {
+    fn from(device: DeviceRow) -> Self {
+        proto::Device {
+            id: device.id.to_string(),
+            group_id: device.group_id.to_string(),
+            name: device.name,
+            created_at: iso8601_ms(device.created_at),
+            product_id: device.product_id,
+            firmware_version: device.firmware_version,
+            owner: device.owner,
+        }
+    }
+}
+
+impl From<WebhookRow> for proto::Webhook {
+    fn from(webhook: WebhookRow) -> Self {
+        proto::Webhook {
+            id: webhook.id.to_string(),
+            group_id: webhook.group_id.to_string(),
+            definition_json: webhook.definition,
+            created_at: iso8601_ms(webhook.created_at),
+            updated_at: iso8601_ms(webhook.updated_at),
+        }
+    }
+}

@@ -1,0 +1,62 @@
+//! Recovery: after a start, every delivery the journal holds as pending (acked but not finished when the previous
+//! process stopped or crashed) is dispatched again with its original delivery id, in bounded pages.
+
+use crate::Kernel;
+use crate::store::journal::{drop_deliveries, pending_deliveries};
+use hookwire_actors::messages::Dispatch;
+use hookwire_actors::request::render_context;
+use std::sync::Arc;
+
+/// Deliveries loaded per page.
+const PAGE_SIZE: i64 = 1000;
+
+/// Dispatches every pending delivery again; returns how many.
+pub async fn redeliver_pending(kernel: Arc<Kernel>) -> usize {
+    let mut after = None;
+    let mut num_dispatched = 0;
+    loop {
+        let page = match pending_deliveries(kernel.store.pool(), after.as_ref(), PAGE_SIZE).await {
+            Ok(page) => page,
+            Err(error) => {
+                tracing::error!(%error, "could not load pending deliveries; they will be retried at the next start");
+                return num_dispatched;
+            }
+        };
+        let Some(last) = page.last() else {
+            break;
+        };
+        after = Some(last.delivery_id.clone());
+        let mut orphans = Vec::new();
+        for pending in page {
+            let Some(webhook) = kernel.services.index.find(&pending.webhook_id) else {
+                orphans.push(pending.delivery_id);
+                continue;
+            };
+            let context = Arc::new(render_context(&pending.event, &pending.profile));
+            kernel
+                .services
+                .supervisor
+                .webhook(&webhook.id)
+                .do_send(Dispatch {
+                    delivery_id: pending.delivery_id,
+                    webhook,
+                    event: Arc::new(pending.event),
+                    context,
+                    attempt: pending.num_attempts + 1,
+                });
+            num_dispatched += 1;
+        }
+        if !orphans.is_empty() {
+            if let Err(error) = drop_deliveries(kernel.store.pool(), &orphans).await {
+                tracing::warn!(%error, "could not mark deliveries of deleted webhooks as dropped");
+            }
+        }
+    }
+    if num_dispatched > 0 {
+        tracing::info!(
+            num_dispatched,
+            "redelivering pending deliveries from before the restart"
+        );
+    }
+    num_dispatched
+}

@@ -1,0 +1,75 @@
+//! Groups.
+
+use super::StoreError;
+use hookwire_actors::ids::GroupId;
+use sqlx::{AnyPool, Row};
+
+/// A stored group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupRow {
+    /// The id.
+    pub id: GroupId,
+    /// The name.
+    pub name: String,
+    /// Creation time, epoch milliseconds.
+    pub created_at: i64,
+}
+
+fn from_row(row: &sqlx::any::AnyRow) -> Result<GroupRow, StoreError> {
+    Ok(GroupRow {
+        id: GroupId::from_trusted(row.try_get("id")?),
+        name: row.try_get("name")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+/// Inserts a group.
+pub async fn insert_group(pool: &AnyPool, group: &GroupRow) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO groups (id, name, created_at) VALUES ($1, $2, $3)")
+        .bind(group.id.as_str())
+        .bind(group.name.as_str())
+        .bind(group.created_at)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Gets a group.
+pub async fn get_group(pool: &AnyPool, id: &GroupId) -> Result<Option<GroupRow>, StoreError> {
+    let row = sqlx::query("SELECT id, name, created_at FROM groups WHERE id = $1")
+        .bind(id.as_str())
+        .fetch_optional(pool)
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// Lists every group, oldest first.
+pub async fn list_groups(pool: &AnyPool) -> Result<Vec<GroupRow>, StoreError> {
+    let rows = sqlx::query("SELECT id, name, created_at FROM groups ORDER BY id")
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(from_row).collect()
+}
+
+/// Deletes a group with its devices and webhooks; false when there was none.
+pub async fn delete_group(pool: &AnyPool, id: &GroupId) -> Result<bool, StoreError> {
+    let mut transaction = pool.begin().await?;
+    sqlx::query("DELETE FROM webhook_devices WHERE webhook_id IN (SELECT id FROM webhooks WHERE group_id = $1)")
+        .bind(id.as_str())
+        .execute(&mut *transaction)
+        .await?;
+    sqlx::query("DELETE FROM webhooks WHERE group_id = $1")
+        .bind(id.as_str())
+        .execute(&mut *transaction)
+        .await?;
+    sqlx::query("DELETE FROM devices WHERE group_id = $1")
+        .bind(id.as_str())
+        .execute(&mut *transaction)
+        .await?;
+    let result = sqlx::query("DELETE FROM groups WHERE id = $1")
+        .bind(id.as_str())
+        .execute(&mut *transaction)
+        .await?;
+    transaction.commit().await?;
+    Ok(result.rows_affected() > 0)
+}

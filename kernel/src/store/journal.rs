@@ -1,0 +1,213 @@
+//! The journal's SQL side: one transaction per batch, events, deliveries and attempts written with multi-row
+//! inserts, and the reload of unfinished deliveries at start.
+
+use super::{StoreError, insert_values_sql};
+use futures::future::BoxFuture;
+use hookwire_actors::event::Event;
+use hookwire_actors::ids::{DeliveryId, DeviceId, EventId, GroupId, WebhookId};
+use hookwire_actors::journal::{DeliveryStatus, JournalBatch, JournalError, JournalStore};
+use hookwire_actors::request::DeviceProfile;
+use hookwire_actors::time;
+use sqlx::{AnyPool, AssertSqlSafe, Row};
+
+/// Rows per multi-row INSERT, well under both databases' bound-parameter limits.
+const ROWS_PER_STATEMENT: usize = 256;
+
+/// The journal store over SQL.
+#[derive(Debug, Clone)]
+pub struct SqlJournal {
+    pool: AnyPool,
+}
+
+impl SqlJournal {
+    /// A journal writing to `pool`.
+    pub fn new(pool: AnyPool) -> Self {
+        SqlJournal { pool }
+    }
+
+    async fn write(&self, batch: &JournalBatch) -> Result<(), StoreError> {
+        let mut transaction = self.pool.begin().await?;
+        let now = time::now_ms();
+
+        for records in batch.events.chunks(ROWS_PER_STATEMENT) {
+            let sql = insert_values_sql(
+                "events (id, group_id, device_id, name, data, published_at, ttl)",
+                7,
+                records.len(),
+            );
+            let mut query = sqlx::query(AssertSqlSafe(sql));
+            for record in records {
+                let event = &record.event;
+                query = query
+                    .bind(event.id.as_str())
+                    .bind(event.group_id.as_str())
+                    .bind(event.device_id.as_ref().map(DeviceId::as_str))
+                    .bind(event.name.as_str())
+                    .bind(event.data.as_str())
+                    .bind(event.published_at_ms)
+                    .bind(i64::from(event.ttl));
+            }
+            query.execute(&mut *transaction).await?;
+        }
+
+        let deliveries: Vec<_> = batch
+            .events
+            .iter()
+            .flat_map(|record| {
+                record
+                    .deliveries
+                    .iter()
+                    .map(move |delivery| (record, delivery))
+            })
+            .collect();
+        for rows in deliveries.chunks(ROWS_PER_STATEMENT) {
+            let sql = insert_values_sql(
+                "deliveries (id, event_id, webhook_id, status, num_attempts, created_at, updated_at)",
+                7,
+                rows.len(),
+            );
+            let mut query = sqlx::query(AssertSqlSafe(sql));
+            for (record, delivery) in rows {
+                query = query
+                    .bind(delivery.id.as_str())
+                    .bind(record.event.id.as_str())
+                    .bind(delivery.webhook_id.as_str())
+                    .bind(DeliveryStatus::Pending as i64)
+                    .bind(0_i64)
+                    .bind(record.event.published_at_ms)
+                    .bind(record.event.published_at_ms);
+            }
+            query.execute(&mut *transaction).await?;
+        }
+
+        for attempts in batch.attempts.chunks(ROWS_PER_STATEMENT) {
+            let sql = insert_values_sql(
+                "attempts (delivery_id, webhook_id, event_id, attempt, started_at, duration_ms, request_method, request_url, \
+                 response_status, error_class, error_message, delivery_status)",
+                12,
+                attempts.len(),
+            );
+            let mut query = sqlx::query(AssertSqlSafe(sql));
+            for attempt in attempts {
+                query = query
+                    .bind(attempt.delivery_id.as_str())
+                    .bind(attempt.webhook_id.as_str())
+                    .bind(attempt.event_id.as_str())
+                    .bind(i64::from(attempt.attempt))
+                    .bind(attempt.started_at_ms)
+                    .bind(attempt.duration_ms)
+                    .bind(attempt.request_method.as_str())
+                    .bind(attempt.request_url.as_str())
+                    .bind(attempt.response_status.map(i64::from))
+                    .bind(attempt.error_class)
+                    .bind(attempt.error_message.as_deref())
+                    .bind(attempt.delivery_status as i64);
+            }
+            query.execute(&mut *transaction).await?;
+        }
+        for attempt in &batch.attempts {
+            sqlx::query("UPDATE deliveries SET status = $1, num_attempts = $2, updated_at = $3 WHERE id = $4")
+                .bind(attempt.delivery_status as i64)
+                .bind(i64::from(attempt.attempt))
+                .bind(now)
+                .bind(attempt.delivery_id.as_str())
+                .execute(&mut *transaction)
+                .await?;
+        }
+        transaction.commit().await?;
+        Ok(())
+    }
+}
+
+impl JournalStore for SqlJournal {
+    fn write_batch<'a>(
+        &'a self,
+        batch: &'a JournalBatch,
+    ) -> BoxFuture<'a, Result<(), JournalError>> {
+        Box::pin(async move {
+            self.write(batch)
+                .await
+                .map_err(|error| JournalError(error.to_string()))
+        })
+    }
+}
+
+/// An unfinished delivery, with its event and the device's profile, as recovery needs it.
+#[derive(Debug, Clone)]
+pub struct PendingDelivery {
+    /// The delivery.
+    pub delivery_id: DeliveryId,
+    /// Its webhook.
+    pub webhook_id: WebhookId,
+    /// Attempts made so far.
+    pub num_attempts: u32,
+    /// The event.
+    pub event: Event,
+    /// The publishing device's template variables.
+    pub profile: DeviceProfile,
+}
+
+/// Loads up to `limit` unfinished deliveries whose id sorts after `after` (keyset paging, oldest first).
+pub async fn pending_deliveries(
+    pool: &AnyPool,
+    after: Option<&DeliveryId>,
+    limit: i64,
+) -> Result<Vec<PendingDelivery>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT d.id AS delivery_id, d.webhook_id, d.num_attempts, e.id AS event_id, e.group_id, e.device_id, e.name, e.data, \
+                e.published_at, e.ttl, v.product_id, v.firmware_version, v.owner \
+         FROM deliveries d JOIN events e ON e.id = d.event_id LEFT JOIN devices v ON v.id = e.device_id \
+         WHERE d.status = 0 AND d.id > $1 ORDER BY d.id LIMIT $2",
+    )
+    .bind(after.map_or("", DeliveryId::as_str))
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let device_id: Option<String> = row.try_get("device_id")?;
+            let device_id = device_id.as_deref().map(DeviceId::from_trusted);
+            let text = |column: &str| {
+                row.try_get::<Option<String>, _>(column)
+                    .map(Option::unwrap_or_default)
+            };
+            Ok(PendingDelivery {
+                delivery_id: DeliveryId::from_trusted(row.try_get("delivery_id")?),
+                webhook_id: WebhookId::from_trusted(row.try_get("webhook_id")?),
+                num_attempts: u32::try_from(row.try_get::<i64, _>("num_attempts")?).unwrap_or(0),
+                profile: DeviceProfile {
+                    id: device_id.clone(),
+                    product_id: text("product_id")?,
+                    firmware_version: text("firmware_version")?,
+                    owner: text("owner")?,
+                },
+                event: Event {
+                    id: EventId::from_trusted(row.try_get("event_id")?),
+                    name: row.try_get("name")?,
+                    data: row.try_get("data")?,
+                    device_id,
+                    group_id: GroupId::from_trusted(row.try_get("group_id")?),
+                    published_at_ms: row.try_get("published_at")?,
+                    ttl: u32::try_from(row.try_get::<i64, _>("ttl")?).unwrap_or(0),
+                },
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(StoreError::from)
+}
+
+/// Marks deliveries whose webhook no longer exists as dropped.
+pub async fn drop_deliveries(pool: &AnyPool, ids: &[DeliveryId]) -> Result<(), StoreError> {
+    let now = time::now_ms();
+    let mut transaction = pool.begin().await?;
+    for id in ids {
+        sqlx::query("UPDATE deliveries SET status = $1, updated_at = $2 WHERE id = $3")
+            .bind(DeliveryStatus::Dropped as i64)
+            .bind(now)
+            .bind(id.as_str())
+            .execute(&mut *transaction)
+            .await?;
+    }
+    transaction.commit().await?;
+    Ok(())
+}

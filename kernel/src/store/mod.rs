@@ -1,0 +1,231 @@
+//! The SQL store: every query hookwire runs, one module per aggregate, over one `sqlx::AnyPool` so the same code
+//! runs on SQLite (the default, embedded) and PostgreSQL. The schema is portable (text ids, BIGINT epoch
+//! milliseconds and statuses, JSON as TEXT) and every query uses `$N` placeholders, which both accept.
+//! Migrations live in `migrations/sqlite` and `migrations/postgres` and are applied at start.
+
+pub mod devices;
+pub mod groups;
+pub mod journal;
+pub mod webhooks;
+
+use hookwire_proto::ErrorCode;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Executor};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Which database the store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite, embedded.
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be reached or is full; retrying later may succeed.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// A unique constraint refused the write.
+    #[error("already exists: {0}")]
+    Conflict(String),
+    /// Anything else (a bug, or data that does not decode).
+    #[error("storage error: {0}")]
+    Internal(String),
+    /// The database URL or migrations are wrong.
+    #[error("{0}")]
+    Setup(String),
+}
+
+impl StoreError {
+    /// The error's code.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            StoreError::Unavailable(_) => ErrorCode::Unavailable,
+            StoreError::Conflict(_) => ErrorCode::AlreadyExists,
+            StoreError::Internal(_) | StoreError::Setup(_) => ErrorCode::Internal,
+        }
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        match &error {
+            sqlx::Error::Database(database) if database.is_unique_violation() => {
+                StoreError::Conflict(database.message().to_owned())
+            }
+            sqlx::Error::Database(database) => {
+                // SQLite: SQLITE_FULL (13), SQLITE_IOERR (10), SQLITE_BUSY (5), SQLITE_READONLY (8), SQLITE_CANTOPEN (14);
+                // PostgreSQL class 53 (insufficient resources), 57 (operator intervention), 08 (connection).
+                let code = database
+                    .code()
+                    .map(|code| code.into_owned())
+                    .unwrap_or_default();
+                let transient = matches!(
+                    code.as_str(),
+                    "5" | "8" | "10" | "13" | "14" | "517" | "261" | "266"
+                ) || code.starts_with("53")
+                    || code.starts_with("57")
+                    || code.starts_with("08");
+                if transient {
+                    StoreError::Unavailable(error.to_string())
+                } else {
+                    StoreError::Internal(error.to_string())
+                }
+            }
+            sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed => StoreError::Unavailable(error.to_string()),
+            _ => StoreError::Internal(error.to_string()),
+        }
+    }
+}
+
+/// The store.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Store {
+    /// Connects to `url` (`sqlite://PATH`, created if missing, or `postgres://...`) and applies the migrations.
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let (backend, url) = if let Some(path) = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        {
+            if path.is_empty() {
+                return Err(StoreError::Setup(
+                    "database: sqlite URL has no path (sqlite://PATH)".into(),
+                ));
+            }
+            let separator = if path.contains('?') { '&' } else { '?' };
+            let url = if path.contains("mode=") {
+                url.to_owned()
+            } else {
+                format!("{url}{separator}mode=rwc")
+            };
+            (Backend::Sqlite, url)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            (Backend::Postgres, url.to_owned())
+        } else {
+            return Err(StoreError::Setup(format!(
+                "database: `{url}` is neither sqlite://PATH nor postgres://... (use sqlite://hookwire.db for the embedded default)"
+            )));
+        };
+        let options = AnyConnectOptions::from_str(&url)
+            .map_err(|error| StoreError::Setup(format!("database: {error}")))?;
+        let pool_options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(5));
+        let pool = match backend {
+            Backend::Sqlite => {
+                pool_options
+                    .max_connections(4)
+                    .after_connect(|connection, _| {
+                        Box::pin(async move {
+                            // WAL with synchronous=NORMAL survives a process crash (kill -9) without losing a
+                            // committed transaction; foreign keys make group and device deletion cascade.
+                            connection
+                                .execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000; PRAGMA foreign_keys=ON;")
+                                .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect_with(options)
+                    .await
+            }
+            Backend::Postgres => pool_options.max_connections(16).connect_with(options).await,
+        }
+        .map_err(|error| StoreError::Setup(format!("database: cannot open {}: {error}", redact(&url))))?;
+        let migrator = match backend {
+            Backend::Sqlite => sqlx::migrate!("../migrations/sqlite"),
+            Backend::Postgres => sqlx::migrate!("../migrations/postgres"),
+        };
+        migrator
+            .run(&pool)
+            .await
+            .map_err(|error| StoreError::Setup(format!("database: migrations failed: {error}")))?;
+        Ok(Store { pool, backend })
+    }
+
+    /// The pool.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Closes every connection.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Hides the password of a database URL for logs.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let credentials = &url[scheme_end + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Builds `INSERT INTO table (columns) VALUES ($1, ..), ($k, ..)` for `num_rows` rows.
+pub(crate) fn insert_values_sql(
+    table_and_columns: &str,
+    num_columns: usize,
+    num_rows: usize,
+) -> String {
+    use std::fmt::Write as _;
+    let mut sql = String::with_capacity(table_and_columns.len() + num_rows * num_columns * 5);
+    sql.push_str("INSERT INTO ");
+    sql.push_str(table_and_columns);
+    sql.push_str(" VALUES ");
+    for row in 0..num_rows {
+        sql.push_str(if row == 0 { "(" } else { ", (" });
+        for column in 0..num_columns {
+            if column > 0 {
+                sql.push_str(", ");
+            }
+            let _ = write!(sql, "${}", row * num_columns + column + 1);
+        }
+        sql.push(')');
+    }
+    sql
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn insert_values_numbers_placeholders_row_by_row() {
+        assert_eq!(
+            insert_values_sql("t (a, b)", 2, 2),
+            "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4)"
+        );
+    }
+
+    #[test]
+    fn passwords_are_redacted_from_urls() {
+        assert_eq!(
+            redact("postgres://u:secret@h:5/db"),
+            "postgres://u:***@h:5/db"
+        );
+        assert_eq!(redact("sqlite://x.db"), "sqlite://x.db");
+    }
+}

@@ -1,0 +1,155 @@
+//! Webhooks, stored as the JSON definition their user gave, with the devices they are limited to indexed beside.
+
+use super::StoreError;
+use hookwire_actors::ids::{DeviceId, GroupId, WebhookId};
+use sqlx::{AnyPool, Row};
+
+/// A stored webhook.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookRow {
+    /// The id.
+    pub id: WebhookId,
+    /// Its group.
+    pub group_id: GroupId,
+    /// The definition JSON.
+    pub definition: String,
+    /// Creation time, epoch milliseconds.
+    pub created_at: i64,
+    /// Last change, epoch milliseconds.
+    pub updated_at: i64,
+}
+
+fn from_row(row: &sqlx::any::AnyRow) -> Result<WebhookRow, StoreError> {
+    Ok(WebhookRow {
+        id: WebhookId::from_trusted(row.try_get("id")?),
+        group_id: GroupId::from_trusted(row.try_get("group_id")?),
+        definition: row.try_get("definition")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+async fn replace_devices(
+    connection: &mut sqlx::AnyConnection,
+    webhook_id: &WebhookId,
+    devices: &[DeviceId],
+) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM webhook_devices WHERE webhook_id = $1")
+        .bind(webhook_id.as_str())
+        .execute(&mut *connection)
+        .await?;
+    for device in devices {
+        sqlx::query("INSERT INTO webhook_devices (webhook_id, device_id) VALUES ($1, $2)")
+            .bind(webhook_id.as_str())
+            .bind(device.as_str())
+            .execute(&mut *connection)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Inserts a webhook and the devices it is limited to.
+pub async fn insert_webhook(
+    pool: &AnyPool,
+    webhook: &WebhookRow,
+    devices: &[DeviceId],
+) -> Result<(), StoreError> {
+    let mut transaction = pool.begin().await?;
+    sqlx::query("INSERT INTO webhooks (id, group_id, definition, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)")
+        .bind(webhook.id.as_str())
+        .bind(webhook.group_id.as_str())
+        .bind(webhook.definition.as_str())
+        .bind(webhook.created_at)
+        .bind(webhook.updated_at)
+        .execute(&mut *transaction)
+        .await?;
+    replace_devices(&mut transaction, &webhook.id, devices).await?;
+    transaction.commit().await?;
+    Ok(())
+}
+
+/// Replaces a webhook's definition; false when there is no such webhook.
+pub async fn update_webhook(
+    pool: &AnyPool,
+    id: &WebhookId,
+    definition: &str,
+    devices: &[DeviceId],
+    updated_at: i64,
+) -> Result<bool, StoreError> {
+    let mut transaction = pool.begin().await?;
+    let result = sqlx::query("UPDATE webhooks SET definition = $1, updated_at = $2 WHERE id = $3")
+        .bind(definition)
+        .bind(updated_at)
+        .bind(id.as_str())
+        .execute(&mut *transaction)
+        .await?;
+    if result.rows_affected() == 0 {
+        return Ok(false);
+    }
+    replace_devices(&mut transaction, id, devices).await?;
+    transaction.commit().await?;
+    Ok(true)
+}
+
+/// Gets a webhook.
+pub async fn get_webhook(pool: &AnyPool, id: &WebhookId) -> Result<Option<WebhookRow>, StoreError> {
+    let row = sqlx::query(
+        "SELECT id, group_id, definition, created_at, updated_at FROM webhooks WHERE id = $1",
+    )
+    .bind(id.as_str())
+    .fetch_optional(pool)
+    .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// Lists a group's webhooks, or those limited to one of its devices, oldest first.
+pub async fn list_webhooks(
+    pool: &AnyPool,
+    group_id: &GroupId,
+    device_id: Option<&DeviceId>,
+) -> Result<Vec<WebhookRow>, StoreError> {
+    let rows = match device_id {
+        None => {
+            sqlx::query("SELECT id, group_id, definition, created_at, updated_at FROM webhooks WHERE group_id = $1 ORDER BY id")
+                .bind(group_id.as_str())
+                .fetch_all(pool)
+                .await?
+        }
+        Some(device_id) => {
+            sqlx::query(
+                "SELECT id, group_id, definition, created_at, updated_at FROM webhooks WHERE group_id = $1 \
+                 AND id IN (SELECT webhook_id FROM webhook_devices WHERE device_id = $2) ORDER BY id",
+            )
+            .bind(group_id.as_str())
+            .bind(device_id.as_str())
+            .fetch_all(pool)
+            .await?
+        }
+    };
+    rows.iter().map(from_row).collect()
+}
+
+/// Every webhook of every group (at start, to build the index).
+pub async fn list_all_webhooks(pool: &AnyPool) -> Result<Vec<WebhookRow>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT id, group_id, definition, created_at, updated_at FROM webhooks ORDER BY id",
+    )
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(from_row).collect()
+}
+
+/// Deletes a webhook; false when there was none.
+pub async fn delete_webhook(pool: &AnyPool, id: &WebhookId) -> Result<bool, StoreError> {
+    let mut transaction = pool.begin().await?;
+    sqlx::query("DELETE FROM webhook_devices WHERE webhook_id = $1")
+        .bind(id.as_str())
+        .execute(&mut *transaction)
+        .await?;
+    let result = sqlx::query("DELETE FROM webhooks WHERE id = $1")
+        .bind(id.as_str())
+        .execute(&mut *transaction)
+        .await?;
+    transaction.commit().await?;
+    Ok(result.rows_affected() > 0)
+}
