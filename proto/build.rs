@@ -4,11 +4,7 @@
 use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files = [
-        "hookwire/v1/common.proto",
-        "hookwire/v1/device.proto",
-        "hookwire/v1/admin.proto",
-    ];
+    let files = ["hookwire/v1/common.proto", "hookwire/v1/device.proto", "hookwire/v1/admin.proto"];
     for file in files {
         println!("cargo:rerun-if-changed={file}");
     }
@@ -18,10 +14,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .open_files(files)?
         .file_descriptor_set();
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
-    std::fs::write(
-        out_dir.join("hookwire_descriptor.bin"),
-        prost::Message::encode_to_vec(&file_descriptor_set),
-    )?;
+    std::fs::write(out_dir.join("hookwire_descriptor.bin"), prost::Message::encode_to_vec(&file_descriptor_set))?;
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)

@@ -68,11 +68,7 @@ impl SinkGuard {
 
     /// Removes one prefix.
     pub fn unsubscribe(&self, prefix: &str) {
-        let mut groups = self
-            .bus
-            .groups
-            .write()
-            .unwrap_or_else(|poison| poison.into_inner());
+        let mut groups = self.bus.groups.write().unwrap_or_else(|poison| poison.into_inner());
         if let Some(subscriptions) = groups.get_mut(&self.group_id) {
             subscriptions.retain(|s| !(s.sink.id == self.sink.id && s.prefix == prefix));
         }
@@ -81,11 +77,7 @@ impl SinkGuard {
 
 impl Drop for SinkGuard {
     fn drop(&mut self) {
-        let mut groups = self
-            .bus
-            .groups
-            .write()
-            .unwrap_or_else(|poison| poison.into_inner());
+        let mut groups = self.bus.groups.write().unwrap_or_else(|poison| poison.into_inner());
         if let Some(subscriptions) = groups.get_mut(&self.group_id) {
             subscriptions.retain(|s| s.sink.id != self.sink.id);
             if subscriptions.is_empty() {
@@ -111,39 +103,20 @@ impl EventBus {
             sender,
             num_dropped: Arc::new(AtomicU64::new(0)),
         });
-        (
-            SinkGuard {
-                bus: self.clone(),
-                group_id,
-                sink,
-            },
-            receiver,
-        )
+        (SinkGuard { bus: self.clone(), group_id, sink }, receiver)
     }
 
     fn subscribe(&self, group_id: &GroupId, prefix: &str, sink: &Arc<Sink>) {
-        let mut groups = self
-            .groups
-            .write()
-            .unwrap_or_else(|poison| poison.into_inner());
+        let mut groups = self.groups.write().unwrap_or_else(|poison| poison.into_inner());
         let subscriptions = groups.entry(group_id.clone()).or_default();
-        if !subscriptions
-            .iter()
-            .any(|s| s.sink.id == sink.id && s.prefix == prefix)
-        {
-            subscriptions.push(Subscription {
-                prefix: prefix.to_owned(),
-                sink: sink.clone(),
-            });
+        if !subscriptions.iter().any(|s| s.sink.id == sink.id && s.prefix == prefix) {
+            subscriptions.push(Subscription { prefix: prefix.to_owned(), sink: sink.clone() });
         }
     }
 
     /// Offers an event to every matching subscriber of its group, without waiting for any of them.
     pub fn publish(&self, event: &SharedEvent) {
-        let groups = self
-            .groups
-            .read()
-            .unwrap_or_else(|poison| poison.into_inner());
+        let groups = self.groups.read().unwrap_or_else(|poison| poison.into_inner());
         let Some(subscriptions) = groups.get(&event.group_id) else {
             return;
         };
@@ -154,10 +127,10 @@ impl EventBus {
             if !event.name.starts_with(subscription.prefix.as_str()) || offered.contains(&sink.id) {
                 continue;
             }
-            if let (Some(addressed), Some(device)) = (addressed, &sink.device_id) {
-                if device.as_str() != addressed {
-                    continue;
-                }
+            if let (Some(addressed), Some(device)) = (addressed, &sink.device_id)
+                && device.as_str() != addressed
+            {
+                continue;
             }
             offered.push(sink.id);
             if let Err(mpsc::error::TrySendError::Full(_)) = sink.sender.try_send(event.clone()) {
@@ -173,18 +146,11 @@ mod tests {
     use crate::event::Event;
 
     fn event(group: &GroupId, name: &str) -> SharedEvent {
-        Arc::new(Event::new(
-            group.clone(),
-            None,
-            name.into(),
-            String::new(),
-            0,
-        ))
+        Arc::new(Event::new(group.clone(), None, name.into(), String::new(), 0))
     }
 
     #[tokio::test]
-    async fn subscribers_get_their_prefixes_once_and_addressed_events_only_when_they_are_the_device()
-     {
+    async fn subscribers_get_their_prefixes_once_and_addressed_events_only_when_they_are_the_device() {
         let bus = Arc::new(EventBus::default());
         let group = GroupId::generate();
         let (alice, bob) = (DeviceId::generate(), DeviceId::generate());
@@ -201,20 +167,10 @@ mod tests {
         bus.publish(&event(&GroupId::generate(), "temp"));
 
         assert_eq!(alice_rx.recv().await.unwrap().name, "temp");
-        assert!(
-            alice_rx
-                .recv()
-                .await
-                .unwrap()
-                .name
-                .starts_with(alice.as_str())
-        );
+        assert!(alice_rx.recv().await.unwrap().name.starts_with(alice.as_str()));
         assert!(alice_rx.try_recv().is_err(), "each event once per sink");
         assert_eq!(bob_rx.recv().await.unwrap().name, "temp");
-        assert!(
-            bob_rx.try_recv().is_err(),
-            "bob never sees alice's responses"
-        );
+        assert!(bob_rx.try_recv().is_err(), "bob never sees alice's responses");
         assert_eq!(admin_rx.recv().await.unwrap().name, "temp");
         assert!(admin_rx.recv().await.is_some());
     }

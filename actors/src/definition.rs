@@ -149,18 +149,10 @@ pub struct WebhookDefinition {
     #[serde(default, rename = "x-devices", skip_serializing_if = "Option::is_none")]
     pub devices: Option<Vec<String>>,
     /// Free-form metadata, for the user's own bookkeeping and filters.
-    #[serde(
-        default,
-        rename = "x-metadata",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, rename = "x-metadata", skip_serializing_if = "Option::is_none")]
     pub metadata: Option<Map<String, Value>>,
     /// Responses and errors go only to the device whose event triggered the webhook (default true).
-    #[serde(
-        default,
-        rename = "x-onlyTriggeringDevice",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, rename = "x-onlyTriggeringDevice", skip_serializing_if = "Option::is_none")]
     pub only_triggering_device: Option<bool>,
 }
 
@@ -176,10 +168,7 @@ pub struct DefinitionError {
 
 impl DefinitionError {
     fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        DefinitionError {
-            field: field.into(),
-            reason: reason.into(),
-        }
+        DefinitionError { field: field.into(), reason: reason.into() }
     }
 }
 
@@ -197,9 +186,7 @@ impl WebhookDefinition {
             let field = message
                 .split('`')
                 .nth(1)
-                .filter(|_| {
-                    message.starts_with("unknown field") || message.starts_with("missing field")
-                })
+                .filter(|_| message.starts_with("unknown field") || message.starts_with("missing field"))
                 .unwrap_or("definition")
                 .to_owned();
             DefinitionError::new(field, message)
@@ -218,11 +205,7 @@ impl WebhookDefinition {
 
     /// Every device the webhook is limited to (`deviceID` and `x-devices`), empty when it is not limited.
     pub fn device_filter(&self) -> Vec<&str> {
-        self.device_id
-            .iter()
-            .map(String::as_str)
-            .chain(self.devices.iter().flatten().map(String::as_str))
-            .collect()
+        self.device_id.iter().map(String::as_str).chain(self.devices.iter().flatten().map(String::as_str)).collect()
     }
 }
 
@@ -311,36 +294,19 @@ impl CompiledWebhook {
         };
         let parse = |field: &str, source: &str| -> Result<FieldTemplate, DefinitionError> {
             Template::parse(source, dialect)
-                .map(|template| FieldTemplate {
-                    field: field.into(),
-                    template,
-                })
+                .map(|template| FieldTemplate { field: field.into(), template })
                 .map_err(|error| DefinitionError::new(field, error.to_string()))
         };
 
         if definition.event.len() > crate::event::MAX_NAME_BYTES {
             return Err(DefinitionError::new("event", "must be at most 64 bytes"));
         }
-        if definition
-            .name
-            .as_ref()
-            .is_some_and(|name| name.chars().count() > 200)
-        {
-            return Err(DefinitionError::new(
-                "name",
-                "must be at most 200 characters",
-            ));
+        if definition.name.as_ref().is_some_and(|name| name.chars().count() > 200) {
+            return Err(DefinitionError::new("name", "must be at most 200 characters"));
         }
-        let bodies = [
-            definition.json.is_some(),
-            definition.form.is_some(),
-            definition.body.is_some(),
-        ];
+        let bodies = [definition.json.is_some(), definition.form.is_some(), definition.body.is_some()];
         if bodies.iter().filter(|present| **present).count() > 1 {
-            return Err(DefinitionError::new(
-                "json",
-                "json, form and body are mutually exclusive: give at most one",
-            ));
+            return Err(DefinitionError::new("json", "json, form and body are mutually exclusive: give at most one"));
         }
 
         let url = parse("url", &definition.url)?;
@@ -348,15 +314,11 @@ impl CompiledWebhook {
 
         let mut devices = Vec::new();
         if let Some(device) = &definition.device_id {
-            devices.push(
-                DeviceId::parse(device)
-                    .map_err(|error| DefinitionError::new("deviceID", error.to_string()))?,
-            );
+            devices.push(DeviceId::parse(device).map_err(|error| DefinitionError::new("deviceID", error.to_string()))?);
         }
         for (index, device) in definition.devices.iter().flatten().enumerate() {
-            let device = DeviceId::parse(device).map_err(|error| {
-                DefinitionError::new(format!("x-devices.{index}"), error.to_string())
-            })?;
+            let device = DeviceId::parse(device)
+                .map_err(|error| DefinitionError::new(format!("x-devices.{index}"), error.to_string()))?;
             if !devices.contains(&device) {
                 devices.push(device);
             }
@@ -365,28 +327,14 @@ impl CompiledWebhook {
         let json = match &definition.json {
             None => None,
             Some(JsonField::Template(source)) => Some(CompiledJson::Text(parse("json", source)?)),
-            Some(JsonField::Object(map)) => Some(CompiledJson::Value(compile_json(
-                &Value::Object(map.clone()),
-                "json",
-                dialect,
-            )?)),
+            Some(JsonField::Object(map)) => {
+                Some(CompiledJson::Value(compile_json(&Value::Object(map.clone()), "json", dialect)?))
+            }
         };
-        let form = definition
-            .form
-            .as_ref()
-            .map(|map| compile_pairs(map, "form", &parse))
-            .transpose()?;
-        let query = definition
-            .query
-            .as_ref()
-            .map(|map| compile_pairs(map, "query", &parse))
-            .transpose()?
-            .unwrap_or_default();
-        let body = definition
-            .body
-            .as_deref()
-            .map(|source| parse("body", source))
-            .transpose()?;
+        let form = definition.form.as_ref().map(|map| compile_pairs(map, "form", &parse)).transpose()?;
+        let query =
+            definition.query.as_ref().map(|map| compile_pairs(map, "query", &parse)).transpose()?.unwrap_or_default();
+        let body = definition.body.as_deref().map(|source| parse("body", source)).transpose()?;
         let headers = definition
             .headers
             .as_ref()
@@ -394,13 +342,8 @@ impl CompiledWebhook {
             .transpose()?
             .unwrap_or_default();
         for (name, _) in &headers {
-            if name.template.is_static()
-                && http::HeaderName::from_bytes(name.template.source().as_bytes()).is_err()
-            {
-                return Err(DefinitionError::new(
-                    &*name.field,
-                    "not a valid header name",
-                ));
+            if name.template.is_static() && http::HeaderName::from_bytes(name.template.source().as_bytes()).is_err() {
+                return Err(DefinitionError::new(&*name.field, "not a valid header name"));
             }
         }
         let auth = definition
@@ -413,21 +356,12 @@ impl CompiledWebhook {
                 ))
             })
             .transpose()?;
-        let response_template = definition
-            .response_template
-            .as_deref()
-            .map(|source| parse("responseTemplate", source))
-            .transpose()?;
-        let response_topic = definition
-            .response_topic
-            .as_deref()
-            .map(|source| parse("responseTopic", source))
-            .transpose()?;
-        let error_response_topic = definition
-            .error_response_topic
-            .as_deref()
-            .map(|source| parse("errorResponseTopic", source))
-            .transpose()?;
+        let response_template =
+            definition.response_template.as_deref().map(|source| parse("responseTemplate", source)).transpose()?;
+        let response_topic =
+            definition.response_topic.as_deref().map(|source| parse("responseTopic", source)).transpose()?;
+        let error_response_topic =
+            definition.error_response_topic.as_deref().map(|source| parse("errorResponseTopic", source)).transpose()?;
 
         Ok(CompiledWebhook {
             id,
@@ -455,8 +389,7 @@ impl CompiledWebhook {
     pub fn matches(&self, name: &str, device_id: Option<&DeviceId>) -> bool {
         self.definition.is_enabled()
             && name.starts_with(self.definition.event.as_str())
-            && (self.devices.is_empty()
-                || device_id.is_some_and(|device| self.devices.contains(device)))
+            && (self.devices.is_empty() || device_id.is_some_and(|device| self.devices.contains(device)))
             && !crate::event::is_hook_event(name)
     }
 }
@@ -466,23 +399,16 @@ impl CompiledWebhook {
 fn validate_url(url: &Template) -> Result<(), DefinitionError> {
     let prefix = url.static_prefix();
     let lower = prefix.to_ascii_lowercase();
-    let rest = ["https://", "http://"]
-        .iter()
-        .find_map(|scheme| lower.strip_prefix(scheme));
+    let rest = ["https://", "http://"].iter().find_map(|scheme| lower.strip_prefix(scheme));
     let Some(rest) = rest else {
-        return Err(DefinitionError::new(
-            "url",
-            "must start with http:// or https://",
-        ));
+        return Err(DefinitionError::new("url", "must start with http:// or https://"));
     };
     if url.is_static() {
         if rest.is_empty() || rest.starts_with('/') {
             return Err(DefinitionError::new("url", "has no host"));
         }
-        let uri: http::Uri = url
-            .source()
-            .parse()
-            .map_err(|error| DefinitionError::new("url", format!("not a valid URL: {error}")))?;
+        let uri: http::Uri =
+            url.source().parse().map_err(|error| DefinitionError::new("url", format!("not a valid URL: {error}")))?;
         if uri.host().is_none_or(str::is_empty) {
             return Err(DefinitionError::new("url", "has no host"));
         }
@@ -505,10 +431,7 @@ fn compile_pairs(
                 Value::Number(number) => number.to_string(),
                 Value::Bool(flag) => flag.to_string(),
                 _ => {
-                    return Err(DefinitionError::new(
-                        path,
-                        "must be a string, a number or a boolean",
-                    ));
+                    return Err(DefinitionError::new(path, "must be a string, a number or a boolean"));
                 }
             };
             Ok((parse(&path, key)?, parse(&path, &value)?))
@@ -516,14 +439,9 @@ fn compile_pairs(
         .collect()
 }
 
-fn compile_json(
-    value: &Value,
-    path: &str,
-    dialect: Dialect,
-) -> Result<JsonTemplate, DefinitionError> {
+fn compile_json(value: &Value, path: &str, dialect: Dialect) -> Result<JsonTemplate, DefinitionError> {
     let parse = |path: &str, source: &str| {
-        Template::parse(source, dialect)
-            .map_err(|error| DefinitionError::new(path, error.to_string()))
+        Template::parse(source, dialect).map_err(|error| DefinitionError::new(path, error.to_string()))
     };
     Ok(match value {
         Value::String(source) => JsonTemplate::String(parse(path, source)?),
@@ -551,11 +469,7 @@ mod tests {
     use super::*;
 
     fn compile(json: &str) -> Result<CompiledWebhook, DefinitionError> {
-        CompiledWebhook::compile(
-            WebhookId::generate(),
-            GroupId::generate(),
-            WebhookDefinition::from_json(json)?,
-        )
+        CompiledWebhook::compile(WebhookId::generate(), GroupId::generate(), WebhookDefinition::from_json(json)?)
     }
 
     #[test]
@@ -565,18 +479,12 @@ mod tests {
         let exported = definition.to_json();
         assert_eq!(WebhookDefinition::from_json(&exported).unwrap(), definition);
         let as_value = |text: &str| serde_json::from_str::<Value>(text).unwrap();
-        assert_eq!(
-            as_value(&exported),
-            as_value(text),
-            "nothing added, nothing lost"
-        );
+        assert_eq!(as_value(&exported), as_value(text), "nothing added, nothing lost");
     }
 
     #[test]
     fn unknown_and_missing_fields_are_refused_by_name() {
-        let error =
-            WebhookDefinition::from_json(r#"{"event":"a","url":"http://x/","colour":"red"}"#)
-                .unwrap_err();
+        let error = WebhookDefinition::from_json(r#"{"event":"a","url":"http://x/","colour":"red"}"#).unwrap_err();
         assert_eq!(error.field, "colour");
         let error = WebhookDefinition::from_json(r#"{"event":"a"}"#).unwrap_err();
         assert_eq!(error.field, "url");
@@ -584,74 +492,34 @@ mod tests {
 
     #[test]
     fn json_form_and_body_are_mutually_exclusive() {
-        let error =
-            compile(r#"{"event":"a","url":"http://x/","json":{"a":"b"},"body":"x"}"#).unwrap_err();
+        let error = compile(r#"{"event":"a","url":"http://x/","json":{"a":"b"},"body":"x"}"#).unwrap_err();
         assert!(error.to_string().contains("mutually exclusive"), "{error}");
     }
 
     #[test]
     fn bad_urls_templates_methods_and_headers_are_refused_naming_the_field() {
-        assert_eq!(
-            compile(r#"{"event":"a","url":"ftp://x/"}"#)
-                .unwrap_err()
-                .field,
-            "url"
-        );
-        assert_eq!(
-            compile(r#"{"event":"a","url":"{{{host}}}/x"}"#)
-                .unwrap_err()
-                .field,
-            "url"
-        );
-        assert_eq!(
-            compile(r#"{"event":"a","url":"http:///x"}"#)
-                .unwrap_err()
-                .field,
-            "url"
-        );
+        assert_eq!(compile(r#"{"event":"a","url":"ftp://x/"}"#).unwrap_err().field, "url");
+        assert_eq!(compile(r#"{"event":"a","url":"{{{host}}}/x"}"#).unwrap_err().field, "url");
+        assert_eq!(compile(r#"{"event":"a","url":"http:///x"}"#).unwrap_err().field, "url");
         assert!(compile(r#"{"event":"a","url":"http://x/{{{PARTICLE_DEVICE_ID}}}"}"#).is_ok());
+        assert_eq!(compile(r#"{"event":"a","url":"http://x/","body":"{{#a}}"}"#).unwrap_err().field, "body");
+        assert_eq!(compile(r#"{"event":"a","url":"http://x/","form":{"k":"{{x"}}"#).unwrap_err().field, "form.k");
         assert_eq!(
-            compile(r#"{"event":"a","url":"http://x/","body":"{{#a}}"}"#)
-                .unwrap_err()
-                .field,
-            "body"
-        );
-        assert_eq!(
-            compile(r#"{"event":"a","url":"http://x/","form":{"k":"{{x"}}"#)
-                .unwrap_err()
-                .field,
-            "form.k"
-        );
-        assert_eq!(
-            compile(r#"{"event":"a","url":"http://x/","headers":{"Bad Name":"v"}}"#)
-                .unwrap_err()
-                .field,
+            compile(r#"{"event":"a","url":"http://x/","headers":{"Bad Name":"v"}}"#).unwrap_err().field,
             "headers.Bad Name"
         );
         assert_eq!(
-            WebhookDefinition::from_json(
-                r#"{"event":"a","url":"http://x/","requestType":"FETCH"}"#
-            )
-            .unwrap_err()
-            .field,
+            WebhookDefinition::from_json(r#"{"event":"a","url":"http://x/","requestType":"FETCH"}"#).unwrap_err().field,
             "definition"
         );
-        assert_eq!(
-            compile(r#"{"event":"a","url":"http://x/","deviceID":"abc"}"#)
-                .unwrap_err()
-                .field,
-            "deviceID"
-        );
+        assert_eq!(compile(r#"{"event":"a","url":"http://x/","deviceID":"abc"}"#).unwrap_err().field, "deviceID");
     }
 
     #[test]
     fn matching_is_a_case_sensitive_prefix_with_an_optional_device_filter() {
         let device = DeviceId::generate();
         let other = DeviceId::generate();
-        let webhook = compile(&format!(
-            r#"{{"event":"temp","url":"http://x/","deviceID":"{device}"}}"#
-        ))
-        .unwrap();
+        let webhook = compile(&format!(r#"{{"event":"temp","url":"http://x/","deviceID":"{device}"}}"#)).unwrap();
         assert!(webhook.matches("temperature", Some(&device)));
         assert!(!webhook.matches("Temp", Some(&device)));
         assert!(!webhook.matches("high_temp", Some(&device)));

@@ -15,9 +15,7 @@ use crate::messages::{Disconnect, Dispatch};
 use crate::request::{DeviceProfile, render_context};
 use crate::supervisor::Services;
 use actix::{Actor, ActorFutureExt, AsyncContext, Context, Handler, StreamHandler, WrapFuture};
-use hookwire_proto::v1::{
-    DeviceError, DeviceMessage, KernelMessage, Pong, device_message, kernel_message,
-};
+use hookwire_proto::v1::{DeviceError, DeviceMessage, KernelMessage, Pong, device_message, kernel_message};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
@@ -45,10 +43,7 @@ impl Launch {
     /// Hands each delivery to its webhook actor and publishes the event on the bus.
     pub fn run(self, services: &Services) {
         for dispatch in self.dispatches {
-            services
-                .supervisor
-                .webhook(&dispatch.webhook.id)
-                .do_send(dispatch);
+            services.supervisor.webhook(&dispatch.webhook.id).do_send(dispatch);
         }
         services.bus.publish(&self.event);
     }
@@ -63,18 +58,8 @@ pub fn prepare_publish(
     request: hookwire_proto::v1::PublishRequest,
     matched: &mut Vec<Arc<CompiledWebhook>>,
 ) -> Result<PreparedPublish, PublishError> {
-    validate_publish(
-        &request.name,
-        &request.data,
-        services.settings.max_data_bytes,
-    )?;
-    let event = Arc::new(Event::new(
-        group_id.clone(),
-        profile.id.clone(),
-        request.name,
-        request.data,
-        request.ttl,
-    ));
+    validate_publish(&request.name, &request.data, services.settings.max_data_bytes)?;
+    let event = Arc::new(Event::new(group_id.clone(), profile.id.clone(), request.name, request.data, request.ttl));
     matched.clear();
     if let Some(index) = services.index.group(group_id) {
         index.matching_into(&event.name, profile.id.as_ref(), matched);
@@ -85,10 +70,7 @@ pub fn prepare_publish(
         let context = Arc::new(render_context(&event, profile));
         for webhook in matched.drain(..) {
             let delivery_id = DeliveryId::generate();
-            deliveries.push(DeliveryRecord {
-                id: delivery_id.clone(),
-                webhook_id: webhook.id.clone(),
-            });
+            deliveries.push(DeliveryRecord { id: delivery_id.clone(), webhook_id: webhook.id.clone() });
             dispatches.push(Dispatch {
                 delivery_id,
                 webhook,
@@ -99,10 +81,7 @@ pub fn prepare_publish(
         }
     }
     Ok(PreparedPublish {
-        record: EventRecord {
-            event: event.clone(),
-            deliveries,
-        },
+        record: EventRecord { event: event.clone(), deliveries },
         launch: Launch { event, dispatches },
     })
 }
@@ -146,31 +125,19 @@ impl DeviceActor {
     }
 
     fn refuse(&self, seq: u64, code: hookwire_proto::ErrorCode, message: String) {
-        self.send(kernel_message::Kind::Error(DeviceError {
-            seq,
-            code: code.as_str().to_owned(),
-            message,
-        }));
+        self.send(kernel_message::Kind::Error(DeviceError { seq, code: code.as_str().to_owned(), message }));
     }
 
     fn publish(&mut self, request: hookwire_proto::v1::PublishRequest, ctx: &mut Context<Self>) {
         let seq = request.seq;
-        let prepared = match prepare_publish(
-            &self.services,
-            &self.profile,
-            &self.group_id,
-            request,
-            &mut self.matched,
-        ) {
+        let prepared = match prepare_publish(&self.services, &self.profile, &self.group_id, request, &mut self.matched)
+        {
             Ok(prepared) => prepared,
             Err(error) => return self.refuse(seq, error.code(), error.to_string()),
         };
         let entry = JournalEntry::Event {
             record: prepared.record,
-            ack: AckTarget::Stream {
-                seq,
-                outbound: self.outbound.clone(),
-            },
+            ack: AckTarget::Stream { seq, outbound: self.outbound.clone() },
         };
         match self.services.journal.try_append(entry) {
             Ok(()) => prepared.launch.run(&self.services),
@@ -178,14 +145,12 @@ impl DeviceActor {
                 // The journal is behind: pause this session (not the kernel) until its entry is queued.
                 let journal = self.services.journal.clone();
                 let launch = prepared.launch;
-                ctx.wait(
-                    async move { journal.append(entry).await }
-                        .into_actor(self)
-                        .map(move |queued, actor, _| match queued {
-                            Ok(()) => launch.run(&actor.services),
-                            Err(entry) => refuse_entry(entry),
-                        }),
-                );
+                ctx.wait(async move { journal.append(entry).await }.into_actor(self).map(move |queued, actor, _| {
+                    match queued {
+                        Ok(()) => launch.run(&actor.services),
+                        Err(entry) => refuse_entry(entry),
+                    }
+                }));
             }
             Err(mpsc::error::TrySendError::Closed(entry)) => refuse_entry(entry),
         }
@@ -194,10 +159,7 @@ impl DeviceActor {
 
 fn refuse_entry(entry: JournalEntry) {
     if let JournalEntry::Event { ack, .. } = entry {
-        nack(
-            ack,
-            PublishError::Unavailable("the kernel is shutting down".into()),
-        );
+        nack(ack, PublishError::Unavailable("the kernel is shutting down".into()));
     }
 }
 
@@ -210,9 +172,7 @@ impl Actor for DeviceActor {
 
     fn stopped(&mut self, _: &mut Self::Context) {
         if let Some(device_id) = &self.profile.id {
-            self.services
-                .supervisor
-                .device_stopped(device_id, self.session_id);
+            self.services.supervisor.device_stopped(device_id, self.session_id);
         }
         tracing::debug!(device_id = ?self.profile.id, session_id = self.session_id, "device disconnected");
     }
@@ -235,9 +195,7 @@ impl StreamHandler<DeviceMessage> for DeviceActor {
                         return self.refuse(
                             0,
                             hookwire_proto::ErrorCode::ResourceExhausted,
-                            format!(
-                                "prefix: at most {MAX_SUBSCRIPTIONS} subscriptions per session"
-                            ),
+                            format!("prefix: at most {MAX_SUBSCRIPTIONS} subscriptions per session"),
                         );
                     }
                     self.sink.subscribe(&request.prefix);
@@ -246,12 +204,9 @@ impl StreamHandler<DeviceMessage> for DeviceActor {
             }
             Some(device_message::Kind::Unsubscribe(request)) => {
                 self.sink.unsubscribe(&request.prefix);
-                self.subscriptions
-                    .retain(|prefix| prefix != &request.prefix);
+                self.subscriptions.retain(|prefix| prefix != &request.prefix);
             }
-            Some(device_message::Kind::Ping(ping)) => {
-                self.send(kernel_message::Kind::Pong(Pong { nonce: ping.nonce }))
-            }
+            Some(device_message::Kind::Ping(ping)) => self.send(kernel_message::Kind::Pong(Pong { nonce: ping.nonce })),
             None => self.refuse(
                 0,
                 hookwire_proto::ErrorCode::InvalidArgument,

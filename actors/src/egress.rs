@@ -63,10 +63,7 @@ pub struct Blocked {
 impl EgressPolicy {
     /// The default blocked ranges, less what `allowed` covers.
     pub fn new(allowed: Vec<IpNet>) -> Self {
-        let blocked = BLOCKED_RANGES
-            .iter()
-            .filter_map(|range| range.parse().ok())
-            .collect();
+        let blocked = BLOCKED_RANGES.iter().filter_map(|range| range.parse().ok()).collect();
         EgressPolicy { blocked, allowed }
     }
 
@@ -81,10 +78,7 @@ impl EgressPolicy {
             return Ok(());
         }
         match self.blocked.iter().find(|range| range.contains(&address)) {
-            Some(range) => Err(Blocked {
-                address,
-                range: *range,
-            }),
+            Some(range) => Err(Blocked { address, range: *range }),
             None => Ok(()),
         }
     }
@@ -128,10 +122,7 @@ impl tower_service::Service<Name> for EgressResolver {
             let host = name.as_str().to_owned();
             let resolved: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
                 .await
-                .map_err(|error| DnsFailure {
-                    host: host.clone(),
-                    reason: error.to_string(),
-                })?
+                .map_err(|error| DnsFailure { host: host.clone(), reason: error.to_string() })?
                 .collect();
             let mut first_refusal = None;
             let allowed: Vec<SocketAddr> = resolved
@@ -146,10 +137,7 @@ impl tower_service::Service<Name> for EgressResolver {
                 .collect();
             match (allowed.is_empty(), first_refusal) {
                 (true, Some(blocked)) => Err(Box::new(blocked) as Self::Error),
-                (true, None) => Err(Box::new(DnsFailure {
-                    host,
-                    reason: "no addresses".into(),
-                }) as Self::Error),
+                (true, None) => Err(Box::new(DnsFailure { host, reason: "no addresses".into() }) as Self::Error),
                 (false, _) => Ok(allowed.into_iter()),
             }
         })
@@ -175,10 +163,7 @@ mod tests {
             "::ffff:127.0.0.1",
             "224.0.0.1",
         ] {
-            assert!(
-                policy.check(address.parse().unwrap()).is_err(),
-                "{address} must be refused"
-            );
+            assert!(policy.check(address.parse().unwrap()).is_err(), "{address} must be refused");
         }
         assert!(policy.check("93.184.216.34".parse().unwrap()).is_ok());
         assert!(policy.check("2606:2800:220:1::1".parse().unwrap()).is_ok());

@@ -33,13 +33,7 @@ pub struct Event {
 
 impl Event {
     /// Makes a new event stamped now with a fresh id.
-    pub fn new(
-        group_id: GroupId,
-        device_id: Option<DeviceId>,
-        name: String,
-        data: String,
-        ttl: u32,
-    ) -> Self {
+    pub fn new(group_id: GroupId, device_id: Option<DeviceId>, name: String, data: String, ttl: u32) -> Self {
         Event {
             id: EventId::generate(),
             name,
@@ -68,11 +62,7 @@ impl Event {
             id: self.id.to_string(),
             name: self.name.clone(),
             data: self.data.clone(),
-            device_id: self
-                .device_id
-                .as_ref()
-                .map(ToString::to_string)
-                .unwrap_or_default(),
+            device_id: self.device_id.as_ref().map(ToString::to_string).unwrap_or_default(),
             group_id: self.group_id.to_string(),
             published_at: self.published_at(),
             ttl: self.ttl,
@@ -95,10 +85,7 @@ pub fn is_hook_event(name: &str) -> bool {
     };
     ["hook-sent", "hook-response", "hook-error"]
         .iter()
-        .any(|kind| {
-            name.strip_prefix(kind)
-                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-        })
+        .any(|kind| name.strip_prefix(kind).is_some_and(|rest| rest.is_empty() || rest.starts_with('/')))
 }
 
 /// Why a published event is refused.
@@ -141,20 +128,13 @@ pub fn validate_publish(name: &str, data: &str, max_data_bytes: usize) -> Result
         return Err(PublishError::InvalidName("must be at most 64 bytes"));
     }
     if name.chars().any(char::is_control) {
-        return Err(PublishError::InvalidName(
-            "must not contain control characters",
-        ));
+        return Err(PublishError::InvalidName("must not contain control characters"));
     }
     if is_hook_event(name) {
-        return Err(PublishError::InvalidName(
-            "hook-sent, hook-response and hook-error are reserved for the kernel",
-        ));
+        return Err(PublishError::InvalidName("hook-sent, hook-response and hook-error are reserved for the kernel"));
     }
     if data.len() > max_data_bytes {
-        return Err(PublishError::DataTooLarge {
-            size: data.len(),
-            max: max_data_bytes,
-        });
+        return Err(PublishError::DataTooLarge { size: data.len(), max: max_data_bytes });
     }
     Ok(())
 }
@@ -180,10 +160,7 @@ mod tests {
     #[test]
     fn addressed_device_needs_a_real_device_id_before_the_slash() {
         let device = DeviceId::generate();
-        assert_eq!(
-            addressed_device(&format!("{device}/hook-response/x/0")),
-            Some(device.as_str())
-        );
+        assert_eq!(addressed_device(&format!("{device}/hook-response/x/0")), Some(device.as_str()));
         assert_eq!(addressed_device("dev_abc/hook-response"), None);
         assert_eq!(addressed_device("temp/kitchen"), None);
     }
@@ -191,17 +168,11 @@ mod tests {
     #[test]
     fn publish_validation_names_the_field() {
         assert!(validate_publish("temp", "21", 1024).is_ok());
-        assert_eq!(
-            validate_publish("", "x", 1024),
-            Err(PublishError::InvalidName("must not be empty"))
-        );
+        assert_eq!(validate_publish("", "x", 1024), Err(PublishError::InvalidName("must not be empty")));
         assert!(validate_publish(&"x".repeat(65), "", 1024).is_err());
         assert!(validate_publish("a\nb", "", 1024).is_err());
         assert!(validate_publish("hook-sent/x", "", 1024).is_err());
         let error = validate_publish("temp", &"x".repeat(1025), 1024).unwrap_err();
-        assert_eq!(
-            error.to_string(),
-            "data: 1025 bytes is more than the maximum of 1024"
-        );
+        assert_eq!(error.to_string(), "data: 1025 bytes is more than the maximum of 1024");
     }
 }

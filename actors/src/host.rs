@@ -37,15 +37,9 @@ pub struct HostKey {
 impl HostKey {
     /// The destination of a URL (which must have an http or https scheme and a host).
     pub fn of(uri: &http::Uri) -> HostKey {
-        let scheme = if uri.scheme_str() == Some("https") {
-            "https"
-        } else {
-            "http"
-        };
+        let scheme = if uri.scheme_str() == Some("https") { "https" } else { "http" };
         let host = uri.host().unwrap_or_default().to_ascii_lowercase();
-        let port = uri
-            .port_u16()
-            .unwrap_or(if scheme == "https" { 443 } else { 80 });
+        let port = uri.port_u16().unwrap_or(if scheme == "https" { 443 } else { 80 });
         HostKey { scheme, host, port }
     }
 }
@@ -194,12 +188,7 @@ impl HostActor {
         tls: Arc<rustls::ClientConfig>,
         egress: Arc<EgressPolicy>,
     ) -> Self {
-        let literal = key
-            .host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse::<IpAddr>()
-            .ok();
+        let literal = key.host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>().ok();
         let blocked_literal = literal.and_then(|address| egress.check(address).err());
         let mut http = HttpConnector::new_with_resolver(EgressResolver::new(egress));
         http.enforce_http(false);
@@ -216,13 +205,7 @@ impl HostActor {
             .pool_idle_timeout(Duration::from_secs(90))
             .build(https);
         let permits = Arc::new(Semaphore::new(settings.max_in_flight.max(1)));
-        HostActor {
-            key,
-            settings,
-            client,
-            permits,
-            blocked_literal,
-        }
+        HostActor { key, settings, client, permits, blocked_literal }
     }
 }
 
@@ -247,10 +230,8 @@ impl Handler<Execute> for HostActor {
     fn handle(&mut self, message: Execute, _: &mut Self::Context) -> Self::Result {
         let host = self.key.host.clone();
         if let Some(blocked) = &self.blocked_literal {
-            let outcome = AttemptOutcome::not_sent(
-                ErrorClass::Blocked,
-                format!("BLOCKED: destination {host}: {blocked}"),
-            );
+            let outcome =
+                AttemptOutcome::not_sent(ErrorClass::Blocked, format!("BLOCKED: destination {host}: {blocked}"));
             return Box::pin(async move { outcome });
         }
         let client = self.client.clone();
@@ -262,17 +243,12 @@ impl Handler<Execute> for HostActor {
             let started_at_ms = time::now_ms();
             let start = Instant::now();
             let request = message.request;
-            let mut builder = http::Request::builder()
-                .method(request.method)
-                .uri(request.uri);
+            let mut builder = http::Request::builder().method(request.method).uri(request.uri);
             if let Some(headers) = builder.headers_mut() {
                 *headers = request.headers;
             }
             let Ok(http_request) = builder.body(Full::new(request.body)) else {
-                return AttemptOutcome::not_sent(
-                    ErrorClass::Render,
-                    "request could not be built".into(),
-                );
+                return AttemptOutcome::not_sent(ErrorClass::Render, "request could not be built".into());
             };
             let exchange = async {
                 let response = client.request(http_request).await?;
@@ -298,36 +274,29 @@ impl Handler<Execute> for HostActor {
                     body: collected.freeze(),
                 })
             };
-            let (response, failure, sent) =
-                match tokio::time::timeout(settings.response_timeout, exchange).await {
-                    Err(_) => (
-                        None,
-                        Some(DeliveryFailure {
-                            class: ErrorClass::SocketTimeout,
-                            message: format!(
-                                "ESOCKETTIMEDOUT: no response from {host} within {}s",
-                                settings.response_timeout.as_secs_f32()
-                            ),
-                        }),
-                        true,
-                    ),
-                    Ok(Err(error)) => {
-                        let failure = classify(error.as_ref(), &host);
-                        let sent = failure.class == ErrorClass::ConnectionReset;
-                        (None, Some(failure), sent)
-                    }
-                    Ok(Ok(response)) => {
-                        let failure = status_failure(response.status, &host);
-                        (Some(response), failure, true)
-                    }
-                };
-            AttemptOutcome {
-                started_at_ms,
-                duration: start.elapsed(),
-                response,
-                failure,
-                sent,
-            }
+            let (response, failure, sent) = match tokio::time::timeout(settings.response_timeout, exchange).await {
+                Err(_) => (
+                    None,
+                    Some(DeliveryFailure {
+                        class: ErrorClass::SocketTimeout,
+                        message: format!(
+                            "ESOCKETTIMEDOUT: no response from {host} within {}s",
+                            settings.response_timeout.as_secs_f32()
+                        ),
+                    }),
+                    true,
+                ),
+                Ok(Err(error)) => {
+                    let failure = classify(error.as_ref(), &host);
+                    let sent = failure.class == ErrorClass::ConnectionReset;
+                    (None, Some(failure), sent)
+                }
+                Ok(Ok(response)) => {
+                    let failure = status_failure(response.status, &host);
+                    (Some(response), failure, true)
+                }
+            };
+            AttemptOutcome { started_at_ms, duration: start.elapsed(), response, failure, sent }
         })
     }
 }
@@ -340,10 +309,7 @@ fn status_failure(status: u16, host: &str) -> Option<DeliveryFailure> {
         400..=499 => ErrorClass::Http4xx,
         _ => ErrorClass::Http5xx,
     };
-    Some(DeliveryFailure {
-        class,
-        message: format!("error status {status} from {host}"),
-    })
+    Some(DeliveryFailure { class, message: format!("error status {status} from {host}") })
 }
 
 /// Finds the class of a transport error by walking its chain of sources.
@@ -356,10 +322,7 @@ fn classify(error: &(dyn StdError + 'static), host: &str) -> DeliveryFailure {
             is_connect |= legacy.is_connect();
         }
         if let Some(blocked) = error.downcast_ref::<Blocked>() {
-            return failure(
-                ErrorClass::Blocked,
-                format!("BLOCKED: destination {host}: {blocked}"),
-            );
+            return failure(ErrorClass::Blocked, format!("BLOCKED: destination {host}: {blocked}"));
         }
         if let Some(dns) = error.downcast_ref::<DnsFailure>() {
             return failure(ErrorClass::Dns, format!("DNS: {dns}"));
@@ -371,25 +334,16 @@ fn classify(error: &(dyn StdError + 'static), host: &str) -> DeliveryFailure {
             use std::io::ErrorKind;
             match io.kind() {
                 ErrorKind::ConnectionRefused => {
-                    return failure(
-                        ErrorClass::ConnectionRefused,
-                        format!("ECONNREFUSED connecting to {host}"),
-                    );
+                    return failure(ErrorClass::ConnectionRefused, format!("ECONNREFUSED connecting to {host}"));
                 }
                 ErrorKind::TimedOut => {
-                    return failure(
-                        ErrorClass::ConnectTimeout,
-                        format!("ETIMEDOUT connecting to {host}"),
-                    );
+                    return failure(ErrorClass::ConnectTimeout, format!("ETIMEDOUT connecting to {host}"));
                 }
                 ErrorKind::ConnectionReset
                 | ErrorKind::ConnectionAborted
                 | ErrorKind::BrokenPipe
                 | ErrorKind::UnexpectedEof => {
-                    return failure(
-                        ErrorClass::ConnectionReset,
-                        format!("ECONNRESET from {host}"),
-                    );
+                    return failure(ErrorClass::ConnectionReset, format!("ECONNRESET from {host}"));
                 }
                 _ => {}
             }
@@ -402,29 +356,19 @@ fn classify(error: &(dyn StdError + 'static), host: &str) -> DeliveryFailure {
         current = error.source();
     }
     if is_connect {
-        failure(
-            ErrorClass::ConnectionRefused,
-            format!("ECONNREFUSED connecting to {host}: {error}"),
-        )
+        failure(ErrorClass::ConnectionRefused, format!("ECONNREFUSED connecting to {host}: {error}"))
     } else {
-        failure(
-            ErrorClass::ConnectionReset,
-            format!("ECONNRESET from {host}: {error}"),
-        )
+        failure(ErrorClass::ConnectionReset, format!("ECONNRESET from {host}: {error}"))
     }
 }
 
 /// The TLS configuration of every host: rustls with the ring provider and the webpki roots.
 pub fn default_tls_config() -> Result<rustls::ClientConfig, rustls::Error> {
-    let roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    Ok(rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()?
-    .with_root_certificates(roots)
-    .with_no_client_auth())
+    let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+    Ok(rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
 }
 
 #[cfg(test)]

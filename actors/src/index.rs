@@ -17,22 +17,12 @@ pub struct GroupIndex {
 impl GroupIndex {
     /// Builds a group's index.
     pub fn new(mut webhooks: Vec<Arc<CompiledWebhook>>) -> Self {
-        webhooks.sort_by(|a, b| {
-            a.definition
-                .event
-                .cmp(&b.definition.event)
-                .then_with(|| a.id.cmp(&b.id))
-        });
+        webhooks.sort_by(|a, b| a.definition.event.cmp(&b.definition.event).then_with(|| a.id.cmp(&b.id)));
         GroupIndex { webhooks }
     }
 
     /// Appends to `out` every webhook that an event of this name from this device triggers.
-    pub fn matching_into(
-        &self,
-        name: &str,
-        device_id: Option<&DeviceId>,
-        out: &mut Vec<Arc<CompiledWebhook>>,
-    ) {
+    pub fn matching_into(&self, name: &str, device_id: Option<&DeviceId>, out: &mut Vec<Arc<CompiledWebhook>>) {
         // Prefixes sort before every name they are a prefix of, so the scan can stop at the first prefix that
         // sorts after the name.
         for webhook in &self.webhooks {
@@ -99,14 +89,8 @@ mod tests {
     use crate::definition::WebhookDefinition;
 
     fn webhook(group: &GroupId, event: &str) -> Arc<CompiledWebhook> {
-        let definition = WebhookDefinition {
-            event: event.into(),
-            url: "http://x/".into(),
-            ..Default::default()
-        };
-        Arc::new(
-            CompiledWebhook::compile(WebhookId::generate(), group.clone(), definition).unwrap(),
-        )
+        let definition = WebhookDefinition { event: event.into(), url: "http://x/".into(), ..Default::default() };
+        Arc::new(CompiledWebhook::compile(WebhookId::generate(), group.clone(), definition).unwrap())
     }
 
     #[test]
@@ -115,18 +99,10 @@ mod tests {
         let index = WebhookIndex::default();
         index.replace_group(
             &group,
-            vec![
-                webhook(&group, "temp"),
-                webhook(&group, ""),
-                webhook(&group, "te"),
-                webhook(&group, "tex"),
-            ],
+            vec![webhook(&group, "temp"), webhook(&group, ""), webhook(&group, "te"), webhook(&group, "tex")],
         );
         let mut out = Vec::new();
-        index
-            .group(&group)
-            .unwrap()
-            .matching_into("temperature", None, &mut out);
+        index.group(&group).unwrap().matching_into("temperature", None, &mut out);
         let mut prefixes: Vec<_> = out.iter().map(|w| w.definition.event.clone()).collect();
         prefixes.sort();
         assert_eq!(prefixes, ["", "te", "temp"]);

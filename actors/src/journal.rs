@@ -122,10 +122,7 @@ pub struct JournalError(pub String);
 /// transaction or nothing.
 pub trait JournalStore: Send + Sync + 'static {
     /// Writes a batch atomically.
-    fn write_batch<'a>(
-        &'a self,
-        batch: &'a JournalBatch,
-    ) -> BoxFuture<'a, Result<(), JournalError>>;
+    fn write_batch<'a>(&'a self, batch: &'a JournalBatch) -> BoxFuture<'a, Result<(), JournalError>>;
 }
 
 /// Who is told when a publish is durable.
@@ -165,20 +162,18 @@ pub struct Journal {
 impl Journal {
     /// Starts the journal task on the current tokio runtime; it ends when every handle is dropped, after writing
     /// what was queued.
-    pub fn start(
-        store: std::sync::Arc<dyn JournalStore>,
-        capacity: usize,
-    ) -> (Journal, tokio::task::JoinHandle<()>) {
+    pub fn start(store: std::sync::Arc<dyn JournalStore>, capacity: usize) -> (Journal, tokio::task::JoinHandle<()>) {
         let (sender, receiver) = mpsc::channel(capacity.max(1));
         let task = tokio::spawn(run(store, receiver));
         (Journal { sender }, task)
     }
 
     /// Queues an entry if there is room; gives it back when the queue is full (or the journal has stopped).
-    pub fn try_append(
-        &self,
-        entry: JournalEntry,
-    ) -> Result<(), mpsc::error::TrySendError<JournalEntry>> {
+    #[allow(
+        clippy::result_large_err,
+        reason = "the entry is handed back to be sent later; boxing would cost an allocation per event"
+    )]
+    pub fn try_append(&self, entry: JournalEntry) -> Result<(), mpsc::error::TrySendError<JournalEntry>> {
         self.sender.try_send(entry)
     }
 
@@ -193,13 +188,11 @@ pub fn nack(ack: AckTarget, error: PublishError) {
     match ack {
         AckTarget::Stream { seq, outbound } => {
             let _ = outbound.send(KernelMessage {
-                kind: Some(kernel_message::Kind::Error(
-                    hookwire_proto::v1::DeviceError {
-                        seq,
-                        code: error.code().as_str().to_owned(),
-                        message: error.to_string(),
-                    },
-                )),
+                kind: Some(kernel_message::Kind::Error(hookwire_proto::v1::DeviceError {
+                    seq,
+                    code: error.code().as_str().to_owned(),
+                    message: error.to_string(),
+                })),
             });
         }
         AckTarget::Reply(reply) => {
@@ -231,9 +224,7 @@ async fn run(store: std::sync::Arc<dyn JournalStore>, mut receiver: mpsc::Receiv
     let mut acks = Vec::new();
     let mut num_failures = 0u32;
     loop {
-        if receiver.recv_many(&mut entries, MAX_BATCH_ENTRIES).await == 0
-            && batch.attempts.is_empty()
-        {
+        if receiver.recv_many(&mut entries, MAX_BATCH_ENTRIES).await == 0 && batch.attempts.is_empty() {
             return;
         }
         for entry in entries.drain(..) {
@@ -263,15 +254,11 @@ async fn run(store: std::sync::Arc<dyn JournalStore>, mut receiver: mpsc::Receiv
                 batch.events.clear();
                 if batch.attempts.len() > MAX_PENDING_ATTEMPTS {
                     let excess = batch.attempts.len() - MAX_PENDING_ATTEMPTS;
-                    tracing::error!(
-                        num_discarded = excess,
-                        "attempt records discarded while storage is down"
-                    );
+                    tracing::error!(num_discarded = excess, "attempt records discarded while storage is down");
                     batch.attempts.drain(..excess);
                 }
                 // Back off while the store is failing, so a dead database is not hammered.
-                tokio::time::sleep(Duration::from_millis(50 * u64::from(num_failures.min(20))))
-                    .await;
+                tokio::time::sleep(Duration::from_millis(50 * u64::from(num_failures.min(20)))).await;
                 if receiver.is_closed() && receiver.is_empty() && num_failures > 3 {
                     return;
                 }
@@ -296,39 +283,21 @@ mod tests {
     }
 
     impl JournalStore for RecordingStore {
-        fn write_batch<'a>(
-            &'a self,
-            batch: &'a JournalBatch,
-        ) -> BoxFuture<'a, Result<(), JournalError>> {
+        fn write_batch<'a>(&'a self, batch: &'a JournalBatch) -> BoxFuture<'a, Result<(), JournalError>> {
             Box::pin(async move {
                 if self.fail.load(Ordering::SeqCst) {
                     return Err(JournalError("disk full".into()));
                 }
                 self.num_batches.fetch_add(1, Ordering::SeqCst);
-                self.events
-                    .lock()
-                    .unwrap()
-                    .extend(batch.events.iter().map(|r| r.event.id.clone()));
+                self.events.lock().unwrap().extend(batch.events.iter().map(|r| r.event.id.clone()));
                 Ok(())
             })
         }
     }
 
     fn entry(reply: oneshot::Sender<Result<(), PublishError>>) -> JournalEntry {
-        let event = Arc::new(Event::new(
-            GroupId::generate(),
-            None,
-            "x".into(),
-            String::new(),
-            0,
-        ));
-        JournalEntry::Event {
-            record: EventRecord {
-                event,
-                deliveries: Vec::new(),
-            },
-            ack: AckTarget::Reply(reply),
-        }
+        let event = Arc::new(Event::new(GroupId::generate(), None, "x".into(), String::new(), 0));
+        JournalEntry::Event { record: EventRecord { event, deliveries: Vec::new() }, ack: AckTarget::Reply(reply) }
     }
 
     #[tokio::test]
@@ -345,10 +314,7 @@ mod tests {
             reply.await.unwrap().unwrap();
         }
         assert_eq!(store.events.lock().unwrap().len(), 100);
-        assert!(
-            store.num_batches.load(Ordering::SeqCst) < 100,
-            "publishes queued together share a batch"
-        );
+        assert!(store.num_batches.load(Ordering::SeqCst) < 100, "publishes queued together share a batch");
     }
 
     #[tokio::test]

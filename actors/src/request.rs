@@ -50,10 +50,7 @@ pub struct RenderError {
 }
 
 fn render_error(field: &FieldTemplate, reason: impl Into<String>) -> RenderError {
-    RenderError {
-        field: field.field.clone(),
-        reason: reason.into(),
-    }
+    RenderError { field: field.field.clone(), reason: reason.into() }
 }
 
 /// Builds the template context of an event: the event data's keys when it is a JSON object, overlaid with the
@@ -73,14 +70,8 @@ pub fn render_context(event: &Event, profile: &DeviceProfile) -> Value {
         ("PRODUCT_ID", profile.product_id.clone()),
         ("PRODUCT_USER_ID", profile.owner.clone()),
         ("PRODUCT_VERSION", profile.firmware_version.clone()),
-        (
-            "PARTICLE_EVENT_JSON",
-            Value::String(event.data.clone()).to_string(),
-        ),
-        (
-            "PARTICLE_EVENT_BASE64",
-            base64::engine::general_purpose::STANDARD.encode(&event.data),
-        ),
+        ("PARTICLE_EVENT_JSON", Value::String(event.data.clone()).to_string()),
+        ("PARTICLE_EVENT_BASE64", base64::engine::general_purpose::STANDARD.encode(&event.data)),
     ];
     for (key, value) in predefined {
         context.insert(key.to_owned(), Value::String(value));
@@ -94,13 +85,7 @@ fn default_fields(event: &Event) -> [(&'static str, String); 4] {
         ("event", event.name.clone()),
         ("data", event.data.clone()),
         ("published_at", event.published_at()),
-        (
-            "coreid",
-            event
-                .device_id
-                .as_ref()
-                .map_or_else(|| "api".to_owned(), ToString::to_string),
-        ),
+        ("coreid", event.device_id.as_ref().map_or_else(|| "api".to_owned(), ToString::to_string)),
     ]
 }
 
@@ -118,14 +103,13 @@ pub fn build_request(
     // Query string: the webhook's `query`, then for GET the form fields and the defaults.
     let mut query = form_urlencoded::Serializer::new(String::new());
     let mut has_query = false;
-    let mut append_pairs =
-        |pairs: &[(FieldTemplate, FieldTemplate)],
-         query: &mut form_urlencoded::Serializer<String>| {
-            for (key, value) in pairs {
-                query.append_pair(&render(key), &render(value));
-                has_query = true;
-            }
-        };
+    let mut append_pairs = |pairs: &[(FieldTemplate, FieldTemplate)],
+                            query: &mut form_urlencoded::Serializer<String>| {
+        for (key, value) in pairs {
+            query.append_pair(&render(key), &render(value));
+            has_query = true;
+        }
+    };
     append_pairs(&webhook.query, &mut query);
 
     let mut body = Bytes::new();
@@ -141,10 +125,7 @@ pub fn build_request(
         }
     } else if let Some(json) = &webhook.json {
         body = render_json_body(json, webhook.add_defaults, event, context)?;
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
     } else if let Some(template) = &webhook.body {
         body = Bytes::from(render(template));
@@ -164,20 +145,14 @@ pub fn build_request(
             }
         }
         body = Bytes::from(form.finish());
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/x-www-form-urlencoded"),
-        );
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-www-form-urlencoded"));
     }
 
     if let Some((username, password)) = &webhook.auth {
         let credentials = format!("{}:{}", render(username), render(password));
-        let value = format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(credentials)
-        );
-        let value = HeaderValue::try_from(value)
-            .map_err(|_| render_error(username, "rendered to an invalid header value"))?;
+        let value = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(credentials));
+        let value =
+            HeaderValue::try_from(value).map_err(|_| render_error(username, "rendered to an invalid header value"))?;
         headers.insert(header::AUTHORIZATION, value);
     }
     for (name, value) in &webhook.headers {
@@ -193,22 +168,13 @@ pub fn build_request(
         url.push(if url.contains('?') { '&' } else { '?' });
         url.push_str(&query.finish());
     }
-    let uri: http::Uri = url
-        .parse()
-        .map_err(|error| render_error(&webhook.url, format!("not a valid URL: {error}")))?;
+    let uri: http::Uri =
+        url.parse().map_err(|error| render_error(&webhook.url, format!("not a valid URL: {error}")))?;
     if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none_or(str::is_empty) {
-        return Err(render_error(
-            &webhook.url,
-            "must be an http or https URL with a host",
-        ));
+        return Err(render_error(&webhook.url, "must be an http or https URL with a host"));
     }
 
-    Ok(RenderedRequest {
-        method: webhook.method.clone(),
-        uri,
-        headers,
-        body,
-    })
+    Ok(RenderedRequest { method: webhook.method.clone(), uri, headers, body })
 }
 
 fn render_json_body(
@@ -224,16 +190,13 @@ fn render_json_body(
             if !add_defaults {
                 return Ok(Bytes::from(text));
             }
-            serde_json::from_str(&text).map_err(|error| {
-                render_error(template, format!("did not render to JSON: {error}"))
-            })?
+            serde_json::from_str(&text)
+                .map_err(|error| render_error(template, format!("did not render to JSON: {error}")))?
         }
     };
-    if add_defaults {
-        if let Value::Object(map) = &mut value {
-            for (key, field) in default_fields(event) {
-                map.entry(key).or_insert(Value::String(field));
-            }
+    if add_defaults && let Value::Object(map) = &mut value {
+        for (key, field) in default_fields(event) {
+            map.entry(key).or_insert(Value::String(field));
         }
     }
     Ok(Bytes::from(serde_json::to_vec(&value).unwrap_or_default()))
@@ -243,18 +206,10 @@ fn render_json(template: &JsonTemplate, context: &Value) -> Value {
     match template {
         JsonTemplate::Literal(value) => value.clone(),
         JsonTemplate::String(template) => Value::String(template.render(context)),
-        JsonTemplate::Array(items) => Value::Array(
-            items
-                .iter()
-                .map(|item| render_json(item, context))
-                .collect(),
-        ),
-        JsonTemplate::Object(entries) => Value::Object(
-            entries
-                .iter()
-                .map(|(key, item)| (key.render(context), render_json(item, context)))
-                .collect(),
-        ),
+        JsonTemplate::Array(items) => Value::Array(items.iter().map(|item| render_json(item, context)).collect()),
+        JsonTemplate::Object(entries) => {
+            Value::Object(entries.iter().map(|(key, item)| (key.render(context), render_json(item, context))).collect())
+        }
     }
 }
 
@@ -271,41 +226,23 @@ mod tests {
             WebhookDefinition::from_json(definition).unwrap(),
         )
         .unwrap();
-        let event = Event::new(
-            GroupId::generate(),
-            Some(DeviceId::generate()),
-            name.into(),
-            data.into(),
-            0,
-        );
+        let event = Event::new(GroupId::generate(), Some(DeviceId::generate()), name.into(), data.into(), 0);
         let context = render_context(&event, &DeviceProfile::default());
         (build_request(&webhook, &event, &context).unwrap(), event)
     }
 
     #[test]
     fn the_default_request_is_a_form_post_of_the_four_fields() {
-        let (request, event) = build(
-            r#"{"event":"demo","url":"http://sink/"}"#,
-            "demo",
-            "my data",
-        );
+        let (request, event) = build(r#"{"event":"demo","url":"http://sink/"}"#, "demo", "my data");
         assert_eq!(request.method, http::Method::POST);
-        assert_eq!(
-            request.headers[header::CONTENT_TYPE],
-            "application/x-www-form-urlencoded"
-        );
+        assert_eq!(request.headers[header::CONTENT_TYPE], "application/x-www-form-urlencoded");
         let expected = format!(
             "event=demo&data=my+data&published_at={}&coreid={}",
             event.published_at().replace(':', "%3A"),
             event.device_id.unwrap()
         );
         assert_eq!(request.body, expected);
-        assert!(
-            request.headers[header::USER_AGENT]
-                .to_str()
-                .unwrap()
-                .starts_with("hookwire/")
-        );
+        assert!(request.headers[header::USER_AGENT].to_str().unwrap().starts_with("hookwire/"));
     }
 
     #[test]
@@ -335,19 +272,12 @@ mod tests {
         let webhook = CompiledWebhook::compile(
             WebhookId::generate(),
             GroupId::generate(),
-            WebhookDefinition::from_json(
-                r#"{"event":"x","url":"http://sink/","json":"{{{PARTICLE_EVENT_VALUE}}}"}"#,
-            )
-            .unwrap(),
+            WebhookDefinition::from_json(r#"{"event":"x","url":"http://sink/","json":"{{{PARTICLE_EVENT_VALUE}}}"}"#)
+                .unwrap(),
         )
         .unwrap();
         let event = Event::new(GroupId::generate(), None, "x".into(), "not json".into(), 0);
-        let error = build_request(
-            &webhook,
-            &event,
-            &render_context(&event, &DeviceProfile::default()),
-        )
-        .unwrap_err();
+        let error = build_request(&webhook, &event, &render_context(&event, &DeviceProfile::default())).unwrap_err();
         assert_eq!(&*error.field, "json");
     }
 
@@ -360,12 +290,7 @@ mod tests {
         )
         .unwrap();
         let event = Event::new(GroupId::generate(), None, "x".into(), "{}".into(), 0);
-        let error = build_request(
-            &webhook,
-            &event,
-            &render_context(&event, &DeviceProfile::default()),
-        )
-        .unwrap_err();
+        let error = build_request(&webhook, &event, &render_context(&event, &DeviceProfile::default())).unwrap_err();
         assert_eq!(&*error.field, "url");
     }
 }

@@ -114,31 +114,18 @@ impl ActorRuntime {
             n => n,
         };
         let (sender, receiver) = std::sync::mpsc::channel();
-        let thread = std::thread::Builder::new()
-            .name("hookwire-actors".into())
-            .spawn(move || {
-                let system = actix_rt::System::new();
-                let arbiters: Vec<actix_rt::Arbiter> = (0..num_arbiters)
-                    .map(|_| actix_rt::Arbiter::new())
-                    .collect();
-                let handles = arbiters
-                    .iter()
-                    .map(actix_rt::Arbiter::handle)
-                    .collect::<Vec<_>>();
-                let _ = sender.send((actix_rt::System::current(), handles));
-                if let Err(error) = system.run() {
-                    tracing::error!(%error, "actor system ended with an error");
-                }
-                drop(arbiters);
-            })?;
-        let (system, arbiters) = receiver
-            .recv()
-            .map_err(|_| std::io::Error::other("actor system did not start"))?;
-        Ok(ActorRuntime {
-            system,
-            arbiters,
-            thread: Mutex::new(Some(thread)),
-        })
+        let thread = std::thread::Builder::new().name("hookwire-actors".into()).spawn(move || {
+            let system = actix_rt::System::new();
+            let arbiters: Vec<actix_rt::Arbiter> = (0..num_arbiters).map(|_| actix_rt::Arbiter::new()).collect();
+            let handles = arbiters.iter().map(actix_rt::Arbiter::handle).collect::<Vec<_>>();
+            let _ = sender.send((actix_rt::System::current(), handles));
+            if let Err(error) = system.run() {
+                tracing::error!(%error, "actor system ended with an error");
+            }
+            drop(arbiters);
+        })?;
+        let (system, arbiters) = receiver.recv().map_err(|_| std::io::Error::other("actor system did not start"))?;
+        Ok(ActorRuntime { system, arbiters, thread: Mutex::new(Some(thread)) })
     }
 }
 
@@ -189,10 +176,7 @@ impl Supervisor {
     }
 
     fn services(&self) -> Arc<Services> {
-        self.inner
-            .services
-            .upgrade()
-            .expect("services outlive the supervisor they own")
+        self.inner.services.upgrade().expect("services outlive the supervisor they own")
     }
 
     /// The actor of a webhook, started if it is not running.
@@ -205,9 +189,7 @@ impl Supervisor {
             .entry(id.clone())
             .or_insert_with(|| {
                 let (id, services) = (id.clone(), self.services());
-                actix::Supervisor::start_in_arbiter(self.arbiter_for(&id), move |_| {
-                    WebhookActor::new(id, services)
-                })
+                actix::Supervisor::start_in_arbiter(self.arbiter_for(&id), move |_| WebhookActor::new(id, services))
             })
             .clone()
     }
@@ -228,14 +210,8 @@ impl Supervisor {
             .entry(key.clone())
             .or_insert_with(|| {
                 let inner = &self.inner;
-                let (settings, tls, egress) = (
-                    inner.host_settings.clone(),
-                    inner.tls.clone(),
-                    inner.egress.clone(),
-                );
-                actix::Supervisor::start_in_arbiter(&arbiter, move |_| {
-                    HostActor::new(key, settings, tls, egress)
-                })
+                let (settings, tls, egress) = (inner.host_settings.clone(), inner.tls.clone(), inner.egress.clone());
+                actix::Supervisor::start_in_arbiter(&arbiter, move |_| HostActor::new(key, settings, tls, egress))
             })
             .clone()
     }
@@ -252,49 +228,24 @@ impl Supervisor {
         let session_id = self.inner.next_session_id.fetch_add(1, Ordering::Relaxed);
         let (outbound_sender, outbound) = mpsc::unbounded_channel();
         let device_id = profile.id.clone();
-        let (sink, events) = services.bus.sink(
-            group_id.clone(),
-            device_id.clone(),
-            services.settings.subscriber_queue_capacity,
-        );
+        let (sink, events) =
+            services.bus.sink(group_id.clone(), device_id.clone(), services.settings.subscriber_queue_capacity);
         let num_dropped = sink.sink().dropped_counter();
         let arbiter = self.arbiter_for(&device_id);
         let addr = DeviceActor::start_in_arbiter(arbiter, move |ctx| {
             ctx.add_stream(inbound);
-            DeviceActor::new(
-                session_id,
-                profile,
-                group_id,
-                services,
-                outbound_sender,
-                sink,
-            )
+            DeviceActor::new(session_id, profile, group_id, services, outbound_sender, sink)
         });
         if let Some(device_id) = device_id {
-            let mut devices = self
-                .inner
-                .devices
-                .lock()
-                .unwrap_or_else(|poison| poison.into_inner());
-            devices
-                .entry(device_id)
-                .or_default()
-                .insert(session_id, addr);
+            let mut devices = self.inner.devices.lock().unwrap_or_else(|poison| poison.into_inner());
+            devices.entry(device_id).or_default().insert(session_id, addr);
         }
-        DeviceSession {
-            outbound,
-            events,
-            num_dropped,
-        }
+        DeviceSession { outbound, events, num_dropped }
     }
 
     /// Called by a device actor when its session ends.
     pub fn device_stopped(&self, device_id: &DeviceId, session_id: u64) {
-        let mut devices = self
-            .inner
-            .devices
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
+        let mut devices = self.inner.devices.lock().unwrap_or_else(|poison| poison.into_inner());
         if let Some(sessions) = devices.get_mut(device_id) {
             sessions.remove(&session_id);
             if sessions.is_empty() {
@@ -305,11 +256,7 @@ impl Supervisor {
 
     /// Ends every session of a device (it was deleted).
     pub fn disconnect_device(&self, device_id: &DeviceId) {
-        let devices = self
-            .inner
-            .devices
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
+        let devices = self.inner.devices.lock().unwrap_or_else(|poison| poison.into_inner());
         for addr in devices.get(device_id).into_iter().flat_map(HashMap::values) {
             addr.do_send(Disconnect);
         }
@@ -317,26 +264,21 @@ impl Supervisor {
 
     /// How many device sessions are open.
     pub fn num_device_sessions(&self) -> usize {
-        let devices = self
-            .inner
-            .devices
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
+        let devices = self.inner.devices.lock().unwrap_or_else(|poison| poison.into_inner());
         devices.values().map(HashMap::len).sum()
     }
 
-    /// Stops every actor and waits for the actor threads to end.
-    pub fn shutdown(&self) {
+    /// Stops every actor without waiting: device sessions end (their streams close), deliveries in flight are
+    /// abandoned and stay pending in the journal, to be delivered after the next start.
+    pub fn stop(&self) {
         write(&self.inner.webhooks).clear();
         write(&self.inner.hosts).clear();
         self.inner.runtime.system.stop();
-        let thread = self
-            .inner
-            .runtime
-            .thread
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
-            .take();
+    }
+
+    /// Waits for the actor threads to end (after [`Supervisor::stop`]); blocks the calling thread.
+    pub fn join(&self) {
+        let thread = self.inner.runtime.thread.lock().unwrap_or_else(|poison| poison.into_inner()).take();
         if let Some(thread) = thread {
             let _ = thread.join();
         }

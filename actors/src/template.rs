@@ -48,16 +48,8 @@ pub struct TemplateError {
 
 impl TemplateError {
     fn new(source: &str, offset: usize, message: impl Into<String>) -> Self {
-        let line = source.as_bytes()[..offset.min(source.len())]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count()
-            + 1;
-        TemplateError {
-            message: message.into(),
-            offset,
-            line,
-        }
+        let line = source.as_bytes()[..offset.min(source.len())].iter().filter(|&&b| b == b'\n').count() + 1;
+        TemplateError { message: message.into(), offset, line }
     }
 
     /// What went wrong, without the location (e.g. "unclosed section `x` opened").
@@ -78,11 +70,7 @@ impl TemplateError {
 
 impl fmt::Display for TemplateError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} at line {} (byte {})",
-            self.message, self.line, self.offset
-        )
+        write!(f, "{} at line {} (byte {})", self.message, self.line, self.offset)
     }
 }
 
@@ -149,13 +137,7 @@ impl Template {
             Some(Node::Text(0, end)) => *end,
             _ => 0,
         };
-        Ok(Template {
-            source: source.to_owned(),
-            dialect,
-            nodes,
-            has_tags,
-            prefix_len,
-        })
+        Ok(Template { source: source.to_owned(), dialect, nodes, has_tags, prefix_len })
     }
 
     /// Renders against `context` into a new string. Never panics, whatever the context.
@@ -212,11 +194,7 @@ impl Template {
             return;
         }
         out.reserve(self.source.len());
-        let env = Env {
-            root: context,
-            now,
-            partials,
-        };
+        let env = Env { root: context, now, partials };
         let mut stack = Vec::with_capacity(8);
         stack.push(context);
         render_nodes(&self.source, &self.nodes, &mut stack, &env, out);
@@ -241,11 +219,7 @@ enum Kind {
 #[derive(Debug, Clone, Copy)]
 enum Raw<'s> {
     Text(usize, usize),
-    Tag {
-        kind: Kind,
-        name: &'s str,
-        at: usize,
-    },
+    Tag { kind: Kind, name: &'s str, at: usize },
 }
 
 fn push_text(raws: &mut Vec<Raw<'_>>, src: &str, mut start: usize, end: usize) {
@@ -283,16 +257,8 @@ fn lex(src: &str) -> Result<Vec<Raw<'_>>, TemplateError> {
             inner += 1;
         }
         let Some(len) = src[inner..].find(closer.as_str()) else {
-            let what = if kind == Kind::Delimiters {
-                "set-delimiter tag"
-            } else {
-                "tag"
-            };
-            return Err(TemplateError::new(
-                src,
-                at,
-                format!("unclosed {what} (no `{closer}`)"),
-            ));
+            let what = if kind == Kind::Delimiters { "set-delimiter tag" } else { "tag" };
+            return Err(TemplateError::new(src, at, format!("unclosed {what} (no `{closer}`)")));
         };
         let content = &src[inner..inner + len];
         pos = inner + len + closer.len();
@@ -323,10 +289,7 @@ fn lex(src: &str) -> Result<Vec<Raw<'_>>, TemplateError> {
 }
 
 fn bad_delimiters(src: &str, at: usize, content: &str) -> TemplateError {
-    let message = format!(
-        "bad set-delimiter tag `{}` (want two delimiters without whitespace or `=`)",
-        content.trim()
-    );
+    let message = format!("bad set-delimiter tag `{}` (want two delimiters without whitespace or `=`)", content.trim());
     TemplateError::new(src, at, message)
 }
 
@@ -345,23 +308,15 @@ fn strip_standalone<'s>(src: &str, raws: &[Raw<'s>]) -> Vec<Raw<'s>> {
         line_start = i + 1;
         let mut has_tag = false;
         let standalone = line.iter().all(|r| match r {
-            Raw::Text(s, e) => src[*s..*e]
-                .bytes()
-                .all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n')),
-            Raw::Tag {
-                kind: Kind::Var { .. },
-                ..
-            } => false,
+            Raw::Text(s, e) => src[*s..*e].bytes().all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n')),
+            Raw::Tag { kind: Kind::Var { .. }, .. } => false,
             Raw::Tag { .. } => {
                 has_tag = true;
                 true
             }
         });
         let drop_text = standalone && has_tag;
-        kept.extend(
-            line.iter()
-                .filter(|r| !(drop_text && matches!(r, Raw::Text(..)))),
-        );
+        kept.extend(line.iter().filter(|r| !(drop_text && matches!(r, Raw::Text(..)))));
     }
     kept
 }
@@ -372,16 +327,9 @@ fn parse_path(name: &str) -> Path {
     }
     let index = |s: &str| {
         let canonical = s == "0" || (!s.starts_with('0') && !s.is_empty());
-        (canonical && s.bytes().all(|b| b.is_ascii_digit()))
-            .then(|| s.parse().ok())
-            .flatten()
+        (canonical && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.parse().ok()).flatten()
     };
-    name.split('.')
-        .map(|s| Segment {
-            key: s.into(),
-            index: index(s),
-        })
-        .collect()
+    name.split('.').map(|s| Segment { key: s.into(), index: index(s) }).collect()
 }
 
 /// Builds nodes up to the closing tag of `open` (a section's name and offset), or to the end of
@@ -405,10 +353,7 @@ fn build<'s>(
             }
         };
         match kind {
-            Kind::Var { escape } => nodes.push(Node::Var {
-                path: parse_path(name),
-                escape,
-            }),
+            Kind::Var { escape } => nodes.push(Node::Var { path: parse_path(name), escape }),
             Kind::Partial => nodes.push(Node::Partial(name.into())),
             Kind::Comment | Kind::Delimiters => {}
             Kind::Section | Kind::Inverted => {
@@ -418,11 +363,7 @@ fn build<'s>(
                 }
                 let children = build(src, raws, Some((name, at)), depth + 1)?;
                 let (path, inverted) = (parse_path(name), kind == Kind::Inverted);
-                nodes.push(Node::Section {
-                    path,
-                    inverted,
-                    children,
-                });
+                nodes.push(Node::Section { path, inverted, children });
             }
             Kind::Close => {
                 let message = match open {
@@ -460,11 +401,7 @@ fn parse_blynk(src: &str) -> (Vec<Node>, bool) {
             (Node::PinValue, 2)
         } else if rest.starts_with(b"/datetime_iso/") {
             (Node::DateTime, 14)
-        } else if rest.len() >= 8
-            && rest.starts_with(b"/pin[")
-            && rest[5].is_ascii_digit()
-            && &rest[6..8] == b"]/"
-        {
+        } else if rest.len() >= 8 && rest.starts_with(b"/pin[") && rest[5].is_ascii_digit() && &rest[6..8] == b"]/" {
             (Node::PinPart(usize::from(rest[5] - b'0')), 8)
         } else {
             i += 1;
@@ -493,13 +430,7 @@ struct Env<'a> {
     partials: Option<&'a HashMap<String, Template>>,
 }
 
-fn render_nodes<'c>(
-    src: &str,
-    nodes: &[Node],
-    stack: &mut Vec<&'c Value>,
-    env: &Env<'c>,
-    out: &mut String,
-) {
+fn render_nodes<'c>(src: &str, nodes: &[Node], stack: &mut Vec<&'c Value>, env: &Env<'c>, out: &mut String) {
     for node in nodes {
         match node {
             Node::Text(start, end) => out.push_str(&src[*start..*end]),
@@ -508,11 +439,7 @@ fn render_nodes<'c>(
                 Some(value) => js_print(value, out),
                 None => {}
             },
-            Node::Section {
-                path,
-                inverted,
-                children,
-            } => match lookup(stack, path) {
+            Node::Section { path, inverted, children } => match lookup(stack, path) {
                 value if *inverted => {
                     if !truthy(value) {
                         render_nodes(src, children, stack, env, out);
@@ -540,9 +467,7 @@ fn render_nodes<'c>(
                 }
             }
             Node::PinValue => out.push_str(&event_value(env.root)),
-            Node::PinPart(n) => {
-                out.push_str(event_value(env.root).split('\0').nth(*n).unwrap_or(""))
-            }
+            Node::PinPart(n) => out.push_str(event_value(env.root).split('\0').nth(*n).unwrap_or("")),
             Node::DateTime => write_iso8601(env.now.unwrap_or_else(SystemTime::now), out),
         }
     }
@@ -702,15 +627,11 @@ mod tests {
     use std::time::Duration;
 
     fn render(template: &str, context: Value) -> String {
-        Template::parse(template, Dialect::Mustache)
-            .unwrap()
-            .render(&context)
+        Template::parse(template, Dialect::Mustache).unwrap().render(&context)
     }
 
     fn parse_err(template: &str) -> String {
-        Template::parse(template, Dialect::Mustache)
-            .unwrap_err()
-            .to_string()
+        Template::parse(template, Dialect::Mustache).unwrap_err().to_string()
     }
 
     fn run_spec(file: &str, json: &str) {
@@ -725,12 +646,7 @@ mod tests {
                 .as_object()
                 .into_iter()
                 .flatten()
-                .map(|(k, v)| {
-                    (
-                        k.clone(),
-                        Template::parse(v.as_str().unwrap(), Dialect::Mustache).unwrap(),
-                    )
-                })
+                .map(|(k, v)| (k.clone(), Template::parse(v.as_str().unwrap(), Dialect::Mustache).unwrap()))
                 .collect();
             let actual = match Template::parse(template, Dialect::Mustache) {
                 Ok(t) => {
@@ -746,27 +662,14 @@ mod tests {
                 ));
             }
         }
-        assert!(
-            failures.is_empty(),
-            "{} of {} failed:\n{}",
-            failures.len(),
-            tests.len(),
-            failures.join("\n")
-        );
+        assert!(failures.is_empty(), "{} of {} failed:\n{}", failures.len(), tests.len(), failures.join("\n"));
     }
 
     macro_rules! spec_test {
         ($test:ident, $file:literal) => {
             #[test]
             fn $test() {
-                run_spec(
-                    $file,
-                    include_str!(concat!(
-                        "../../tests/conformance/mustache-spec/",
-                        $file,
-                        ".json"
-                    )),
-                );
+                run_spec($file, include_str!(concat!("../../tests/conformance/mustache-spec/", $file, ".json")));
             }
         };
     }
@@ -788,15 +691,11 @@ mod tests {
                  {{#c}}{{{ca}}}~{{/c}}";
         assert_eq!(render(t, ctx), "xxx/Missing/first~second~");
 
-        let ctx =
-            json!({"a": 123, "b": "test", "c": true, "d": [1, 2, 3], "e": {"f": 444, "g": 5.5}});
+        let ctx = json!({"a": 123, "b": "test", "c": true, "d": [1, 2, 3], "e": {"f": 444, "g": 5.5}});
         let t = "{{{c}}}|{{{d.1}}}|{{{e}}}|{{{a}}},{{{e.f}}}|{{{d}}}";
         assert_eq!(render(t, ctx), "true|2|[object Object]|123,444|1,2,3");
 
-        assert_eq!(
-            render("{{a}}|{{{a}}}", json!({"a": "<x>"})),
-            "&lt;x&gt;|<x>"
-        );
+        assert_eq!(render("{{a}}|{{{a}}}", json!({"a": "<x>"})), "&lt;x&gt;|<x>");
     }
 
     #[test]
@@ -804,10 +703,7 @@ mod tests {
         let ctx = json!({"x": "a&b<c>d\"e'f/g`h=i é", "l": ["<", "/"]});
         let escaped = "a&amp;b&lt;c&gt;d&quot;e&#39;f&#x2F;g&#x60;h&#x3D;i é";
         assert_eq!(render("{{x}}", ctx.clone()), escaped);
-        assert_eq!(
-            render("{{&x}}|{{l}}", ctx),
-            "a&b<c>d\"e'f/g`h=i é|&lt;,&#x2F;"
-        );
+        assert_eq!(render("{{&x}}|{{l}}", ctx), "a&b<c>d\"e'f/g`h=i é|&lt;,&#x2F;");
     }
 
     #[test]
@@ -833,10 +729,7 @@ mod tests {
             (json!(0.1 + 0.2), "0.30000000000000004"),
             (json!(null), ""),
             (json!(false), "false"),
-            (
-                json!([1, [2, 3], null, "x", {}, [], true]),
-                "1,2,3,,x,[object Object],,true",
-            ),
+            (json!([1, [2, 3], null, "x", {}, [], true]), "1,2,3,,x,[object Object],,true"),
             (json!([[], []]), ","),
         ];
         for (value, want) in cases {
@@ -888,13 +781,7 @@ mod tests {
     fn never_panics_on_odd_contexts() {
         let t = "{{a.b}}{{#a}}{{.}}{{0}}{{/a}}{{^x}}-{{/x}}{{.}}{{>p}}";
         let t = Template::parse(t, Dialect::Mustache).unwrap();
-        for ctx in [
-            json!(null),
-            json!(3),
-            json!("s"),
-            json!([1, 2]),
-            json!({"a": [[1], {"b": 2}]}),
-        ] {
+        for ctx in [json!(null), json!(3), json!("s"), json!([1, 2]), json!({"a": [[1], {"b": 2}]})] {
             let _ = t.render(&ctx);
         }
         assert_eq!(t.render(&json!({"a": "é/"})), "é&#x2F;-[object Object]");
@@ -916,18 +803,8 @@ mod tests {
     #[test]
     fn static_templates_and_prefixes() {
         let cases = [
-            (
-                "https://example.com/a?b=c",
-                Dialect::Mustache,
-                true,
-                "https://example.com/a?b=c",
-            ),
-            (
-                "https://x.io/{{id}}/y",
-                Dialect::Mustache,
-                false,
-                "https://x.io/",
-            ),
+            ("https://example.com/a?b=c", Dialect::Mustache, true, "https://example.com/a?b=c"),
+            ("https://x.io/{{id}}/y", Dialect::Mustache, false, "https://x.io/"),
             ("{{#a}}x{{/a}}", Dialect::Mustache, false, ""),
             ("a {{! note }}b", Dialect::Mustache, false, "a "),
             ("a\n  {{! note }}\nb", Dialect::Mustache, false, "a\n"),
@@ -937,11 +814,7 @@ mod tests {
         ];
         for (source, dialect, is_static, prefix) in cases {
             let t = Template::parse(source, dialect).unwrap();
-            assert_eq!(
-                (t.is_static(), t.static_prefix()),
-                (is_static, prefix),
-                "{source}"
-            );
+            assert_eq!((t.is_static(), t.static_prefix()), (is_static, prefix), "{source}");
             assert_eq!((t.source(), t.dialect()), (source, dialect));
             assert!(t.render(&json!({})).starts_with(prefix));
         }
@@ -951,38 +824,23 @@ mod tests {
     fn parse_errors_say_what_and_where() {
         let cases = [
             ("{{#x}}a", "unclosed section `x` opened at line 1 (byte 0)"),
-            (
-                "a\n{{#x}}\n{{/y}}",
-                "mismatched closing tag `y` (section `x` opened at line 2) at line 3 (byte 9)",
-            ),
-            (
-                "ok {{/x}}",
-                "closing tag `x` without an open section at line 1 (byte 3)",
-            ),
+            ("a\n{{#x}}\n{{/y}}", "mismatched closing tag `y` (section `x` opened at line 2) at line 3 (byte 9)"),
+            ("ok {{/x}}", "closing tag `x` without an open section at line 1 (byte 3)"),
             ("a {{x", "unclosed tag (no `}}`) at line 1 (byte 2)"),
             ("{{{x}}", "unclosed tag (no `}}}`) at line 1 (byte 0)"),
             ("{{ }}", "empty tag name at line 1 (byte 0)"),
             ("{{#}}{{/}}", "empty tag name at line 1 (byte 0)"),
             ("{{>}}", "empty tag name at line 1 (byte 0)"),
-            (
-                "\n{{=<% %>}}",
-                "unclosed set-delimiter tag (no `=}}`) at line 2 (byte 1)",
-            ),
+            ("\n{{=<% %>}}", "unclosed set-delimiter tag (no `=}}`) at line 2 (byte 1)"),
         ];
         for (template, want) in cases {
             assert_eq!(parse_err(template), want);
         }
         for bad in ["{{=<%=}}", "{{=a b c=}}", "{{=a= b=}}", "{{==}}"] {
-            assert!(
-                parse_err(bad).starts_with("bad set-delimiter tag `"),
-                "{bad}"
-            );
+            assert!(parse_err(bad).starts_with("bad set-delimiter tag `"), "{bad}");
         }
         let err = Template::parse("x {{#a}}", Dialect::Mustache).unwrap_err();
-        assert_eq!(
-            (err.message(), err.line(), err.offset()),
-            ("unclosed section `a` opened", 1, 2)
-        );
+        assert_eq!((err.message(), err.line(), err.offset()), ("unclosed section `a` opened", 1, 2));
         let nested = |n| "{{#a}}".repeat(n) + &"{{/a}}".repeat(n);
         let too_deep = parse_err(&nested(MAX_SECTION_DEPTH + 1));
         assert!(too_deep.starts_with("sections nested deeper than 100"));
@@ -998,15 +856,9 @@ mod tests {
         let t = "http://h/update?api_key=x&field1=/pin/";
         assert_eq!(blynk(t, json!("42")), "http://h/update?api_key=x&field1=42");
         let t = "?value=/pin[0]/&value=/pin[1]/&value=/pin[2]/";
-        assert_eq!(
-            blynk(t, json!("10\u{0}11\u{0}12")),
-            "?value=10&value=11&value=12"
-        );
+        assert_eq!(blynk(t, json!("10\u{0}11\u{0}12")), "?value=10&value=11&value=12");
         let t = "a=%s&b=/pin[7]/&c={{x}}&d=/pin[x]/é";
-        assert_eq!(
-            blynk(t, json!("1\u{0}2")),
-            "a=1\u{0}2&b=&c={{x}}&d=/pin[x]/é"
-        );
+        assert_eq!(blynk(t, json!("1\u{0}2")), "a=1\u{0}2&b=&c={{x}}&d=/pin[x]/é");
         assert_eq!(blynk("/pin/", json!(3.5)), "3.5");
         let t = Template::parse("v=/pin/", Dialect::Blynk).unwrap();
         assert_eq!(t.render(&json!(null)), "v=");
@@ -1017,21 +869,14 @@ mod tests {
         let t = Template::parse("t=/datetime_iso/", Dialect::Blynk).unwrap();
         let at = |ms: i64| {
             let offset = Duration::from_millis(ms.unsigned_abs());
-            let now = if ms >= 0 {
-                UNIX_EPOCH + offset
-            } else {
-                UNIX_EPOCH - offset
-            };
+            let now = if ms >= 0 { UNIX_EPOCH + offset } else { UNIX_EPOCH - offset };
             t.render_at(&json!({}), now)
         };
         assert_eq!(at(0), "t=1970-01-01T00:00:00.000Z");
         assert_eq!(at(1_795_343_645_123), "t=2026-11-22T10:34:05.123Z");
         assert_eq!(at(1_709_251_199_999), "t=2024-02-29T23:59:59.999Z");
         assert_eq!(at(-1000), "t=1969-12-31T23:59:59.000Z");
-        assert_eq!(
-            t.render(&json!({})).len(),
-            "t=2026-11-22T10:34:05.123Z".len()
-        );
+        assert_eq!(t.render(&json!({})).len(), "t=2026-11-22T10:34:05.123Z".len());
         let m = Template::parse("{{a}}", Dialect::Mustache).unwrap();
         assert_eq!(m.render_at(&json!({"a": 1}), UNIX_EPOCH), "1");
     }

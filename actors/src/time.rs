@@ -5,9 +5,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Returns the current time in milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// Formats epoch milliseconds as UTC ISO-8601 with milliseconds, e.g. `2026-11-22T10:34:05.123Z`.
@@ -19,10 +17,7 @@ pub fn iso8601_ms(epoch_ms: i64) -> String {
 
 /// Appends epoch milliseconds as UTC ISO-8601 with milliseconds to `out`.
 pub fn write_iso8601_ms(epoch_ms: i64, out: &mut String) {
-    let (days, ms) = (
-        epoch_ms.div_euclid(86_400_000),
-        epoch_ms.rem_euclid(86_400_000),
-    );
+    let (days, ms) = (epoch_ms.div_euclid(86_400_000), epoch_ms.rem_euclid(86_400_000));
     // Howard Hinnant's civil_from_days.
     let z = days + 719_468;
     let (era, doe) = (z.div_euclid(146_097), z.rem_euclid(146_097));
@@ -33,10 +28,7 @@ pub fn write_iso8601_ms(epoch_ms: i64, out: &mut String) {
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
     let (h, m, s, milli) = (ms / 3_600_000, ms / 60_000 % 60, ms / 1000 % 60, ms % 1000);
-    let _ = write!(
-        out,
-        "{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.{milli:03}Z"
-    );
+    let _ = write!(out, "{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.{milli:03}Z");
 }
 
 #[cfg(test)]

@@ -29,22 +29,14 @@ pub struct WebhookActor {
 impl WebhookActor {
     /// Makes the actor of one webhook.
     pub fn new(id: WebhookId, services: Arc<Services>) -> Self {
-        WebhookActor {
-            id,
-            services,
-            num_in_flight: 0,
-        }
+        WebhookActor { id, services, num_in_flight: 0 }
     }
 
     /// Records an attempt and reports it on the event stream.
     fn finish(&mut self, dispatch: &Dispatch, method: &str, url: &str, outcome: AttemptOutcome) {
         let webhook = &dispatch.webhook;
         let event = &dispatch.event;
-        let status = if outcome.failure.is_none() {
-            DeliveryStatus::Succeeded
-        } else {
-            DeliveryStatus::Failed
-        };
+        let status = if outcome.failure.is_none() { DeliveryStatus::Succeeded } else { DeliveryStatus::Failed };
         if let Some(failure) = &outcome.failure {
             tracing::debug!(webhook_id = %self.id, delivery_id = %dispatch.delivery_id, class = failure.class.as_str(), message = %failure.message, "delivery failed");
         }
@@ -58,20 +50,12 @@ impl WebhookActor {
             request_method: method.to_owned(),
             request_url: url.to_owned(),
             response_status: outcome.response.as_ref().map(|response| response.status),
-            error_class: outcome
-                .failure
-                .as_ref()
-                .map(|failure| failure.class.as_str()),
-            error_message: outcome
-                .failure
-                .as_ref()
-                .map(|failure| failure.message.clone()),
+            error_class: outcome.failure.as_ref().map(|failure| failure.class.as_str()),
+            error_message: outcome.failure.as_ref().map(|failure| failure.message.clone()),
             delivery_status: status,
         };
-        if let Err(tokio::sync::mpsc::error::TrySendError::Full(entry)) = self
-            .services
-            .journal
-            .try_append(JournalEntry::Attempt(record))
+        if let Err(tokio::sync::mpsc::error::TrySendError::Full(entry)) =
+            self.services.journal.try_append(JournalEntry::Attempt(record))
         {
             let journal = self.services.journal.clone();
             actix::spawn(async move {
@@ -81,13 +65,7 @@ impl WebhookActor {
 
         let bus = &self.services.bus;
         let emit = |name: String, data: String| {
-            let hook_event = Event::new(
-                event.group_id.clone(),
-                event.device_id.clone(),
-                name,
-                data,
-                0,
-            );
+            let hook_event = Event::new(event.group_id.clone(), event.device_id.clone(), name, data, 0);
             bus.publish(&Arc::new(hook_event));
         };
         if outcome.sent {
@@ -105,11 +83,7 @@ impl WebhookActor {
                 }
             }
             (Some(failure), _) => {
-                let topic = self.topic(
-                    webhook.error_response_topic.as_ref(),
-                    "hook-error",
-                    dispatch,
-                );
+                let topic = self.topic(webhook.error_response_topic.as_ref(), "hook-error", dispatch);
                 for (index, chunk) in chunks(&failure.message, RESPONSE_CHUNK_BYTES).enumerate() {
                     emit(format!("{topic}/{index}"), chunk.to_owned());
                 }
@@ -124,10 +98,7 @@ impl WebhookActor {
         if let Some(template) = custom {
             return template.template.render(&dispatch.context);
         }
-        match (
-            &dispatch.event.device_id,
-            dispatch.webhook.only_triggering_device,
-        ) {
+        match (&dispatch.event.device_id, dispatch.webhook.only_triggering_device) {
             (Some(device), true) => format!("{device}/{kind}/{}", dispatch.event.name),
             _ => format!("{kind}/{}", dispatch.event.name),
         }
@@ -182,12 +153,11 @@ impl Handler<Dispatch> for WebhookActor {
         let request = match build_request(&dispatch.webhook, &dispatch.event, &dispatch.context) {
             Ok(request) => request,
             Err(error) => {
-                let outcome =
-                    AttemptOutcome::not_sent(ErrorClass::Render, format!("RENDER: {error}"));
+                let outcome = AttemptOutcome::not_sent(ErrorClass::Render, format!("RENDER: {error}"));
                 self.finish(
                     &dispatch,
                     dispatch.webhook.method.as_str(),
-                    &dispatch.webhook.url.template.source().to_owned(),
+                    dispatch.webhook.url.template.source(),
                     outcome,
                 );
                 return;
@@ -197,20 +167,13 @@ impl Handler<Dispatch> for WebhookActor {
         let url = request.uri.to_string();
         let host = self.services.supervisor.host(HostKey::of(&request.uri));
         self.num_in_flight += 1;
-        ctx.spawn(
-            host.send(Execute { request })
-                .into_actor(self)
-                .map(move |result, actor, _| {
-                    actor.num_in_flight -= 1;
-                    let outcome = result.unwrap_or_else(|error| {
-                        AttemptOutcome::not_sent(
-                            ErrorClass::ConnectionReset,
-                            format!("host actor unavailable: {error}"),
-                        )
-                    });
-                    actor.finish(&dispatch, &method, &url, outcome);
-                }),
-        );
+        ctx.spawn(host.send(Execute { request }).into_actor(self).map(move |result, actor, _| {
+            actor.num_in_flight -= 1;
+            let outcome = result.unwrap_or_else(|error| {
+                AttemptOutcome::not_sent(ErrorClass::ConnectionReset, format!("host actor unavailable: {error}"))
+            });
+            actor.finish(&dispatch, &method, &url, outcome);
+        }));
     }
 }
 
@@ -231,11 +194,7 @@ mod tests {
 
     #[test]
     fn a_response_template_reads_the_json_response() {
-        let template = Template::parse(
-            "{{{results.0.elevation}}}",
-            crate::template::Dialect::Mustache,
-        )
-        .unwrap();
+        let template = Template::parse("{{{results.0.elevation}}}", crate::template::Dialect::Mustache).unwrap();
         let body = br#"{"results":[{"elevation":1608.637939453125}],"status":"OK"}"#;
         assert_eq!(render_response(&template, body), "1608.637939453125");
     }

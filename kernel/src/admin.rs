@@ -30,19 +30,13 @@ pub struct DeviceFields {
 
 fn check_text(field: &str, value: &str, required: bool) -> Result<(), KernelError> {
     if required && value.trim().is_empty() {
-        return Err(KernelError::InvalidArgument(format!(
-            "{field}: must not be empty"
-        )));
+        return Err(KernelError::InvalidArgument(format!("{field}: must not be empty")));
     }
     if value.chars().count() > MAX_NAME_CHARS {
-        return Err(KernelError::InvalidArgument(format!(
-            "{field}: must be at most {MAX_NAME_CHARS} characters"
-        )));
+        return Err(KernelError::InvalidArgument(format!("{field}: must be at most {MAX_NAME_CHARS} characters")));
     }
     if value.chars().any(char::is_control) {
-        return Err(KernelError::InvalidArgument(format!(
-            "{field}: must not contain control characters"
-        )));
+        return Err(KernelError::InvalidArgument(format!("{field}: must not contain control characters")));
     }
     Ok(())
 }
@@ -51,11 +45,7 @@ impl Kernel {
     /// Creates a group.
     pub async fn create_group(&self, name: &str) -> Result<GroupRow, KernelError> {
         check_text("name", name, true)?;
-        let group = GroupRow {
-            id: GroupId::generate(),
-            name: name.trim().to_owned(),
-            created_at: time::now_ms(),
-        };
+        let group = GroupRow { id: GroupId::generate(), name: name.trim().to_owned(), created_at: time::now_ms() };
         groups::insert_group(self.store.pool(), &group).await?;
         Ok(group)
     }
@@ -161,8 +151,7 @@ impl Kernel {
                 .await?
                 .is_some_and(|device| &device.group_id == group_id);
             if !in_group {
-                let field = if compiled.definition.device_id.as_deref() == Some(device_id.as_str())
-                {
+                let field = if compiled.definition.device_id.as_deref() == Some(device_id.as_str()) {
                     "deviceID"
                 } else {
                     "x-devices"
@@ -176,15 +165,9 @@ impl Kernel {
     }
 
     /// Creates a webhook from its JSON definition.
-    pub async fn create_webhook(
-        &self,
-        group_id: &GroupId,
-        definition_json: &str,
-    ) -> Result<WebhookRow, KernelError> {
+    pub async fn create_webhook(&self, group_id: &GroupId, definition_json: &str) -> Result<WebhookRow, KernelError> {
         self.get_group(group_id).await?;
-        let compiled = self
-            .compile_for_group(WebhookId::generate(), group_id, definition_json)
-            .await?;
+        let compiled = self.compile_for_group(WebhookId::generate(), group_id, definition_json).await?;
         let now = time::now_ms();
         let row = WebhookRow {
             id: compiled.id.clone(),
@@ -216,28 +199,16 @@ impl Kernel {
     }
 
     /// Replaces a webhook's definition.
-    pub async fn update_webhook(
-        &self,
-        id: &WebhookId,
-        definition_json: &str,
-    ) -> Result<WebhookRow, KernelError> {
+    pub async fn update_webhook(&self, id: &WebhookId, definition_json: &str) -> Result<WebhookRow, KernelError> {
         let existing = self.get_webhook(id).await?;
-        let compiled = self
-            .compile_for_group(id.clone(), &existing.group_id, definition_json)
-            .await?;
+        let compiled = self.compile_for_group(id.clone(), &existing.group_id, definition_json).await?;
         let definition = compiled.definition.to_json();
         let now = time::now_ms();
-        if !webhooks::update_webhook(self.store.pool(), id, &definition, &compiled.devices, now)
-            .await?
-        {
+        if !webhooks::update_webhook(self.store.pool(), id, &definition, &compiled.devices, now).await? {
             return Err(KernelError::NotFound(format!("webhook {id} not found")));
         }
         self.refresh_group_index(&existing.group_id).await?;
-        Ok(WebhookRow {
-            definition,
-            updated_at: now,
-            ..existing
-        })
+        Ok(WebhookRow { definition, updated_at: now, ..existing })
     }
 
     /// Deletes a webhook.
@@ -280,9 +251,8 @@ impl Kernel {
 
 /// Compiles a stored webhook; one that no longer compiles (it was valid when stored) is logged and left out.
 fn compile_stored(row: WebhookRow) -> Option<Arc<CompiledWebhook>> {
-    let compiled = WebhookDefinition::from_json(&row.definition).and_then(|definition| {
-        CompiledWebhook::compile(row.id.clone(), row.group_id.clone(), definition)
-    });
+    let compiled = WebhookDefinition::from_json(&row.definition)
+        .and_then(|definition| CompiledWebhook::compile(row.id.clone(), row.group_id.clone(), definition));
     match compiled {
         Ok(compiled) => Some(Arc::new(compiled)),
         Err(error) => {

@@ -15,10 +15,7 @@ use std::sync::{Arc, RwLock};
 pub fn generate_token(prefix: &str) -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
-    format!(
-        "{prefix}{}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-    )
+    format!("{prefix}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
 }
 
 /// The stored form of a token: its SHA-256, hex.
@@ -35,19 +32,13 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 /// Reads the bearer token of a call.
 pub fn bearer(metadata: &tonic::metadata::MetadataMap) -> Result<&str, KernelError> {
     let value = metadata.get("authorization").ok_or_else(|| {
-        KernelError::Unauthenticated(
-            "authorization: missing (send `authorization: Bearer <token>`)".into(),
-        )
+        KernelError::Unauthenticated("authorization: missing (send `authorization: Bearer <token>`)".into())
     })?;
-    let value = value
-        .to_str()
-        .map_err(|_| KernelError::Unauthenticated("authorization: not text".into()))?;
+    let value = value.to_str().map_err(|_| KernelError::Unauthenticated("authorization: not text".into()))?;
     let token = value
         .strip_prefix("Bearer ")
         .or_else(|| value.strip_prefix("bearer "))
-        .ok_or_else(|| {
-            KernelError::Unauthenticated("authorization: expected `Bearer <token>`".into())
-        })?;
+        .ok_or_else(|| KernelError::Unauthenticated("authorization: expected `Bearer <token>`".into()))?;
     Ok(token.trim())
 }
 
@@ -67,26 +58,16 @@ pub struct AdminAuth {
 impl AdminAuth {
     /// Checks against a root token.
     pub fn new(root_token: &str) -> Self {
-        AdminAuth {
-            root_token_hash: hash_token(root_token),
-        }
+        AdminAuth { root_token_hash: hash_token(root_token) }
     }
 
     /// Authenticates an admin call.
-    pub fn authenticate(
-        &self,
-        metadata: &tonic::metadata::MetadataMap,
-    ) -> Result<Principal, KernelError> {
+    pub fn authenticate(&self, metadata: &tonic::metadata::MetadataMap) -> Result<Principal, KernelError> {
         let token = bearer(metadata)?;
-        if constant_time_eq(
-            hash_token(token).as_bytes(),
-            self.root_token_hash.as_bytes(),
-        ) {
+        if constant_time_eq(hash_token(token).as_bytes(), self.root_token_hash.as_bytes()) {
             Ok(Principal::Root)
         } else {
-            Err(KernelError::Unauthenticated(
-                "authorization: unknown token".into(),
-            ))
+            Err(KernelError::Unauthenticated("authorization: unknown token".into()))
         }
     }
 }
@@ -116,19 +97,12 @@ impl DeviceDirectory {
         metadata: &tonic::metadata::MetadataMap,
     ) -> Result<AuthenticatedDevice, KernelError> {
         let token_hash = hash_token(bearer(metadata)?);
-        if let Some(device) = self
-            .by_token_hash
-            .read()
-            .unwrap_or_else(|poison| poison.into_inner())
-            .get(&token_hash)
-        {
+        if let Some(device) = self.by_token_hash.read().unwrap_or_else(|poison| poison.into_inner()).get(&token_hash) {
             return Ok(device.clone());
         }
         let row = store::devices::find_by_token_hash(store.pool(), &token_hash)
             .await?
-            .ok_or_else(|| {
-                KernelError::Unauthenticated("authorization: unknown device token".into())
-            })?;
+            .ok_or_else(|| KernelError::Unauthenticated("authorization: unknown device token".into()))?;
         let device = AuthenticatedDevice {
             device_id: row.id.clone(),
             group_id: row.group_id.clone(),
@@ -139,19 +113,13 @@ impl DeviceDirectory {
                 owner: row.owner,
             }),
         };
-        self.by_token_hash
-            .write()
-            .unwrap_or_else(|poison| poison.into_inner())
-            .insert(token_hash, device.clone());
+        self.by_token_hash.write().unwrap_or_else(|poison| poison.into_inner()).insert(token_hash, device.clone());
         Ok(device)
     }
 
     /// Forgets the cached tokens of devices (deleted, or their group deleted).
     pub fn forget(&self, matches: impl Fn(&AuthenticatedDevice) -> bool) {
-        self.by_token_hash
-            .write()
-            .unwrap_or_else(|poison| poison.into_inner())
-            .retain(|_, device| !matches(device));
+        self.by_token_hash.write().unwrap_or_else(|poison| poison.into_inner()).retain(|_, device| !matches(device));
     }
 }
 
@@ -172,10 +140,7 @@ mod tests {
     fn the_root_token_is_checked_from_the_bearer_header() {
         let auth = AdminAuth::new("secret");
         let mut metadata = tonic::metadata::MetadataMap::new();
-        assert!(matches!(
-            auth.authenticate(&metadata),
-            Err(KernelError::Unauthenticated(_))
-        ));
+        assert!(matches!(auth.authenticate(&metadata), Err(KernelError::Unauthenticated(_))));
         metadata.insert("authorization", "Bearer wrong".parse().unwrap());
         assert!(auth.authenticate(&metadata).is_err());
         metadata.insert("authorization", "Bearer secret".parse().unwrap());

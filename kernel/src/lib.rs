@@ -45,6 +45,8 @@ pub struct Kernel {
     pub devices: auth::DeviceDirectory,
     /// Admin tokens.
     pub admin: auth::AdminAuth,
+    /// Turns true when the kernel begins to shut down; long-lived streams end then.
+    pub shutting_down: tokio::sync::watch::Receiver<bool>,
 }
 
 /// Runs the kernel on `listener` until `shutdown` completes, then stops cleanly: the server stops accepting,
@@ -59,14 +61,12 @@ pub async fn run(
     let address = listener.local_addr().context("listener has no address")?;
     let store = Store::connect(&settings.database).await?;
 
-    let (journal, journal_task) = Journal::start(
-        Arc::new(store::journal::SqlJournal::new(store.pool().clone())),
-        JOURNAL_CAPACITY,
-    );
+    let (journal, journal_task) =
+        Journal::start(Arc::new(store::journal::SqlJournal::new(store.pool().clone())), JOURNAL_CAPACITY);
     let tls = hookwire_actors::host::default_tls_config().context("TLS configuration")?;
     let egress = EgressPolicy::new(settings.allow_destination.clone());
-    let services = Services::start(settings.actor_settings(), journal, egress, tls)
-        .context("starting the actor system")?;
+    let services =
+        Services::start(settings.actor_settings(), journal, egress, tls).context("starting the actor system")?;
 
     let root_token = match &settings.root_token {
         Some(token) if !token.is_empty() => token.clone(),
@@ -76,31 +76,23 @@ pub async fn run(
             token
         }
     };
+    let (begin_shutdown, shutting_down) = tokio::sync::watch::channel(false);
     let kernel = Arc::new(Kernel {
         store: store.clone(),
         services: services.clone(),
         devices: auth::DeviceDirectory::default(),
         admin: auth::AdminAuth::new(&root_token),
+        shutting_down,
     });
     let num_webhooks = kernel.load_index().await?;
     let recovery = tokio::spawn(recovery::redeliver_pending(kernel.clone()));
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
-    health_reporter
-        .set_serving::<DeviceServiceServer<grpc::device::DeviceApi>>()
-        .await;
-    health_reporter
-        .set_serving::<GroupServiceServer<grpc::admin::AdminApi>>()
-        .await;
-    health_reporter
-        .set_serving::<DeviceAdminServiceServer<grpc::admin::AdminApi>>()
-        .await;
-    health_reporter
-        .set_serving::<WebhookServiceServer<grpc::admin::AdminApi>>()
-        .await;
-    health_reporter
-        .set_serving::<EventServiceServer<grpc::admin::AdminApi>>()
-        .await;
+    health_reporter.set_serving::<DeviceServiceServer<grpc::device::DeviceApi>>().await;
+    health_reporter.set_serving::<GroupServiceServer<grpc::admin::AdminApi>>().await;
+    health_reporter.set_serving::<DeviceAdminServiceServer<grpc::admin::AdminApi>>().await;
+    health_reporter.set_serving::<WebhookServiceServer<grpc::admin::AdminApi>>().await;
+    health_reporter.set_serving::<EventServiceServer<grpc::admin::AdminApi>>().await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(hookwire_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -112,34 +104,33 @@ pub async fn run(
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .add_service(health_service)
         .add_service(reflection)
-        .add_service(DeviceServiceServer::new(grpc::device::DeviceApi::new(
-            kernel.clone(),
-        )))
+        .add_service(DeviceServiceServer::new(grpc::device::DeviceApi::new(kernel.clone())))
         .add_service(GroupServiceServer::new(admin.clone()))
         .add_service(DeviceAdminServiceServer::new(admin.clone()))
         .add_service(WebhookServiceServer::new(admin.clone()))
         .add_service(EventServiceServer::new(admin));
 
     tracing::info!(%address, database = %store::redact(&settings.database), num_webhooks, "hookwired ready");
-    let served = router
-        .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(listener),
-            shutdown,
-        )
-        .await;
+    // The server drains open calls before it returns, so the long-lived ones must end first: stopping the actors
+    // ends device sessions, and the watch ends admin event streams.
+    let supervisor = services.supervisor.clone();
+    let shutdown = async move {
+        shutdown.await;
+        tracing::info!("shutting down");
+        supervisor.stop();
+        let _ = begin_shutdown.send(true);
+    };
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let served = router.serve_with_incoming_shutdown(incoming, shutdown).await;
 
-    tracing::info!("shutting down");
     recovery.abort();
-    services.supervisor.shutdown();
+    services.supervisor.stop();
+    let supervisor = services.supervisor.clone();
+    let _ = tokio::task::spawn_blocking(move || supervisor.join()).await;
     drop(kernel);
     drop(services);
-    if tokio::time::timeout(Duration::from_secs(10), journal_task)
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            "journal did not finish within 10 s; unwritten attempts will be retried after the next start"
-        );
+    if tokio::time::timeout(Duration::from_secs(10), journal_task).await.is_err() {
+        tracing::warn!("journal did not finish within 10 s; unwritten attempts will be retried after the next start");
     }
     store.close().await;
     served.context("gRPC server")?;

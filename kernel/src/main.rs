@@ -26,11 +26,7 @@ struct Flags {
     #[arg(long, env = "HOOKWIRE_CONFIG")]
     config: Option<PathBuf>,
     /// Allow destinations in this range although private, loopback or link-local (repeatable)
-    #[arg(
-        long = "allow-destination",
-        env = "HOOKWIRE_ALLOW_DESTINATION",
-        value_delimiter = ','
-    )]
+    #[arg(long = "allow-destination", env = "HOOKWIRE_ALLOW_DESTINATION", value_delimiter = ',')]
     allow_destination: Vec<IpNet>,
     /// Most requests in flight to one destination host [default: 64]
     #[arg(long, env = "HOOKWIRE_MAX_IN_FLIGHT_PER_HOST")]

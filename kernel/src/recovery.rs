@@ -33,30 +33,23 @@ pub async fn redeliver_pending(kernel: Arc<Kernel>) -> usize {
                 continue;
             };
             let context = Arc::new(render_context(&pending.event, &pending.profile));
-            kernel
-                .services
-                .supervisor
-                .webhook(&webhook.id)
-                .do_send(Dispatch {
-                    delivery_id: pending.delivery_id,
-                    webhook,
-                    event: Arc::new(pending.event),
-                    context,
-                    attempt: pending.num_attempts + 1,
-                });
+            kernel.services.supervisor.webhook(&webhook.id).do_send(Dispatch {
+                delivery_id: pending.delivery_id,
+                webhook,
+                event: Arc::new(pending.event),
+                context,
+                attempt: pending.num_attempts + 1,
+            });
             num_dispatched += 1;
         }
-        if !orphans.is_empty() {
-            if let Err(error) = drop_deliveries(kernel.store.pool(), &orphans).await {
-                tracing::warn!(%error, "could not mark deliveries of deleted webhooks as dropped");
-            }
+        if !orphans.is_empty()
+            && let Err(error) = drop_deliveries(kernel.store.pool(), &orphans).await
+        {
+            tracing::warn!(%error, "could not mark deliveries of deleted webhooks as dropped");
         }
     }
     if num_dispatched > 0 {
-        tracing::info!(
-            num_dispatched,
-            "redelivering pending deliveries from before the restart"
-        );
+        tracing::info!(num_dispatched, "redelivering pending deliveries from before the restart");
     }
     num_dispatched
 }

@@ -70,8 +70,7 @@ impl Default for Settings {
 impl Settings {
     /// Reads a TOML file over the defaults.
     pub fn from_file(path: &Path) -> Result<Settings, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|error| format!("config {}: {error}", path.display()))?;
+        let text = std::fs::read_to_string(path).map_err(|error| format!("config {}: {error}", path.display()))?;
         toml::from_str(&text).map_err(|error| format!("config {}: {error}", path.display()))
     }
 
@@ -100,11 +99,7 @@ mod tests {
     fn a_toml_file_overrides_defaults_and_refuses_unknown_keys() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("hookwire.toml");
-        std::fs::write(
-            &path,
-            "database = \"sqlite:///tmp/x.db\"\nallow_destination = [\"127.0.0.0/8\"]\n",
-        )
-        .unwrap();
+        std::fs::write(&path, "database = \"sqlite:///tmp/x.db\"\nallow_destination = [\"127.0.0.0/8\"]\n").unwrap();
         let settings = Settings::from_file(&path).unwrap();
         assert_eq!(settings.database, "sqlite:///tmp/x.db");
         assert_eq!(settings.allow_destination.len(), 1);

@@ -1,1 +1,5 @@
+//! hookwire's end-to-end suite: one test binary, real kernels, real gRPC clients, real HTTP receivers.
 
+mod conformance;
+mod core;
+mod support;

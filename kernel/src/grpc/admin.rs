@@ -28,10 +28,7 @@ impl AdminApi {
 
     /// Authenticates an admin call.
     fn authorize<T>(&self, request: &Request<T>) -> Result<(), KernelError> {
-        self.kernel
-            .admin
-            .authenticate(request.metadata())
-            .map(|_| ())
+        self.kernel.admin.authenticate(request.metadata()).map(|_| ())
     }
 }
 
@@ -39,10 +36,7 @@ type Reply<T> = Result<Response<T>, Status>;
 
 #[tonic::async_trait]
 impl GroupService for AdminApi {
-    async fn create_group(
-        &self,
-        request: Request<proto::CreateGroupRequest>,
-    ) -> Reply<proto::Group> {
+    async fn create_group(&self, request: Request<proto::CreateGroupRequest>) -> Reply<proto::Group> {
         self.authorize(&request)?;
         let group = self.kernel.create_group(&request.into_inner().name).await?;
         Ok(Response::new(group.into()))
@@ -54,25 +48,13 @@ impl GroupService for AdminApi {
         Ok(Response::new(self.kernel.get_group(&id).await?.into()))
     }
 
-    async fn list_groups(
-        &self,
-        request: Request<proto::ListGroupsRequest>,
-    ) -> Reply<proto::ListGroupsResponse> {
+    async fn list_groups(&self, request: Request<proto::ListGroupsRequest>) -> Reply<proto::ListGroupsResponse> {
         self.authorize(&request)?;
-        let groups = self
-            .kernel
-            .list_groups()
-            .await?
-            .into_iter()
-            .map(Into::into)
-            .collect();
+        let groups = self.kernel.list_groups().await?.into_iter().map(Into::into).collect();
         Ok(Response::new(proto::ListGroupsResponse { groups }))
     }
 
-    async fn delete_group(
-        &self,
-        request: Request<proto::DeleteGroupRequest>,
-    ) -> Reply<proto::DeleteGroupResponse> {
+    async fn delete_group(&self, request: Request<proto::DeleteGroupRequest>) -> Reply<proto::DeleteGroupResponse> {
         self.authorize(&request)?;
         let id = parse_id("id", &request.get_ref().id, GroupId::parse)?;
         self.kernel.delete_group(&id).await?;
@@ -82,10 +64,7 @@ impl GroupService for AdminApi {
 
 #[tonic::async_trait]
 impl DeviceAdminService for AdminApi {
-    async fn create_device(
-        &self,
-        request: Request<proto::CreateDeviceRequest>,
-    ) -> Reply<proto::CreateDeviceResponse> {
+    async fn create_device(&self, request: Request<proto::CreateDeviceRequest>) -> Reply<proto::CreateDeviceResponse> {
         self.authorize(&request)?;
         let message = request.into_inner();
         let group_id = parse_id("group_id", &message.group_id, GroupId::parse)?;
@@ -96,10 +75,7 @@ impl DeviceAdminService for AdminApi {
             owner: message.owner,
         };
         let (device, token) = self.kernel.create_device(&group_id, fields).await?;
-        Ok(Response::new(proto::CreateDeviceResponse {
-            device: Some(device.into()),
-            token,
-        }))
+        Ok(Response::new(proto::CreateDeviceResponse { device: Some(device.into()), token }))
     }
 
     async fn get_device(&self, request: Request<proto::GetDeviceRequest>) -> Reply<proto::Device> {
@@ -108,26 +84,14 @@ impl DeviceAdminService for AdminApi {
         Ok(Response::new(self.kernel.get_device(&id).await?.into()))
     }
 
-    async fn list_devices(
-        &self,
-        request: Request<proto::ListDevicesRequest>,
-    ) -> Reply<proto::ListDevicesResponse> {
+    async fn list_devices(&self, request: Request<proto::ListDevicesRequest>) -> Reply<proto::ListDevicesResponse> {
         self.authorize(&request)?;
         let group_id = parse_id("group_id", &request.get_ref().group_id, GroupId::parse)?;
-        let devices = self
-            .kernel
-            .list_devices(&group_id)
-            .await?
-            .into_iter()
-            .map(Into::into)
-            .collect();
+        let devices = self.kernel.list_devices(&group_id).await?.into_iter().map(Into::into).collect();
         Ok(Response::new(proto::ListDevicesResponse { devices }))
     }
 
-    async fn delete_device(
-        &self,
-        request: Request<proto::DeleteDeviceRequest>,
-    ) -> Reply<proto::DeleteDeviceResponse> {
+    async fn delete_device(&self, request: Request<proto::DeleteDeviceRequest>) -> Reply<proto::DeleteDeviceResponse> {
         self.authorize(&request)?;
         let id = parse_id("id", &request.get_ref().id, DeviceId::parse)?;
         self.kernel.delete_device(&id).await?;
@@ -137,34 +101,20 @@ impl DeviceAdminService for AdminApi {
 
 #[tonic::async_trait]
 impl WebhookService for AdminApi {
-    async fn create_webhook(
-        &self,
-        request: Request<proto::CreateWebhookRequest>,
-    ) -> Reply<proto::Webhook> {
+    async fn create_webhook(&self, request: Request<proto::CreateWebhookRequest>) -> Reply<proto::Webhook> {
         self.authorize(&request)?;
         let message = request.into_inner();
         let group_id = parse_id("group_id", &message.group_id, GroupId::parse)?;
-        Ok(Response::new(
-            self.kernel
-                .create_webhook(&group_id, &message.definition_json)
-                .await?
-                .into(),
-        ))
+        Ok(Response::new(self.kernel.create_webhook(&group_id, &message.definition_json).await?.into()))
     }
 
-    async fn get_webhook(
-        &self,
-        request: Request<proto::GetWebhookRequest>,
-    ) -> Reply<proto::Webhook> {
+    async fn get_webhook(&self, request: Request<proto::GetWebhookRequest>) -> Reply<proto::Webhook> {
         self.authorize(&request)?;
         let id = parse_id("id", &request.get_ref().id, WebhookId::parse)?;
         Ok(Response::new(self.kernel.get_webhook(&id).await?.into()))
     }
 
-    async fn list_webhooks(
-        &self,
-        request: Request<proto::ListWebhooksRequest>,
-    ) -> Reply<proto::ListWebhooksResponse> {
+    async fn list_webhooks(&self, request: Request<proto::ListWebhooksRequest>) -> Reply<proto::ListWebhooksResponse> {
         self.authorize(&request)?;
         let message = request.into_inner();
         let group_id = parse_id("group_id", &message.group_id, GroupId::parse)?;
@@ -172,29 +122,16 @@ impl WebhookService for AdminApi {
             "" => None,
             device_id => Some(parse_id("device_id", device_id, DeviceId::parse)?),
         };
-        let webhooks = self
-            .kernel
-            .list_webhooks(&group_id, device_id.as_ref())
-            .await?
-            .into_iter()
-            .map(Into::into)
-            .collect();
+        let webhooks =
+            self.kernel.list_webhooks(&group_id, device_id.as_ref()).await?.into_iter().map(Into::into).collect();
         Ok(Response::new(proto::ListWebhooksResponse { webhooks }))
     }
 
-    async fn update_webhook(
-        &self,
-        request: Request<proto::UpdateWebhookRequest>,
-    ) -> Reply<proto::Webhook> {
+    async fn update_webhook(&self, request: Request<proto::UpdateWebhookRequest>) -> Reply<proto::Webhook> {
         self.authorize(&request)?;
         let message = request.into_inner();
         let id = parse_id("id", &message.id, WebhookId::parse)?;
-        Ok(Response::new(
-            self.kernel
-                .update_webhook(&id, &message.definition_json)
-                .await?
-                .into(),
-        ))
+        Ok(Response::new(self.kernel.update_webhook(&id, &message.definition_json).await?.into()))
     }
 
     async fn delete_webhook(
@@ -215,32 +152,28 @@ pub type EventStream = Pin<Box<dyn Stream<Item = Result<proto::Event, Status>> +
 impl EventService for AdminApi {
     type SubscribeStream = EventStream;
 
-    async fn subscribe(
-        &self,
-        request: Request<proto::SubscribeEventsRequest>,
-    ) -> Reply<Self::SubscribeStream> {
+    async fn subscribe(&self, request: Request<proto::SubscribeEventsRequest>) -> Reply<Self::SubscribeStream> {
         self.authorize(&request)?;
         let message = request.into_inner();
         let group_id = parse_id("group_id", &message.group_id, GroupId::parse)?;
         if message.prefix.len() > hookwire_actors::event::MAX_NAME_BYTES {
-            return Err(
-                KernelError::InvalidArgument("prefix: must be at most 64 bytes".into()).into(),
-            );
+            return Err(KernelError::InvalidArgument("prefix: must be at most 64 bytes".into()).into());
         }
         self.kernel.get_group(&group_id).await?;
         let bus = &self.kernel.services.bus;
-        let (guard, receiver) = bus.sink(
-            group_id,
-            None,
-            self.kernel.services.settings.subscriber_queue_capacity,
-        );
+        let (guard, receiver) = bus.sink(group_id, None, self.kernel.services.settings.subscriber_queue_capacity);
         guard.subscribe(&message.prefix);
-        // The guard lives as long as the stream: when the client goes away, the subscription goes with it.
-        let stream =
-            futures::stream::unfold((guard, receiver), |(guard, mut receiver)| async move {
-                let event = receiver.recv().await?;
-                Some((Ok(event.to_proto()), (guard, receiver)))
-            });
+        // The guard lives as long as the stream: when the client goes away, the subscription goes with it. The
+        // stream ends when the kernel shuts down.
+        let shutting_down = self.kernel.shutting_down.clone();
+        let state = (guard, receiver, shutting_down);
+        let stream = futures::stream::unfold(state, |(guard, mut receiver, mut shutting_down)| async move {
+            let event = tokio::select! {
+                event = receiver.recv() => event?,
+                _ = shutting_down.wait_for(|down| *down) => return None,
+            };
+            Some((Ok(event.to_proto()), (guard, receiver, shutting_down)))
+        });
         Ok(Response::new(Box::pin(stream)))
     }
 }

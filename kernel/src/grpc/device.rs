@@ -43,11 +43,7 @@ fn session_stream(session: DeviceSession) -> SessionStream {
         events_open: bool,
         pending: Option<KernelMessage>,
     }
-    let state = State {
-        session,
-        events_open: true,
-        pending: None,
-    };
+    let state = State { session, events_open: true, pending: None };
     Box::pin(futures::stream::unfold(state, |mut state| async move {
         if let Some(message) = state.pending.take() {
             return Some((Ok(message), state));
@@ -83,64 +79,37 @@ impl DeviceService for DeviceApi {
         &self,
         request: Request<Streaming<proto::DeviceMessage>>,
     ) -> Result<Response<Self::ConnectStream>, Status> {
-        let device = self
-            .kernel
-            .devices
-            .authenticate(&self.kernel.store, request.metadata())
-            .await?;
+        let device = self.kernel.devices.authenticate(&self.kernel.store, request.metadata()).await?;
         let inbound = request
             .into_inner()
             .take_while(|message| futures::future::ready(message.is_ok()))
             .filter_map(|message| futures::future::ready(message.ok()))
             .boxed();
-        let session =
-            self.kernel
-                .services
-                .supervisor
-                .start_device(device.profile, device.group_id, inbound);
+        let session = self.kernel.services.supervisor.start_device(device.profile, device.group_id, inbound);
         Ok(Response::new(session_stream(session)))
     }
 
-    async fn publish(
-        &self,
-        request: Request<proto::PublishRequest>,
-    ) -> Result<Response<proto::PublishAck>, Status> {
-        let device = self
-            .kernel
-            .devices
-            .authenticate(&self.kernel.store, request.metadata())
-            .await?;
+    async fn publish(&self, request: Request<proto::PublishRequest>) -> Result<Response<proto::PublishAck>, Status> {
+        let device = self.kernel.devices.authenticate(&self.kernel.store, request.metadata()).await?;
         let services = &self.kernel.services;
-        let prepared = prepare_publish(
-            services,
-            &device.profile,
-            &device.group_id,
-            request.into_inner(),
-            &mut Vec::new(),
-        )
-        .map_err(publish_status)?;
+        let prepared =
+            prepare_publish(services, &device.profile, &device.group_id, request.into_inner(), &mut Vec::new())
+                .map_err(publish_status)?;
         let ack = proto::PublishAck {
             seq: 0,
             event_id: prepared.record.event.id.to_string(),
             num_deliveries: u32::try_from(prepared.record.deliveries.len()).unwrap_or(u32::MAX),
         };
         let (reply, durable) = tokio::sync::oneshot::channel();
-        let entry = JournalEntry::Event {
-            record: prepared.record,
-            ack: AckTarget::Reply(reply),
-        };
+        let entry = JournalEntry::Event { record: prepared.record, ack: AckTarget::Reply(reply) };
         if services.journal.append(entry).await.is_err() {
-            return Err(publish_status(PublishError::Unavailable(
-                "the kernel is shutting down".into(),
-            )));
+            return Err(publish_status(PublishError::Unavailable("the kernel is shutting down".into())));
         }
         prepared.launch.run(services);
         match durable.await {
             Ok(Ok(())) => Ok(Response::new(ack)),
             Ok(Err(error)) => Err(publish_status(error)),
-            Err(_) => Err(publish_status(PublishError::Unavailable(
-                "the kernel is shutting down".into(),
-            ))),
+            Err(_) => Err(publish_status(PublishError::Unavailable("the kernel is shutting down".into()))),
         }
     }
 }

@@ -12,11 +12,7 @@ use hookwire_proto::v1 as proto;
 
 impl From<GroupRow> for proto::Group {
     fn from(group: GroupRow) -> Self {
-        proto::Group {
-            id: group.id.to_string(),
-            name: group.name,
-            created_at: iso8601_ms(group.created_at),
-        }
+        proto::Group { id: group.id.to_string(), name: group.name, created_at: iso8601_ms(group.created_at) }
     }
 }
 

@@ -25,8 +25,7 @@ pub struct DeviceRow {
     pub created_at: i64,
 }
 
-const COLUMNS: &str =
-    "id, group_id, name, token_hash, product_id, firmware_version, owner, created_at";
+const COLUMNS: &str = "id, group_id, name, token_hash, product_id, firmware_version, owner, created_at";
 
 fn from_row(row: &sqlx::any::AnyRow) -> Result<DeviceRow, StoreError> {
     Ok(DeviceRow {
@@ -63,36 +62,21 @@ pub async fn insert_device(pool: &AnyPool, device: &DeviceRow) -> Result<(), Sto
 /// Gets a device.
 pub async fn get_device(pool: &AnyPool, id: &DeviceId) -> Result<Option<DeviceRow>, StoreError> {
     let sql = select_devices("WHERE id = $1");
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(id.as_str())
-        .fetch_optional(pool)
-        .await?;
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id.as_str()).fetch_optional(pool).await?;
     row.as_ref().map(from_row).transpose()
 }
 
 /// Finds the device a token belongs to, by the token's hash.
-pub async fn find_by_token_hash(
-    pool: &AnyPool,
-    token_hash: &str,
-) -> Result<Option<DeviceRow>, StoreError> {
+pub async fn find_by_token_hash(pool: &AnyPool, token_hash: &str) -> Result<Option<DeviceRow>, StoreError> {
     let sql = select_devices("WHERE token_hash = $1");
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(token_hash)
-        .fetch_optional(pool)
-        .await?;
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(token_hash).fetch_optional(pool).await?;
     row.as_ref().map(from_row).transpose()
 }
 
 /// Lists a group's devices, oldest first.
-pub async fn list_devices(
-    pool: &AnyPool,
-    group_id: &GroupId,
-) -> Result<Vec<DeviceRow>, StoreError> {
+pub async fn list_devices(pool: &AnyPool, group_id: &GroupId) -> Result<Vec<DeviceRow>, StoreError> {
     let sql = select_devices("WHERE group_id = $1 ORDER BY id");
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(group_id.as_str())
-        .fetch_all(pool)
-        .await?;
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(group_id.as_str()).fetch_all(pool).await?;
     rows.iter().map(from_row).collect()
 }
 
@@ -101,10 +85,7 @@ fn select_devices(condition: &str) -> String {
 }
 
 /// Deletes a device and the webhooks limited to it alone; returns whether it existed and the deleted webhooks.
-pub async fn delete_device(
-    pool: &AnyPool,
-    id: &DeviceId,
-) -> Result<(bool, Vec<WebhookId>), StoreError> {
+pub async fn delete_device(pool: &AnyPool, id: &DeviceId) -> Result<(bool, Vec<WebhookId>), StoreError> {
     let mut transaction = pool.begin().await?;
     let webhook_ids: Vec<WebhookId> = sqlx::query(
         "SELECT webhook_id FROM webhook_devices WHERE device_id = $1 \
@@ -114,25 +95,16 @@ pub async fn delete_device(
     .fetch_all(&mut *transaction)
     .await?
     .iter()
-    .map(|row| {
-        row.try_get::<String, _>("webhook_id")
-            .map(|id| WebhookId::from_trusted(&id))
-    })
+    .map(|row| row.try_get::<String, _>("webhook_id").map(|id| WebhookId::from_trusted(&id)))
     .collect::<Result<_, _>>()?;
     for webhook_id in &webhook_ids {
         sqlx::query("DELETE FROM webhook_devices WHERE webhook_id = $1")
             .bind(webhook_id.as_str())
             .execute(&mut *transaction)
             .await?;
-        sqlx::query("DELETE FROM webhooks WHERE id = $1")
-            .bind(webhook_id.as_str())
-            .execute(&mut *transaction)
-            .await?;
+        sqlx::query("DELETE FROM webhooks WHERE id = $1").bind(webhook_id.as_str()).execute(&mut *transaction).await?;
     }
-    let result = sqlx::query("DELETE FROM devices WHERE id = $1")
-        .bind(id.as_str())
-        .execute(&mut *transaction)
-        .await?;
+    let result = sqlx::query("DELETE FROM devices WHERE id = $1").bind(id.as_str()).execute(&mut *transaction).await?;
     transaction.commit().await?;
     Ok((result.rows_affected() > 0, webhook_ids))
 }

@@ -45,9 +45,7 @@ pub async fn get_group(pool: &AnyPool, id: &GroupId) -> Result<Option<GroupRow>,
 
 /// Lists every group, oldest first.
 pub async fn list_groups(pool: &AnyPool) -> Result<Vec<GroupRow>, StoreError> {
-    let rows = sqlx::query("SELECT id, name, created_at FROM groups ORDER BY id")
-        .fetch_all(pool)
-        .await?;
+    let rows = sqlx::query("SELECT id, name, created_at FROM groups ORDER BY id").fetch_all(pool).await?;
     rows.iter().map(from_row).collect()
 }
 
@@ -58,18 +56,9 @@ pub async fn delete_group(pool: &AnyPool, id: &GroupId) -> Result<bool, StoreErr
         .bind(id.as_str())
         .execute(&mut *transaction)
         .await?;
-    sqlx::query("DELETE FROM webhooks WHERE group_id = $1")
-        .bind(id.as_str())
-        .execute(&mut *transaction)
-        .await?;
-    sqlx::query("DELETE FROM devices WHERE group_id = $1")
-        .bind(id.as_str())
-        .execute(&mut *transaction)
-        .await?;
-    let result = sqlx::query("DELETE FROM groups WHERE id = $1")
-        .bind(id.as_str())
-        .execute(&mut *transaction)
-        .await?;
+    sqlx::query("DELETE FROM webhooks WHERE group_id = $1").bind(id.as_str()).execute(&mut *transaction).await?;
+    sqlx::query("DELETE FROM devices WHERE group_id = $1").bind(id.as_str()).execute(&mut *transaction).await?;
+    let result = sqlx::query("DELETE FROM groups WHERE id = $1").bind(id.as_str()).execute(&mut *transaction).await?;
     transaction.commit().await?;
     Ok(result.rows_affected() > 0)
 }

@@ -30,11 +30,8 @@ impl SqlJournal {
         let now = time::now_ms();
 
         for records in batch.events.chunks(ROWS_PER_STATEMENT) {
-            let sql = insert_values_sql(
-                "events (id, group_id, device_id, name, data, published_at, ttl)",
-                7,
-                records.len(),
-            );
+            let sql =
+                insert_values_sql("events (id, group_id, device_id, name, data, published_at, ttl)", 7, records.len());
             let mut query = sqlx::query(AssertSqlSafe(sql));
             for record in records {
                 let event = &record.event;
@@ -53,12 +50,7 @@ impl SqlJournal {
         let deliveries: Vec<_> = batch
             .events
             .iter()
-            .flat_map(|record| {
-                record
-                    .deliveries
-                    .iter()
-                    .map(move |delivery| (record, delivery))
-            })
+            .flat_map(|record| record.deliveries.iter().map(move |delivery| (record, delivery)))
             .collect();
         for rows in deliveries.chunks(ROWS_PER_STATEMENT) {
             let sql = insert_values_sql(
@@ -120,15 +112,8 @@ impl SqlJournal {
 }
 
 impl JournalStore for SqlJournal {
-    fn write_batch<'a>(
-        &'a self,
-        batch: &'a JournalBatch,
-    ) -> BoxFuture<'a, Result<(), JournalError>> {
-        Box::pin(async move {
-            self.write(batch)
-                .await
-                .map_err(|error| JournalError(error.to_string()))
-        })
+    fn write_batch<'a>(&'a self, batch: &'a JournalBatch) -> BoxFuture<'a, Result<(), JournalError>> {
+        Box::pin(async move { self.write(batch).await.map_err(|error| JournalError(error.to_string())) })
     }
 }
 
@@ -167,10 +152,7 @@ pub async fn pending_deliveries(
         .map(|row| {
             let device_id: Option<String> = row.try_get("device_id")?;
             let device_id = device_id.as_deref().map(DeviceId::from_trusted);
-            let text = |column: &str| {
-                row.try_get::<Option<String>, _>(column)
-                    .map(Option::unwrap_or_default)
-            };
+            let text = |column: &str| row.try_get::<Option<String>, _>(column).map(Option::unwrap_or_default);
             Ok(PendingDelivery {
                 delivery_id: DeliveryId::from_trusted(row.try_get("delivery_id")?),
                 webhook_id: WebhookId::from_trusted(row.try_get("webhook_id")?),

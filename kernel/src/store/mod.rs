@@ -60,14 +60,9 @@ impl From<sqlx::Error> for StoreError {
             sqlx::Error::Database(database) => {
                 // SQLite: SQLITE_FULL (13), SQLITE_IOERR (10), SQLITE_BUSY (5), SQLITE_READONLY (8), SQLITE_CANTOPEN (14);
                 // PostgreSQL class 53 (insufficient resources), 57 (operator intervention), 08 (connection).
-                let code = database
-                    .code()
-                    .map(|code| code.into_owned())
-                    .unwrap_or_default();
-                let transient = matches!(
-                    code.as_str(),
-                    "5" | "8" | "10" | "13" | "14" | "517" | "261" | "266"
-                ) || code.starts_with("53")
+                let code = database.code().map(|code| code.into_owned()).unwrap_or_default();
+                let transient = matches!(code.as_str(), "5" | "8" | "10" | "13" | "14" | "517" | "261" | "266")
+                    || code.starts_with("53")
                     || code.starts_with("57")
                     || code.starts_with("08");
                 if transient {
@@ -97,21 +92,12 @@ impl Store {
     /// Connects to `url` (`sqlite://PATH`, created if missing, or `postgres://...`) and applies the migrations.
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
-        let (backend, url) = if let Some(path) = url
-            .strip_prefix("sqlite://")
-            .or_else(|| url.strip_prefix("sqlite:"))
-        {
+        let (backend, url) = if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
             if path.is_empty() {
-                return Err(StoreError::Setup(
-                    "database: sqlite URL has no path (sqlite://PATH)".into(),
-                ));
+                return Err(StoreError::Setup("database: sqlite URL has no path (sqlite://PATH)".into()));
             }
             let separator = if path.contains('?') { '&' } else { '?' };
-            let url = if path.contains("mode=") {
-                url.to_owned()
-            } else {
-                format!("{url}{separator}mode=rwc")
-            };
+            let url = if path.contains("mode=") { url.to_owned() } else { format!("{url}{separator}mode=rwc") };
             (Backend::Sqlite, url)
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             (Backend::Postgres, url.to_owned())
@@ -120,8 +106,8 @@ impl Store {
                 "database: `{url}` is neither sqlite://PATH nor postgres://... (use sqlite://hookwire.db for the embedded default)"
             )));
         };
-        let options = AnyConnectOptions::from_str(&url)
-            .map_err(|error| StoreError::Setup(format!("database: {error}")))?;
+        let options =
+            AnyConnectOptions::from_str(&url).map_err(|error| StoreError::Setup(format!("database: {error}")))?;
         let pool_options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(5));
         let pool = match backend {
             Backend::Sqlite => {
@@ -185,11 +171,7 @@ pub fn redact(url: &str) -> String {
 }
 
 /// Builds `INSERT INTO table (columns) VALUES ($1, ..), ($k, ..)` for `num_rows` rows.
-pub(crate) fn insert_values_sql(
-    table_and_columns: &str,
-    num_columns: usize,
-    num_rows: usize,
-) -> String {
+pub(crate) fn insert_values_sql(table_and_columns: &str, num_columns: usize, num_rows: usize) -> String {
     use std::fmt::Write as _;
     let mut sql = String::with_capacity(table_and_columns.len() + num_rows * num_columns * 5);
     sql.push_str("INSERT INTO ");
@@ -214,18 +196,12 @@ mod tests {
 
     #[test]
     fn insert_values_numbers_placeholders_row_by_row() {
-        assert_eq!(
-            insert_values_sql("t (a, b)", 2, 2),
-            "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4)"
-        );
+        assert_eq!(insert_values_sql("t (a, b)", 2, 2), "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4)");
     }
 
     #[test]
     fn passwords_are_redacted_from_urls() {
-        assert_eq!(
-            redact("postgres://u:secret@h:5/db"),
-            "postgres://u:***@h:5/db"
-        );
+        assert_eq!(redact("postgres://u:secret@h:5/db"), "postgres://u:***@h:5/db");
         assert_eq!(redact("sqlite://x.db"), "sqlite://x.db");
     }
 }

@@ -49,11 +49,7 @@ async fn replace_devices(
 }
 
 /// Inserts a webhook and the devices it is limited to.
-pub async fn insert_webhook(
-    pool: &AnyPool,
-    webhook: &WebhookRow,
-    devices: &[DeviceId],
-) -> Result<(), StoreError> {
+pub async fn insert_webhook(pool: &AnyPool, webhook: &WebhookRow, devices: &[DeviceId]) -> Result<(), StoreError> {
     let mut transaction = pool.begin().await?;
     sqlx::query("INSERT INTO webhooks (id, group_id, definition, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)")
         .bind(webhook.id.as_str())
@@ -93,12 +89,10 @@ pub async fn update_webhook(
 
 /// Gets a webhook.
 pub async fn get_webhook(pool: &AnyPool, id: &WebhookId) -> Result<Option<WebhookRow>, StoreError> {
-    let row = sqlx::query(
-        "SELECT id, group_id, definition, created_at, updated_at FROM webhooks WHERE id = $1",
-    )
-    .bind(id.as_str())
-    .fetch_optional(pool)
-    .await?;
+    let row = sqlx::query("SELECT id, group_id, definition, created_at, updated_at FROM webhooks WHERE id = $1")
+        .bind(id.as_str())
+        .fetch_optional(pool)
+        .await?;
     row.as_ref().map(from_row).transpose()
 }
 
@@ -108,34 +102,33 @@ pub async fn list_webhooks(
     group_id: &GroupId,
     device_id: Option<&DeviceId>,
 ) -> Result<Vec<WebhookRow>, StoreError> {
-    let rows = match device_id {
-        None => {
-            sqlx::query("SELECT id, group_id, definition, created_at, updated_at FROM webhooks WHERE group_id = $1 ORDER BY id")
-                .bind(group_id.as_str())
-                .fetch_all(pool)
-                .await?
-        }
-        Some(device_id) => {
-            sqlx::query(
-                "SELECT id, group_id, definition, created_at, updated_at FROM webhooks WHERE group_id = $1 \
-                 AND id IN (SELECT webhook_id FROM webhook_devices WHERE device_id = $2) ORDER BY id",
+    let rows =
+        match device_id {
+            None => sqlx::query(
+                "SELECT id, group_id, definition, created_at, updated_at FROM webhooks WHERE group_id = $1 ORDER BY id",
             )
             .bind(group_id.as_str())
-            .bind(device_id.as_str())
             .fetch_all(pool)
-            .await?
-        }
-    };
+            .await?,
+            Some(device_id) => {
+                sqlx::query(
+                    "SELECT id, group_id, definition, created_at, updated_at FROM webhooks WHERE group_id = $1 \
+                 AND id IN (SELECT webhook_id FROM webhook_devices WHERE device_id = $2) ORDER BY id",
+                )
+                .bind(group_id.as_str())
+                .bind(device_id.as_str())
+                .fetch_all(pool)
+                .await?
+            }
+        };
     rows.iter().map(from_row).collect()
 }
 
 /// Every webhook of every group (at start, to build the index).
 pub async fn list_all_webhooks(pool: &AnyPool) -> Result<Vec<WebhookRow>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT id, group_id, definition, created_at, updated_at FROM webhooks ORDER BY id",
-    )
-    .fetch_all(pool)
-    .await?;
+    let rows = sqlx::query("SELECT id, group_id, definition, created_at, updated_at FROM webhooks ORDER BY id")
+        .fetch_all(pool)
+        .await?;
     rows.iter().map(from_row).collect()
 }
 
@@ -146,10 +139,7 @@ pub async fn delete_webhook(pool: &AnyPool, id: &WebhookId) -> Result<bool, Stor
         .bind(id.as_str())
         .execute(&mut *transaction)
         .await?;
-    let result = sqlx::query("DELETE FROM webhooks WHERE id = $1")
-        .bind(id.as_str())
-        .execute(&mut *transaction)
-        .await?;
+    let result = sqlx::query("DELETE FROM webhooks WHERE id = $1").bind(id.as_str()).execute(&mut *transaction).await?;
     transaction.commit().await?;
     Ok(result.rows_affected() > 0)
 }

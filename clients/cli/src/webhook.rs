@@ -1,0 +1,223 @@
+//! `hookwire webhook`: webhooks, read from and exported to Particle webhook JSON files.
+//!
+//! A stored webhook prints as one object: `id`, `group_id`, `created_at`, `updated_at`, then the fields of its
+//! definition; `export` prints the definition alone, ready to be created again.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::Subcommand;
+use hookwire_client::{AdminClient, proto};
+use serde_json::{Map, Value, json};
+
+use crate::GlobalArgs;
+use crate::output::{DELETED_COLUMNS, Format, print_document};
+
+pub const EXAMPLES: &str = "\
+Examples:
+  hookwire webhook create --group grp_0123456789abcdef --file temp-hook.json
+  hookwire webhook export whk_0123456789abcdef > temp-hook.json";
+
+const COLUMNS: &[&str] = &["id", "name", "event", "url", "disabled"];
+
+#[derive(Debug, Subcommand)]
+pub enum WebhookCommand {
+    /// Create a webhook from a Particle webhook JSON file; prints the stored webhook
+    #[command(after_help = "\
+Examples:
+  hookwire webhook create --group grp_0123456789abcdef --file temp-hook.json
+  echo '{\"event\": \"temp\", \"url\": \"https://example.com/t\"}' | hookwire webhook create --group grp_0123456789abcdef --file -")]
+    Create {
+        /// The group id, grp_...
+        #[arg(long, value_name = "ID")]
+        group: String,
+        /// The definition, a Particle webhook JSON file; - reads standard input
+        #[arg(long, value_name = "HOOK.json")]
+        file: PathBuf,
+    },
+    /// List the webhooks of a group, oldest first; prints an array of webhooks
+    #[command(after_help = "\
+Examples:
+  hookwire webhook list --group grp_0123456789abcdef --output table
+  hookwire webhook list --group grp_0123456789abcdef --device dev_0123456789abcdef")]
+    List {
+        /// The group id, grp_...
+        #[arg(long, value_name = "ID")]
+        group: String,
+        /// Only the webhooks limited to this device (by deviceID or x-devices), dev_...
+        #[arg(long, value_name = "ID")]
+        device: Option<String>,
+    },
+    /// Show one stored webhook
+    #[command(after_help = "Example:\n  hookwire webhook get whk_0123456789abcdef")]
+    Get {
+        /// The webhook id, whk_...
+        id: String,
+    },
+    /// Replace a webhook's definition (the id stays); prints the stored webhook
+    #[command(after_help = "\
+Example:
+  hookwire webhook export whk_0123456789abcdef > hook.json
+  hookwire webhook update whk_0123456789abcdef --file hook.json")]
+    Update {
+        /// The webhook id, whk_...
+        id: String,
+        /// The new definition, a Particle webhook JSON file; - reads standard input
+        #[arg(long, value_name = "HOOK.json")]
+        file: PathBuf,
+    },
+    /// Delete webhooks, stopping at the first failure; prints {"deleted": [ID, ...]}, the ones deleted
+    #[command(after_help = "\
+Examples:
+  hookwire webhook delete whk_0123456789abcdef
+  hookwire webhook delete whk_0123456789abcdef whk_fedcba9876543210")]
+    Delete {
+        /// The webhook ids, whk_...
+        #[arg(required = true, value_name = "ID")]
+        ids: Vec<String>,
+    },
+    /// Print only a webhook's definition JSON, as `webhook create` takes it (always JSON, whatever --output)
+    #[command(after_help = "\
+Example:
+  hookwire webhook export whk_0123456789abcdef > temp-hook.json
+  hookwire webhook create --group grp_fedcba9876543210 --file temp-hook.json")]
+    Export {
+        /// The webhook id, whk_...
+        id: String,
+    },
+}
+
+pub async fn run(command: WebhookCommand, global: &GlobalArgs) -> anyhow::Result<()> {
+    let format = global.output;
+    match command {
+        WebhookCommand::Create { group, file } => {
+            let definition_json = read_definition(&file)?;
+            let admin = global.admin_client().await?;
+            let webhook = admin.create_webhook(group, definition_json).await?;
+            print_document(format, &webhook_json(webhook)?, COLUMNS)?;
+        }
+        WebhookCommand::List { group, device } => {
+            let admin = global.admin_client().await?;
+            let webhooks = admin.list_webhooks(group, device.as_deref()).await?;
+            let webhooks_json = webhooks.into_iter().map(webhook_json).collect::<anyhow::Result<_>>()?;
+            print_document(format, &Value::Array(webhooks_json), COLUMNS)?;
+        }
+        WebhookCommand::Get { id } => {
+            let admin = global.admin_client().await?;
+            let webhook = admin.get_webhook(id).await?;
+            print_document(format, &webhook_json(webhook)?, COLUMNS)?;
+        }
+        WebhookCommand::Update { id, file } => {
+            let definition_json = read_definition(&file)?;
+            let admin = global.admin_client().await?;
+            let webhook = admin.update_webhook(id, definition_json).await?;
+            print_document(format, &webhook_json(webhook)?, COLUMNS)?;
+        }
+        WebhookCommand::Delete { ids } => {
+            let admin = global.admin_client().await?;
+            delete(&admin, ids, format).await?;
+        }
+        WebhookCommand::Export { id } => {
+            let admin = global.admin_client().await?;
+            let webhook = admin.get_webhook(id).await?;
+            print_document(Format::Json, &definition(&webhook)?, &[])?;
+        }
+    }
+    Ok(())
+}
+
+/// Deletes the webhooks in order. On a failure, the ones deleted before it are still printed, then the failure
+/// is returned.
+async fn delete(admin: &AdminClient, ids: Vec<String>, format: Format) -> anyhow::Result<()> {
+    let mut deleted_ids = Vec::new();
+    let mut failure = None;
+    for id in ids {
+        match admin.delete_webhook(&id).await {
+            Ok(()) => deleted_ids.push(id),
+            Err(error) => {
+                failure = Some(anyhow::Error::new(error).context(format!("cannot delete {id}")));
+                break;
+            }
+        }
+    }
+    print_document(format, &json!({ "deleted": deleted_ids }), DELETED_COLUMNS)?;
+    failure.map_or(Ok(()), Err)
+}
+
+/// Reads a definition file (`-`: standard input) and checks that it is JSON; the server judges the rest. The
+/// text is sent as it is, so that the stored definition keeps its author's order of fields.
+fn read_definition(path: &Path) -> anyhow::Result<String> {
+    let (text, source) = if path == Path::new("-") {
+        let mut text = String::new();
+        std::io::stdin().read_to_string(&mut text).context("cannot read the definition from standard input")?;
+        (text, "the standard input".to_owned())
+    } else {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        (text, path.display().to_string())
+    };
+    serde_json::from_str::<Value>(&text).with_context(|| format!("{source} is not JSON"))?;
+    Ok(text)
+}
+
+/// The stored webhook as one object: its own fields, then its definition's.
+fn webhook_json(webhook: proto::Webhook) -> anyhow::Result<Value> {
+    let Value::Object(definition_fields) = definition(&webhook)? else {
+        bail!("webhook {}: the stored definition is not a JSON object", webhook.id);
+    };
+    let mut fields = Map::new();
+    fields.insert("id".to_owned(), Value::String(webhook.id));
+    fields.insert("group_id".to_owned(), Value::String(webhook.group_id));
+    fields.insert("created_at".to_owned(), Value::String(webhook.created_at));
+    fields.insert("updated_at".to_owned(), Value::String(webhook.updated_at));
+    for (key, value) in definition_fields {
+        // Definitions have no such keys today; should one appear, the stored webhook's own field wins.
+        fields.entry(key).or_insert(value);
+    }
+    Ok(Value::Object(fields))
+}
+
+/// The webhook's definition JSON, parsed.
+fn definition(webhook: &proto::Webhook) -> anyhow::Result<Value> {
+    serde_json::from_str(&webhook.definition_json)
+        .with_context(|| format!("webhook {}: the stored definition is not JSON", webhook.id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored_webhook(definition_json: &str) -> proto::Webhook {
+        proto::Webhook {
+            id: "whk_1".to_owned(),
+            group_id: "grp_1".to_owned(),
+            definition_json: definition_json.to_owned(),
+            created_at: "2026-11-22T10:34:05.123Z".to_owned(),
+            updated_at: "2026-11-22T10:35:00.000Z".to_owned(),
+        }
+    }
+
+    #[test]
+    fn a_stored_webhook_prints_its_own_fields_then_its_definition() {
+        let webhook = stored_webhook(r#"{"url": "https://example.com/t", "event": "temp", "disabled": true}"#);
+        let printed = webhook_json(webhook).unwrap();
+        let keys: Vec<&str> = printed.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(keys, ["id", "group_id", "created_at", "updated_at", "url", "event", "disabled"]);
+        assert_eq!(printed["id"], "whk_1");
+        assert_eq!(printed["updated_at"], "2026-11-22T10:35:00.000Z");
+        assert_eq!(printed["disabled"], true);
+    }
+
+    #[test]
+    fn a_definition_cannot_overwrite_the_stored_fields() {
+        let webhook = stored_webhook(r#"{"id": "whk_other", "event": "temp"}"#);
+        let printed = webhook_json(webhook).unwrap();
+        assert_eq!(printed["id"], "whk_1");
+    }
+
+    #[test]
+    fn a_definition_that_is_not_an_object_is_an_error() {
+        let error = webhook_json(stored_webhook("[1, 2]")).unwrap_err();
+        assert_eq!(error.to_string(), "webhook whk_1: the stored definition is not a JSON object");
+    }
+}

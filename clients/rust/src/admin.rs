@@ -1,0 +1,173 @@
+//! The admin client: groups, devices, webhooks, and the live event stream of a group.
+
+use hookwire_proto::v1::device_admin_service_client::DeviceAdminServiceClient;
+use hookwire_proto::v1::event_service_client::EventServiceClient;
+use hookwire_proto::v1::group_service_client::GroupServiceClient;
+use hookwire_proto::v1::webhook_service_client::WebhookServiceClient;
+use tonic::codec::Streaming;
+
+use crate::connection::{self, AuthenticatedChannel};
+use crate::{Result, proto};
+
+/// A client of the admin services, authenticated with an admin token.
+///
+/// Cloning is cheap: clones share one connection. Every method is one gRPC call; the errors the server
+/// answers with come back as [`Error::Status`](crate::Error::Status).
+#[derive(Debug, Clone)]
+pub struct AdminClient {
+    groups: GroupServiceClient<AuthenticatedChannel>,
+    devices: DeviceAdminServiceClient<AuthenticatedChannel>,
+    webhooks: WebhookServiceClient<AuthenticatedChannel>,
+    events: EventServiceClient<AuthenticatedChannel>,
+}
+
+impl AdminClient {
+    /// Connects to `endpoint` (`http://host:port`, `https://host:port` or `host:port`); every call will carry
+    /// `token`.
+    ///
+    /// Fails with [`Error::InvalidEndpoint`](crate::Error::InvalidEndpoint) or
+    /// [`Error::InvalidToken`](crate::Error::InvalidToken) before any network traffic, and with
+    /// [`Error::Transport`](crate::Error::Transport) when the server cannot be reached.
+    pub async fn connect(endpoint: &str, token: &str) -> Result<Self> {
+        let (channel, bearer_token) = connection::connect(endpoint, token).await?;
+        Ok(Self {
+            groups: GroupServiceClient::with_interceptor(channel.clone(), bearer_token.clone()),
+            devices: DeviceAdminServiceClient::with_interceptor(channel.clone(), bearer_token.clone()),
+            webhooks: WebhookServiceClient::with_interceptor(channel.clone(), bearer_token.clone()),
+            events: EventServiceClient::with_interceptor(channel, bearer_token),
+        })
+    }
+
+    /// Creates a group named `name`.
+    pub async fn create_group(&self, name: impl Into<String>) -> Result<proto::Group> {
+        let request = proto::CreateGroupRequest { name: name.into() };
+        Ok(self.groups.clone().create_group(request).await?.into_inner())
+    }
+
+    /// Gets the group `id` (`grp_...`).
+    pub async fn get_group(&self, id: impl Into<String>) -> Result<proto::Group> {
+        let request = proto::GetGroupRequest { id: id.into() };
+        Ok(self.groups.clone().get_group(request).await?.into_inner())
+    }
+
+    /// Lists the groups, oldest first.
+    pub async fn list_groups(&self) -> Result<Vec<proto::Group>> {
+        let request = proto::ListGroupsRequest {};
+        Ok(self.groups.clone().list_groups(request).await?.into_inner().groups)
+    }
+
+    /// Deletes the group `id` with its devices and webhooks.
+    pub async fn delete_group(&self, id: impl Into<String>) -> Result<()> {
+        let request = proto::DeleteGroupRequest { id: id.into() };
+        self.groups.clone().delete_group(request).await?;
+        Ok(())
+    }
+
+    /// Creates a device named `name` (may be empty) in the group `group_id`; the response holds its token, which
+    /// the server shows only this once.
+    pub async fn create_device(
+        &self,
+        group_id: impl Into<String>,
+        name: impl Into<String>,
+    ) -> Result<proto::CreateDeviceResponse> {
+        self.create_device_with(proto::CreateDeviceRequest {
+            group_id: group_id.into(),
+            name: name.into(),
+            ..Default::default()
+        })
+        .await
+    }
+
+    /// Creates a device with every field of the request (product id, firmware version, owner).
+    pub async fn create_device_with(&self, request: proto::CreateDeviceRequest) -> Result<proto::CreateDeviceResponse> {
+        Ok(self.devices.clone().create_device(request).await?.into_inner())
+    }
+
+    /// Gets the device `id` (`dev_...`).
+    pub async fn get_device(&self, id: impl Into<String>) -> Result<proto::Device> {
+        let request = proto::GetDeviceRequest { id: id.into() };
+        Ok(self.devices.clone().get_device(request).await?.into_inner())
+    }
+
+    /// Lists the devices of the group `group_id`, oldest first.
+    pub async fn list_devices(&self, group_id: impl Into<String>) -> Result<Vec<proto::Device>> {
+        let request = proto::ListDevicesRequest { group_id: group_id.into() };
+        Ok(self.devices.clone().list_devices(request).await?.into_inner().devices)
+    }
+
+    /// Deletes the device `id`; its open sessions are closed and the webhooks limited to it are deleted.
+    pub async fn delete_device(&self, id: impl Into<String>) -> Result<()> {
+        let request = proto::DeleteDeviceRequest { id: id.into() };
+        self.devices.clone().delete_device(request).await?;
+        Ok(())
+    }
+
+    /// Creates a webhook in the group `group_id` from its Particle webhook JSON definition.
+    pub async fn create_webhook(
+        &self,
+        group_id: impl Into<String>,
+        definition_json: impl Into<String>,
+    ) -> Result<proto::Webhook> {
+        let request =
+            proto::CreateWebhookRequest { group_id: group_id.into(), definition_json: definition_json.into() };
+        Ok(self.webhooks.clone().create_webhook(request).await?.into_inner())
+    }
+
+    /// Gets the webhook `id` (`whk_...`).
+    pub async fn get_webhook(&self, id: impl Into<String>) -> Result<proto::Webhook> {
+        let request = proto::GetWebhookRequest { id: id.into() };
+        Ok(self.webhooks.clone().get_webhook(request).await?.into_inner())
+    }
+
+    /// Lists the webhooks of the group `group_id`, oldest first; with `device_id`, only those limited to that
+    /// device.
+    pub async fn list_webhooks(
+        &self,
+        group_id: impl Into<String>,
+        device_id: Option<&str>,
+    ) -> Result<Vec<proto::Webhook>> {
+        let request = proto::ListWebhooksRequest {
+            group_id: group_id.into(),
+            device_id: device_id.unwrap_or_default().to_owned(),
+        };
+        Ok(self.webhooks.clone().list_webhooks(request).await?.into_inner().webhooks)
+    }
+
+    /// Replaces the definition of the webhook `id`; the id stays.
+    pub async fn update_webhook(
+        &self,
+        id: impl Into<String>,
+        definition_json: impl Into<String>,
+    ) -> Result<proto::Webhook> {
+        let request = proto::UpdateWebhookRequest { id: id.into(), definition_json: definition_json.into() };
+        Ok(self.webhooks.clone().update_webhook(request).await?.into_inner())
+    }
+
+    /// Deletes the webhook `id`.
+    pub async fn delete_webhook(&self, id: impl Into<String>) -> Result<()> {
+        let request = proto::DeleteWebhookRequest { id: id.into() };
+        self.webhooks.clone().delete_webhook(request).await?;
+        Ok(())
+    }
+
+    /// Subscribes to the live events of the group `group_id` whose name starts with `prefix` (empty: all of
+    /// them). Events are not replayed: the stream holds the events that happen once this returns.
+    pub async fn subscribe(&self, group_id: impl Into<String>, prefix: impl Into<String>) -> Result<EventStream> {
+        let request = proto::SubscribeEventsRequest { group_id: group_id.into(), prefix: prefix.into() };
+        let events = self.events.clone().subscribe(request).await?.into_inner();
+        Ok(EventStream { events })
+    }
+}
+
+/// The live events of a group, from [`AdminClient::subscribe`].
+#[derive(Debug)]
+pub struct EventStream {
+    events: Streaming<proto::Event>,
+}
+
+impl EventStream {
+    /// Waits for the next event; `None` once the server has ended the stream.
+    pub async fn next(&mut self) -> Result<Option<proto::Event>> {
+        Ok(self.events.message().await?)
+    }
+}

@@ -1,0 +1,56 @@
+//! Helpers shared by the suites.
+
+use hookwire_client::DeviceSession;
+use hookwire_client::proto::kernel_message::Kind;
+use std::time::Duration;
+
+/// Waits until every message sent on the session so far has been handled, by sending a ping and waiting for
+/// its pong (the kernel handles a session's messages in order). Returns the events that arrived meanwhile.
+pub async fn sync(session: &mut DeviceSession) -> Vec<hookwire_client::proto::Event> {
+    let nonce = 0x5eed;
+    session.ping(nonce).await.expect("ping");
+    let mut events = Vec::new();
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(10), session.next_message())
+            .await
+            .expect("pong within 10 s")
+            .expect("session open")
+            .expect("session not ended");
+        match message.kind {
+            Some(Kind::Pong(pong)) if pong.nonce == nonce => return events,
+            Some(Kind::Event(event)) => events.push(event),
+            _ => {}
+        }
+    }
+}
+
+/// Reads events from a session until one named `name` arrives (10 s at most).
+pub async fn event_named(session: &mut DeviceSession, name: &str) -> hookwire_client::proto::Event {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let event = session.next_event().await.expect("session open").expect("session not ended");
+            if event.name == name {
+                return event;
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no event named {name} within 10 s"))
+}
+
+/// True when `text` is ISO-8601 UTC with milliseconds (`2026-11-22T10:34:05.123Z`).
+pub fn is_iso8601_ms(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    bytes.len() == 24
+        && bytes.iter().enumerate().all(|(index, byte)| match index {
+            4 | 7 => *byte == b'-',
+            10 => *byte == b'T',
+            13 | 16 => *byte == b':',
+            19 => *byte == b'.',
+            23 => *byte == b'Z',
+            _ => byte.is_ascii_digit(),
+        })
+}
+
+/// How long a test waits to be sure that nothing arrives.
+pub const QUIET: Duration = Duration::from_millis(700);
