@@ -4,7 +4,7 @@
 //! Two dialects exist. [`Dialect::Mustache`] is a small Mustache engine that follows the
 //! mustache spec (interpolation, sections, inverted sections, comments, set delimiters and the
 //! standalone-line whitespace rules) and mustache.js where the spec is silent: values print as
-//! JavaScript's `String(v)` (see [`js_print`]), `{{x}}` escapes the mustache.js character set,
+//! JavaScript's `String(v)` (see [`js_print`]), `{{x}}` escapes `& < > " '` (not `/`, as Particle),
 //! `""` and `0` are falsy, and array indexes work as dotted segments (`c.0.ca`). Dotted names
 //! follow the spec: the first segment is looked up through the context stack and the rest
 //! strictly inside what it found (mustache.js would fall back to outer contexts). Partials
@@ -527,9 +527,6 @@ fn escape_into(s: &str, out: &mut String) {
             b'>' => "&gt;",
             b'"' => "&quot;",
             b'\'' => "&#39;",
-            b'/' => "&#x2F;",
-            b'`' => "&#x60;",
-            b'=' => "&#x3D;",
             _ => continue,
         };
         out.push_str(&s[last..i]);
@@ -699,11 +696,13 @@ mod tests {
     }
 
     #[test]
-    fn escapes_the_mustache_js_set() {
+    fn escapes_html_but_leaves_slashes_as_particle_does() {
+        // Particle's documented output keeps `/` in `{{PARTICLE_EVENT_NAME}}` (Temperature/Kitchen), so the set is
+        // the HTML-significant characters only, not the wider set of later mustache.js releases.
         let ctx = json!({"x": "a&b<c>d\"e'f/g`h=i é", "l": ["<", "/"]});
-        let escaped = "a&amp;b&lt;c&gt;d&quot;e&#39;f&#x2F;g&#x60;h&#x3D;i é";
+        let escaped = "a&amp;b&lt;c&gt;d&quot;e&#39;f/g`h=i é";
         assert_eq!(render("{{x}}", ctx.clone()), escaped);
-        assert_eq!(render("{{&x}}|{{l}}", ctx), "a&b<c>d\"e'f/g`h=i é|&lt;,&#x2F;");
+        assert_eq!(render("{{&x}}|{{l}}", ctx), "a&b<c>d\"e'f/g`h=i é|&lt;,/");
     }
 
     #[test]
@@ -784,7 +783,7 @@ mod tests {
         for ctx in [json!(null), json!(3), json!("s"), json!([1, 2]), json!({"a": [[1], {"b": 2}]})] {
             let _ = t.render(&ctx);
         }
-        assert_eq!(t.render(&json!({"a": "é/"})), "é&#x2F;-[object Object]");
+        assert_eq!(t.render(&json!({"a": "é/"})), "é/-[object Object]");
     }
 
     #[test]
