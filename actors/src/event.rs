@@ -105,6 +105,9 @@ pub enum PublishError {
     /// The journal could not store the event; nothing was acked and the device may retry.
     #[error("storage unavailable, retry later: {0}")]
     Unavailable(String),
+    /// Storage refused this event's data; retrying the same event will not help.
+    #[error("data: refused by storage: {0}")]
+    Refused(String),
 }
 
 impl PublishError {
@@ -115,6 +118,7 @@ impl PublishError {
             PublishError::InvalidName(_) => ErrorCode::InvalidArgument,
             PublishError::DataTooLarge { .. } => ErrorCode::ResourceExhausted,
             PublishError::Unavailable(_) => ErrorCode::Unavailable,
+            PublishError::Refused(_) => ErrorCode::InvalidArgument,
         }
     }
 }

@@ -115,8 +115,14 @@ pub struct JournalBatch {
 
 /// Why a batch could not be written.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("{0}")]
-pub struct JournalError(pub String);
+#[error("{message}")]
+pub struct JournalError {
+    /// What went wrong.
+    pub message: String,
+    /// True when the storage itself failed (down, full): writing again later may succeed. False when the
+    /// storage refused the data, which the journal then isolates entry by entry.
+    pub transient: bool,
+}
 
 /// Durable storage for batches; the kernel implements it over SQL. `write_batch` writes everything in one
 /// transaction or nothing.
@@ -220,13 +226,18 @@ fn ack(ack: AckTarget, record: &EventRecord) {
 
 async fn run(store: std::sync::Arc<dyn JournalStore>, mut receiver: mpsc::Receiver<JournalEntry>) {
     let mut entries = Vec::with_capacity(MAX_BATCH_ENTRIES);
-    let mut batch = JournalBatch::default();
-    let mut acks = Vec::new();
+    let mut pending_attempts: Vec<AttemptRecord> = Vec::new();
     let mut num_failures = 0u32;
     loop {
-        if receiver.recv_many(&mut entries, MAX_BATCH_ENTRIES).await == 0 && batch.attempts.is_empty() {
-            return;
-        }
+        let closed = if pending_attempts.is_empty() {
+            receiver.recv_many(&mut entries, MAX_BATCH_ENTRIES).await == 0
+        } else {
+            // Attempts are waiting for a failing store: retry them even when nothing new arrives.
+            let wait = backoff(num_failures);
+            matches!(tokio::time::timeout(wait, receiver.recv_many(&mut entries, MAX_BATCH_ENTRIES)).await, Ok(0))
+        };
+        let mut batch = JournalBatch { events: Vec::new(), attempts: std::mem::take(&mut pending_attempts) };
+        let mut acks = Vec::new();
         for entry in entries.drain(..) {
             match entry {
                 JournalEntry::Event { record, ack } => {
@@ -236,33 +247,79 @@ async fn run(store: std::sync::Arc<dyn JournalStore>, mut receiver: mpsc::Receiv
                 JournalEntry::Attempt(attempt) => batch.attempts.push(attempt),
             }
         }
+        if batch.events.is_empty() && batch.attempts.is_empty() {
+            if closed {
+                return;
+            }
+            continue;
+        }
         match store.write_batch(&batch).await {
             Ok(()) => {
                 num_failures = 0;
-                for (target, record) in acks.drain(..).zip(&batch.events) {
+                for (target, record) in acks.into_iter().zip(&batch.events) {
                     ack(target, record);
                 }
-                batch.events.clear();
-                batch.attempts.clear();
+            }
+            Err(error) if error.transient => {
+                num_failures += 1;
+                tracing::error!(%error, num_events = batch.events.len(), num_attempts = batch.attempts.len(), "journal write failed; storage unavailable");
+                for target in acks {
+                    nack(target, PublishError::Unavailable(error.message.clone()));
+                }
+                pending_attempts = batch.attempts;
+                if pending_attempts.len() > MAX_PENDING_ATTEMPTS {
+                    let excess = pending_attempts.len() - MAX_PENDING_ATTEMPTS;
+                    tracing::error!(num_discarded = excess, "attempt records discarded while storage is down");
+                    pending_attempts.drain(..excess);
+                }
+                if closed {
+                    if num_failures > 3 {
+                        tracing::error!(
+                            num_lost = pending_attempts.len(),
+                            "journal stopped with attempt records unwritten"
+                        );
+                        return;
+                    }
+                    tokio::time::sleep(backoff(num_failures)).await;
+                }
             }
             Err(error) => {
-                num_failures += 1;
-                tracing::error!(%error, num_events = batch.events.len(), num_attempts = batch.attempts.len(), "journal write failed");
-                for target in acks.drain(..) {
-                    nack(target, PublishError::Unavailable(error.to_string()));
-                }
-                batch.events.clear();
-                if batch.attempts.len() > MAX_PENDING_ATTEMPTS {
-                    let excess = batch.attempts.len() - MAX_PENDING_ATTEMPTS;
-                    tracing::error!(num_discarded = excess, "attempt records discarded while storage is down");
-                    batch.attempts.drain(..excess);
-                }
-                // Back off while the store is failing, so a dead database is not hammered.
-                tokio::time::sleep(Duration::from_millis(50 * u64::from(num_failures.min(20)))).await;
-                if receiver.is_closed() && receiver.is_empty() && num_failures > 3 {
-                    return;
-                }
+                // The data, not the database, was refused: write the entries one by one, so that only the faulty
+                // one fails and every other publish of the batch is acked.
+                tracing::warn!(%error, num_events = batch.events.len(), "journal batch refused; writing its entries one by one");
+                isolate(store.as_ref(), batch, acks).await;
             }
+        }
+        if closed && pending_attempts.is_empty() {
+            return;
+        }
+    }
+}
+
+/// How long to wait before writing again after `num_failures` transient failures in a row.
+fn backoff(num_failures: u32) -> Duration {
+    Duration::from_millis(50 * u64::from(num_failures.clamp(1, 20)))
+}
+
+/// Writes the entries of a refused batch one at a time: a refused event is answered with an error, a refused
+/// attempt record is logged and dropped (its delivery stays pending and is retried after a restart).
+async fn isolate(store: &dyn JournalStore, batch: JournalBatch, acks: Vec<AckTarget>) {
+    for (record, target) in batch.events.into_iter().zip(acks) {
+        let single = JournalBatch { events: vec![record], attempts: Vec::new() };
+        match store.write_batch(&single).await {
+            Ok(()) => ack(target, &single.events[0]),
+            Err(error) if error.transient => nack(target, PublishError::Unavailable(error.message)),
+            Err(error) => {
+                tracing::error!(%error, event_id = %single.events[0].event.id, "event refused by storage");
+                nack(target, PublishError::Refused(error.message));
+            }
+        }
+    }
+    for attempt in batch.attempts {
+        let delivery_id = attempt.delivery_id.clone();
+        let single = JournalBatch { events: Vec::new(), attempts: vec![attempt] };
+        if let Err(error) = store.write_batch(&single).await {
+            tracing::error!(%error, %delivery_id, "attempt record refused by storage; dropped");
         }
     }
 }
@@ -278,6 +335,8 @@ mod tests {
     #[derive(Default)]
     struct RecordingStore {
         fail: AtomicBool,
+        /// Events of this name are refused as bad data.
+        refuse_name: Option<&'static str>,
         num_batches: AtomicUsize,
         events: Mutex<Vec<EventId>>,
     }
@@ -286,7 +345,10 @@ mod tests {
         fn write_batch<'a>(&'a self, batch: &'a JournalBatch) -> BoxFuture<'a, Result<(), JournalError>> {
             Box::pin(async move {
                 if self.fail.load(Ordering::SeqCst) {
-                    return Err(JournalError("disk full".into()));
+                    return Err(JournalError { message: "disk full".into(), transient: true });
+                }
+                if batch.events.iter().any(|record| Some(record.event.name.as_str()) == self.refuse_name) {
+                    return Err(JournalError { message: "invalid byte sequence".into(), transient: false });
                 }
                 self.num_batches.fetch_add(1, Ordering::SeqCst);
                 self.events.lock().unwrap().extend(batch.events.iter().map(|r| r.event.id.clone()));
@@ -296,7 +358,11 @@ mod tests {
     }
 
     fn entry(reply: oneshot::Sender<Result<(), PublishError>>) -> JournalEntry {
-        let event = Arc::new(Event::new(GroupId::generate(), None, "x".into(), String::new(), 0));
+        named_entry("x", reply)
+    }
+
+    fn named_entry(name: &str, reply: oneshot::Sender<Result<(), PublishError>>) -> JournalEntry {
+        let event = Arc::new(Event::new(GroupId::generate(), None, name.into(), String::new(), 0));
         JournalEntry::Event { record: EventRecord { event, deliveries: Vec::new() }, ack: AckTarget::Reply(reply) }
     }
 
@@ -327,5 +393,24 @@ mod tests {
         let error = rx.await.unwrap().unwrap_err();
         assert!(matches!(error, PublishError::Unavailable(_)));
         assert!(store.events.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_event_the_store_refuses_fails_alone_and_the_rest_of_its_batch_is_acked() {
+        let store = Arc::new(RecordingStore { refuse_name: Some("poison"), ..RecordingStore::default() });
+        let (journal, _task) = Journal::start(store.clone(), 1024);
+        let mut replies = Vec::new();
+        for name in ["a", "poison", "b"] {
+            let (tx, rx) = oneshot::channel();
+            journal.try_append(named_entry(name, tx)).unwrap();
+            replies.push(rx);
+        }
+        let mut outcomes = Vec::new();
+        for reply in replies {
+            outcomes.push(reply.await.unwrap());
+        }
+        assert!(outcomes[0].is_ok() && outcomes[2].is_ok(), "{outcomes:?}");
+        assert!(matches!(outcomes[1], Err(PublishError::Refused(_))), "{outcomes:?}");
+        assert_eq!(store.events.lock().unwrap().len(), 2);
     }
 }

@@ -1,5 +1,6 @@
 -- hookwire core schema (SQLite). Portable types only, so that the same queries run on PostgreSQL:
--- text ids, BIGINT epoch milliseconds, integer flags and statuses, JSON as TEXT.
+-- text ids, BIGINT epoch milliseconds, integer flags and statuses, JSON as TEXT. Event data is stored as bytes:
+-- it may hold NUL (Blynk's multi-value pins), which PostgreSQL's TEXT refuses.
 
 CREATE TABLE groups (
     id          TEXT PRIMARY KEY,
@@ -42,7 +43,7 @@ CREATE TABLE events (
     group_id      TEXT NOT NULL,
     device_id     TEXT,
     name          TEXT NOT NULL,
-    data          TEXT NOT NULL,
+    data          BLOB NOT NULL,
     published_at  BIGINT NOT NULL,
     ttl           BIGINT NOT NULL
 );

@@ -40,7 +40,7 @@ impl SqlJournal {
                     .bind(event.group_id.as_str())
                     .bind(event.device_id.as_ref().map(DeviceId::as_str))
                     .bind(event.name.as_str())
-                    .bind(event.data.as_str())
+                    .bind(event.data.as_bytes())
                     .bind(event.published_at_ms)
                     .bind(i64::from(event.ttl));
             }
@@ -113,7 +113,12 @@ impl SqlJournal {
 
 impl JournalStore for SqlJournal {
     fn write_batch<'a>(&'a self, batch: &'a JournalBatch) -> BoxFuture<'a, Result<(), JournalError>> {
-        Box::pin(async move { self.write(batch).await.map_err(|error| JournalError(error.to_string())) })
+        Box::pin(async move {
+            self.write(batch).await.map_err(|error| JournalError {
+                transient: matches!(error, StoreError::Unavailable(_)),
+                message: error.to_string(),
+            })
+        })
     }
 }
 
@@ -166,7 +171,7 @@ pub async fn pending_deliveries(
                 event: Event {
                     id: EventId::from_trusted(row.try_get("event_id")?),
                     name: row.try_get("name")?,
-                    data: row.try_get("data")?,
+                    data: String::from_utf8_lossy(&row.try_get::<Vec<u8>, _>("data")?).into_owned(),
                     device_id,
                     group_id: GroupId::from_trusted(row.try_get("group_id")?),
                     published_at_ms: row.try_get("published_at")?,
