@@ -11,6 +11,7 @@ mod events;
 mod group;
 mod output;
 mod publish;
+mod receive;
 mod subscribe;
 mod webhook;
 
@@ -66,6 +67,9 @@ pub struct GlobalArgs {
         value_name = "FORMAT"
     )]
     pub output: Format,
+    /// Print only this field of the result (of each element of a list), e.g. `--field id`
+    #[arg(long, global = true, value_name = "NAME")]
+    field: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -85,6 +89,9 @@ enum Command {
     /// Print the live events of a group
     #[command(after_help = subscribe::EXAMPLES)]
     Subscribe(subscribe::SubscribeArgs),
+    /// Run a local webhook receiver that prints every request it gets (for trying webhooks out)
+    #[command(after_help = receive::EXAMPLES)]
+    Receive(receive::ReceiveArgs),
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -103,12 +110,16 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let global = &cli.global;
+    if let Some(field) = &global.field {
+        let _ = output::FIELD.set(field.clone());
+    }
     match cli.command {
         Command::Group(command) => group::run(command, global).await,
         Command::Device(command) => device::run(command, global).await,
         Command::Webhook(command) => webhook::run(command, global).await,
         Command::Publish(args) => publish::run(args, global).await,
         Command::Subscribe(args) => subscribe::run(args, global).await,
+        Command::Receive(args) => receive::run(args, global).await,
     }
 }
 

@@ -15,6 +15,33 @@ pub enum Format {
     Table,
 }
 
+/// The `--field` option: when set, commands print that field of their result instead of the whole document.
+/// Set once by `main` before any command runs.
+pub static FIELD: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Prints one field of a result (of each element, for an array), a line each: strings bare, anything else as JSON.
+fn print_field(stdout: &mut impl Write, value: &Value, field: &str) -> io::Result<()> {
+    let records = match value {
+        Value::Array(elements) => elements.iter().collect(),
+        other => vec![other],
+    };
+    for record in records {
+        match record.get(field) {
+            Some(Value::String(text)) => writeln!(stdout, "{text}")?,
+            Some(other) => writeln!(stdout, "{other}")?,
+            None => {
+                let fields: Vec<&str> =
+                    record.as_object().map(|map| map.keys().map(String::as_str).collect()).unwrap_or_default();
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("--field {field}: not in the result (its fields: {})", fields.join(", ")),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The columns of `{"deleted": ...}`.
 pub const DELETED_COLUMNS: &[&str] = &["deleted"];
 
@@ -22,6 +49,10 @@ pub const DELETED_COLUMNS: &[&str] = &["deleted"];
 /// else) and one column per key in `columns`.
 pub fn print_document(format: Format, value: &Value, columns: &[&str]) -> io::Result<()> {
     let mut stdout = io::stdout().lock();
+    if let Some(field) = FIELD.get() {
+        print_field(&mut stdout, value, field)?;
+        return stdout.flush();
+    }
     match format {
         Format::Json => writeln!(stdout, "{value:#}")?,
         Format::Table => {

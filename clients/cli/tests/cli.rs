@@ -169,3 +169,43 @@ async fn errors_go_to_stderr_with_a_non_zero_exit() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("UNAUTHENTICATED"));
     kernel.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn field_prints_one_bare_value_for_scripts() {
+    let kernel = TestKernel::spawn().await;
+    let output = hookwire(&kernel, &["group", "create", "demo", "--field", "id"]).await;
+    assert!(output.status.success());
+    let id = String::from_utf8(output.stdout).unwrap();
+    assert!(id.starts_with("grp_") && id.ends_with('\n') && id.trim().len() == 36, "{id:?}");
+    let output = hookwire(&kernel, &["group", "get", id.trim(), "--field", "colour"]).await;
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--field colour"));
+    kernel.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receive_prints_the_webhook_requests_it_gets() {
+    use tokio::io::AsyncBufReadExt as _;
+    let kernel = TestKernel::spawn().await;
+    let fixture = kernel.fixture().await;
+    let mut receiver = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookwire"))
+        .args(["receive", "--listen", "127.0.0.1:0", "--count", "1"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = tokio::io::BufReader::new(receiver.stderr.take().unwrap()).lines();
+    let announced = stderr.next_line().await.unwrap().expect("the receiver announces its address");
+    let url = announced.strip_prefix("receiving on ").expect("receiving on URL").to_owned();
+    fixture.webhook(serde_json::json!({"event": "demo", "url": format!("{url}/hook")})).await;
+    kernel.device(&fixture.device_token).await.publish("demo", "hello").await.unwrap();
+
+    let output = tokio::time::timeout(Duration::from_secs(20), receiver.wait_with_output()).await.unwrap().unwrap();
+    assert!(output.status.success());
+    let line: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(text(&line, "method"), "POST");
+    assert_eq!(text(&line, "path"), "/hook");
+    assert!(text(&line, "body").starts_with("event=demo&data=hello&published_at="), "{line}");
+    assert_eq!(line["headers"]["content-type"], "application/x-www-form-urlencoded");
+    kernel.stop().await;
+}
