@@ -23,18 +23,32 @@ const COLUMNS: &[&str] = &["id", "name", "event", "url", "disabled"];
 
 #[derive(Debug, Subcommand)]
 pub enum WebhookCommand {
-    /// Create a webhook from a Particle webhook JSON file; prints the stored webhook
+    /// Create a webhook from a Particle webhook JSON file, or one that forwards everything a device publishes
+    /// (Mainflux's shape: --device, --url, --header); prints the stored webhook
     #[command(after_help = "\
 Examples:
   hookwire webhook create --group grp_0123456789abcdef --file temp-hook.json
-  echo '{\"event\": \"temp\", \"url\": \"https://example.com/t\"}' | hookwire webhook create --group grp_0123456789abcdef --file -")]
+  echo '{\"event\": \"temp\", \"url\": \"https://example.com/t\"}' | hookwire webhook create --group grp_0123456789abcdef --file -
+  hookwire webhook create --device dev_0123456789abcdef --name forward --url https://example.com/in --header Content-Type=application/json")]
     Create {
-        /// The group id, grp_...
-        #[arg(long, value_name = "ID")]
-        group: String,
+        /// The group id, grp_... (with --device, the device's group is used)
+        #[arg(long, value_name = "ID", required_unless_present = "device")]
+        group: Option<String>,
         /// The definition, a Particle webhook JSON file; - reads standard input
-        #[arg(long, value_name = "HOOK.json")]
-        file: PathBuf,
+        #[arg(long, value_name = "HOOK.json", required_unless_present = "url", conflicts_with_all = ["url", "header", "name"])]
+        file: Option<PathBuf>,
+        /// Forward every event of this device (its raw data as the body), dev_...
+        #[arg(long, value_name = "ID", requires = "url")]
+        device: Option<String>,
+        /// With --device: the destination URL
+        #[arg(long, value_name = "URL", requires = "device")]
+        url: Option<String>,
+        /// With --device: the webhook's name
+        #[arg(long, value_name = "NAME", requires = "device")]
+        name: Option<String>,
+        /// With --device: a static header, NAME=VALUE (repeatable)
+        #[arg(long = "header", value_name = "NAME=VALUE", requires = "device")]
+        header: Vec<String>,
     },
     /// List the webhooks of a group, oldest first; prints an array of webhooks
     #[command(after_help = "\
@@ -91,9 +105,21 @@ Example:
 pub async fn run(command: WebhookCommand, global: &GlobalArgs) -> anyhow::Result<()> {
     let format = global.output;
     match command {
-        WebhookCommand::Create { group, file } => {
-            let definition_json = read_definition(&file)?;
+        WebhookCommand::Create { group, file, device, url, name, header } => {
             let admin = global.admin_client().await?;
+            let (group, definition_json) = match (file, device, url) {
+                (Some(file), _, _) => (group, read_definition(&file)?),
+                (None, Some(device), Some(url)) => {
+                    let definition = forwarding_definition(&device, &url, name, &header)?;
+                    let group = match group {
+                        Some(group) => Some(group),
+                        None => Some(admin.get_device(device).await?.group_id),
+                    };
+                    (group, definition.to_string())
+                }
+                _ => bail!("give --file, or --device with --url"),
+            };
+            let group = group.context("--group: required with --file")?;
             let webhook = admin.create_webhook(group, definition_json).await?;
             print_document(format, &webhook_json(webhook)?, COLUMNS)?;
         }
@@ -147,6 +173,29 @@ async fn delete(admin: &AdminClient, ids: Vec<String>, format: Format) -> anyhow
 
 /// Reads a definition file (`-`: standard input) and checks that it is JSON; the server judges the rest. The
 /// text is sent as it is, so that the stored definition keeps its author's order of fields.
+/// A webhook in Mainflux's shape: every event of one device (the empty prefix matches every name) POSTed to a
+/// URL with its raw data as the body and static headers.
+fn forwarding_definition(device: &str, url: &str, name: Option<String>, headers: &[String]) -> anyhow::Result<Value> {
+    let mut header_map = Map::new();
+    for header in headers {
+        let (key, value) = header.split_once('=').with_context(|| format!("--header {header}: expected NAME=VALUE"))?;
+        header_map.insert(key.trim().to_owned(), Value::String(value.to_owned()));
+    }
+    let mut definition = json!({
+        "event": "",
+        "url": url,
+        "deviceID": device,
+        "body": "{{{PARTICLE_EVENT_VALUE}}}",
+    });
+    if !header_map.is_empty() {
+        definition["headers"] = Value::Object(header_map);
+    }
+    if let Some(name) = name {
+        definition["name"] = Value::String(name);
+    }
+    Ok(definition)
+}
+
 fn read_definition(path: &Path) -> anyhow::Result<String> {
     let (text, source) = if path == Path::new("-") {
         let mut text = String::new();

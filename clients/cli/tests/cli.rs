@@ -209,3 +209,30 @@ async fn receive_prints_the_webhook_requests_it_gets() {
     assert_eq!(line["headers"]["content-type"], "application/x-www-form-urlencoded");
     kernel.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_forwarding_webhook_posts_raw_data_with_static_headers_as_mainflux_does() {
+    let kernel = TestKernel::spawn().await;
+    let receiver = FakeReceiver::start().await;
+    let fixture = kernel.fixture().await;
+    let (_, other_token) = fixture.another_device().await;
+    let url = format!("{}/in", receiver.base_url);
+    let args = ["webhook", "create", "--device", &fixture.device_id, "--name", "forward", "--url", &url];
+    let header_args = ["--header", "Content-Type=application/json", "--header", "X-Key=abc=1"];
+    let webhook = json(&kernel, &[&args[..], &header_args[..]].concat()).await;
+    assert_eq!(text(&webhook, "group_id"), fixture.group_id, "the group is the device's");
+    assert_eq!(text(&webhook, "event"), "");
+    assert_eq!(text(&webhook, "name"), "forward");
+
+    kernel.device(&other_token).await.publish("anything", "not forwarded").await.unwrap();
+    kernel.device(&fixture.device_token).await.publish("any/name", r#"{"t": 1}"#).await.unwrap();
+    let request = receiver.first_request().await;
+    assert_eq!(request.method, "POST");
+    assert_eq!(request.path, "/in");
+    assert_eq!(request.text(), r#"{"t": 1}"#, "the raw event data, unchanged");
+    assert_eq!(request.header("content-type"), Some("application/json"));
+    assert_eq!(request.header("x-key"), Some("abc=1"));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(receiver.requests().len(), 1, "only the named device's events are forwarded");
+    kernel.stop().await;
+}
