@@ -2,4 +2,5 @@
 
 mod conformance;
 mod core;
+mod ops;
 mod support;
