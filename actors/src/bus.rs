@@ -2,8 +2,9 @@
 //! prefix. Publishing costs one read lock and a scan of the group's subscriptions; nothing else is touched.
 //!
 //! Each subscriber owns a bounded queue. A subscriber that does not keep up loses events rather than slowing the
-//! kernel: the loss is counted and reported to it. Events addressed to a device (`<device id>/...`) reach only
-//! that device's sessions and admin subscribers, whatever prefix other devices subscribed to.
+//! kernel: the loss is counted and reported to it. Events addressed to a device (named `<device id>/...`, or
+//! published with a recipient through [`EventBus::publish_to`]) reach only that device's sessions and admin
+//! subscribers, whatever prefix other devices subscribed to.
 
 use crate::event::SharedEvent;
 use crate::ids::{DeviceId, GroupId};
@@ -116,11 +117,18 @@ impl EventBus {
 
     /// Offers an event to every matching subscriber of its group, without waiting for any of them.
     pub fn publish(&self, event: &SharedEvent) {
+        self.publish_to(event, None);
+    }
+
+    /// Offers an event like [`EventBus::publish`]; with a `recipient`, only that device's sessions (and admin
+    /// subscribers) may receive it, whatever its name. This addresses events whose name cannot carry the device
+    /// id, such as a Blynk pin response named exactly after the pin.
+    pub fn publish_to(&self, event: &SharedEvent, recipient: Option<&DeviceId>) {
         let groups = self.groups.read().unwrap_or_else(|poison| poison.into_inner());
         let Some(subscriptions) = groups.get(&event.group_id) else {
             return;
         };
-        let addressed = event.addressed_device();
+        let addressed = recipient.map(DeviceId::as_str).or_else(|| event.addressed_device());
         let mut offered: Vec<u64> = Vec::new();
         for subscription in subscriptions {
             let sink = &subscription.sink;
@@ -173,6 +181,25 @@ mod tests {
         assert!(bob_rx.try_recv().is_err(), "bob never sees alice's responses");
         assert_eq!(admin_rx.recv().await.unwrap().name, "temp");
         assert!(admin_rx.recv().await.is_some());
+    }
+
+    #[tokio::test]
+    async fn an_event_with_a_recipient_reaches_only_that_device_and_admins_whatever_its_name() {
+        let bus = Arc::new(EventBus::default());
+        let group = GroupId::generate();
+        let (alice, bob) = (DeviceId::generate(), DeviceId::generate());
+        let (alice_sink, mut alice_rx) = bus.sink(group.clone(), Some(alice.clone()), 8);
+        let (bob_sink, mut bob_rx) = bus.sink(group.clone(), Some(bob), 8);
+        let (admin_sink, mut admin_rx) = bus.sink(group.clone(), None, 8);
+        for sink in [&alice_sink, &bob_sink, &admin_sink] {
+            sink.subscribe("V0");
+        }
+
+        bus.publish_to(&event(&group, "V0"), Some(&alice));
+
+        assert_eq!(alice_rx.recv().await.unwrap().name, "V0");
+        assert_eq!(admin_rx.recv().await.unwrap().name, "V0");
+        assert!(bob_rx.try_recv().is_err(), "bob is not the recipient");
     }
 
     #[test]

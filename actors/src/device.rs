@@ -40,12 +40,13 @@ pub struct Launch {
 }
 
 impl Launch {
-    /// Hands each delivery to its webhook actor and publishes the event on the bus.
+    /// Publishes the event on the bus, then hands each delivery to its webhook actor (in that order, so that a
+    /// subscriber sees the event before the `hook-*` events of its deliveries).
     pub fn run(self, services: &Services) {
+        services.bus.publish(&self.event);
         for dispatch in self.dispatches {
             services.supervisor.webhook(&dispatch.webhook.id).do_send(dispatch);
         }
-        services.bus.publish(&self.event);
     }
 }
 

@@ -35,6 +35,10 @@ pub struct ActorSettings {
     pub max_data_bytes: usize,
     /// Events queued to one subscriber before further ones are dropped and counted.
     pub subscriber_queue_capacity: usize,
+    /// Largest single response event (`unchunked`), bytes; a larger response gives a `hook-error` instead.
+    pub max_response_event_bytes: usize,
+    /// Largest Blynk pin response, bytes; a larger response gives a `hook-error` instead.
+    pub max_pin_response_bytes: usize,
     /// How hosts behave.
     pub host: HostSettings,
     /// Arbiters (threads) the actors run on; 0 for one per core.
@@ -46,6 +50,8 @@ impl Default for ActorSettings {
         ActorSettings {
             max_data_bytes: crate::event::DEFAULT_MAX_DATA_BYTES,
             subscriber_queue_capacity: 1024,
+            max_response_event_bytes: crate::webhook::DEFAULT_MAX_RESPONSE_EVENT_BYTES,
+            max_pin_response_bytes: crate::webhook::DEFAULT_MAX_PIN_RESPONSE_BYTES,
             host: HostSettings::default(),
             num_arbiters: 0,
         }

@@ -43,6 +43,12 @@ pub struct Settings {
     /// Events queued to one subscriber (device or admin stream) before more are dropped and counted
     /// (`subscriber_queue`). Default 1024.
     pub subscriber_queue: usize,
+    /// Largest single response event in bytes, for webhooks with `unchunked` (`max_response_event_bytes`): a
+    /// larger response (after `responseTemplate`) gives a `hook-error` instead. Default 102400.
+    pub max_response_event_bytes: usize,
+    /// Largest response in bytes that a Blynk webhook writes back to its pin (`max_pin_response_bytes`): a larger
+    /// one gives a `hook-error` instead. Default 65536.
+    pub max_pin_response_bytes: usize,
     /// Threads the actors run on; 0 for one per core (`actor_threads`).
     pub actor_threads: usize,
     /// Log format, `text` or `json` (`log_format`, `--log-format`).
@@ -61,6 +67,8 @@ impl Default for Settings {
             connect_timeout_ms: 10_000,
             response_timeout_ms: 20_000,
             subscriber_queue: 1024,
+            max_response_event_bytes: hookwire_actors::webhook::DEFAULT_MAX_RESPONSE_EVENT_BYTES,
+            max_pin_response_bytes: hookwire_actors::webhook::DEFAULT_MAX_PIN_RESPONSE_BYTES,
             actor_threads: 0,
             log_format: LogFormat::Text,
         }
@@ -80,6 +88,8 @@ impl Settings {
         hookwire_actors::supervisor::ActorSettings {
             max_data_bytes: self.max_data_bytes,
             subscriber_queue_capacity: self.subscriber_queue,
+            max_response_event_bytes: self.max_response_event_bytes,
+            max_pin_response_bytes: self.max_pin_response_bytes,
             host: hookwire_actors::host::HostSettings {
                 max_in_flight: self.max_in_flight_per_host.max(1),
                 connect_timeout: Duration::from_millis(self.connect_timeout_ms),

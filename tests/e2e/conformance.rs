@@ -84,10 +84,10 @@ impl Names {
 }
 
 fn check_request(names: &Names, expect: &Value, request: &RecordedRequest) -> Result<(), String> {
-    if let Some(method) = expect.get("method").and_then(Value::as_str) {
-        if request.method != method {
-            return Err(format!("method {} instead of {method}", request.method));
-        }
+    if let Some(method) = expect.get("method").and_then(Value::as_str)
+        && request.method != method
+    {
+        return Err(format!("method {} instead of {method}", request.method));
     }
     if let Some(path) = expect.get("path").and_then(Value::as_str) {
         let path = names.substitute(path);
@@ -221,20 +221,20 @@ async fn run_response_case(kernel: &TestKernel, case: &Value) -> Result<(), Stri
         if event.name != name {
             return Err(format!("event {} instead of {name}", event.name));
         }
-        if let Some(data) = expected.get("data").and_then(Value::as_str) {
-            if event.data != data {
-                return Err(format!("{name}: data {:?} instead of {data:?}", event.data));
-            }
+        if let Some(data) = expected.get("data").and_then(Value::as_str)
+            && event.data != data
+        {
+            return Err(format!("{name}: data {:?} instead of {data:?}", event.data));
         }
-        if let Some(length) = expected.get("data_len").and_then(Value::as_u64) {
-            if event.data.len() as u64 != length {
-                return Err(format!("{name}: {} bytes instead of {length}", event.data.len()));
-            }
+        if let Some(length) = expected.get("data_len").and_then(Value::as_u64)
+            && event.data.len() as u64 != length
+        {
+            return Err(format!("{name}: {} bytes instead of {length}", event.data.len()));
         }
-        if let Some(part) = expected.get("data_contains").and_then(Value::as_str) {
-            if !event.data.contains(part) {
-                return Err(format!("{name}: {:?} does not contain {part:?}", event.data));
-            }
+        if let Some(part) = expected.get("data_contains").and_then(Value::as_str)
+            && !event.data.contains(part)
+        {
+            return Err(format!("{name}: {:?} does not contain {part:?}", event.data));
         }
     }
     Ok(())

@@ -3,4 +3,5 @@
 mod conformance;
 mod core;
 mod ops;
+mod responses;
 mod support;
