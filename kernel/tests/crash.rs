@@ -1,0 +1,132 @@
+//! Crash safety, end to end: `hookwired` runs as a process, devices publish under load, the process is killed
+//! with SIGKILL at an arbitrary moment, and after a restart on the same database every event that was acked
+//! reaches the receiver at least once.
+
+use hookwire_client::{AdminClient, DeviceClient};
+use hookwire_tests::{FakeReceiver, Reply};
+use std::collections::HashSet;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::AsyncBufReadExt as _;
+use tokio::process::{Child, Command};
+
+const ROOT_TOKEN: &str = "crash-test-root-token";
+
+/// Starts `hookwired` on a random port and returns it with its endpoint, read from its "ready" log line.
+async fn start_kernel(database: &Path) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hookwired"))
+        .args(["--listen", "127.0.0.1:0", "--allow-destination", "127.0.0.0/8", "--log-format", "json"])
+        .arg("--database")
+        .arg(format!("sqlite://{}", database.display()))
+        .env("HOOKWIRE_ROOT_TOKEN", ROOT_TOKEN)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start hookwired");
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let address = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.expect("read the log") {
+            let Ok(record) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
+            if record["message"] == "hookwired ready" {
+                return record["address"].as_str().expect("address in the ready line").to_owned();
+            }
+        }
+        panic!("hookwired exited before it was ready");
+    })
+    .await
+    .expect("hookwired ready within 30 s");
+    // Keep draining the log so the process never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, format!("http://{address}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_acked_event_is_delivered_after_a_sigkill_under_load() {
+    let directory = tempfile::tempdir().unwrap();
+    let database = directory.path().join("hookwire.db");
+    let receiver = FakeReceiver::start().await;
+    // A little latency keeps deliveries in flight when the kill comes.
+    receiver.reply_with(Reply { status: 200, delay: Duration::from_millis(5), ..Reply::default() });
+
+    let (mut kernel, endpoint) = start_kernel(&database).await;
+    let admin = AdminClient::connect(&endpoint, ROOT_TOKEN).await.unwrap();
+    let group = admin.create_group("crash").await.unwrap();
+    let definition = serde_json::json!({"event": "load", "url": receiver.base_url, "body": "{{{PARTICLE_EVENT_ID}}}"});
+    admin.create_webhook(group.id.clone(), definition.to_string()).await.unwrap();
+
+    // Four devices publish as fast as acks come back, each with many publishes in flight on its session.
+    let acked = Arc::new(Mutex::new(Vec::<String>::new()));
+    let mut publishers = Vec::new();
+    for index in 0..4 {
+        let token = admin.create_device(group.id.clone(), format!("device {index}")).await.unwrap().token;
+        let device = DeviceClient::connect(&endpoint, &token).await.unwrap();
+        let acked = acked.clone();
+        publishers.push(tokio::spawn(async move {
+            let Ok(mut session) = device.open_session().await else { return };
+            loop {
+                for _ in 0..32 {
+                    if session.send_publish("load", "x").await.is_err() {
+                        return;
+                    }
+                }
+                for _ in 0..32 {
+                    match session.next_message().await {
+                        Ok(Some(message)) => {
+                            if let Some(hookwire_client::proto::kernel_message::Kind::Ack(ack)) = message.kind {
+                                acked.lock().unwrap().push(ack.event_id);
+                            }
+                        }
+                        _ => return,
+                    }
+                }
+            }
+        }));
+    }
+    // Kill once a good number of events were acked and deliveries are flowing.
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while acked.lock().unwrap().len() < 2000 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("2000 acks within 60 s");
+    kernel.start_kill().expect("SIGKILL");
+    kernel.wait().await.unwrap();
+    for publisher in publishers {
+        let _ = publisher.await;
+    }
+    let acked: HashSet<String> = acked.lock().unwrap().iter().cloned().collect();
+    let received_before = receiver.requests().len();
+
+    let (mut kernel, _endpoint) = start_kernel(&database).await;
+    let missing_ids = |receiver: &FakeReceiver| -> Vec<String> {
+        let received: HashSet<String> = receiver.requests().iter().map(|request| request.text()).collect();
+        acked.iter().filter(|id| !received.contains(*id)).cloned().collect()
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(120), async {
+        while !missing_ids(&receiver).is_empty() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    let missing = missing_ids(&receiver);
+    eprintln!(
+        "acked {} events; the receiver had {} requests at the kill and {} after the restart",
+        acked.len(),
+        received_before,
+        receiver.requests().len()
+    );
+    assert!(
+        missing.is_empty(),
+        "{} of {} acked events never arrived after the restart (received {} before the kill); first: {:?}",
+        missing.len(),
+        acked.len(),
+        received_before,
+        missing.first()
+    );
+    kernel.start_kill().unwrap();
+}
