@@ -4,4 +4,5 @@ mod conformance;
 mod core;
 mod ops;
 mod responses;
+mod storage;
 mod support;

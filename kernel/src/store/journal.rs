@@ -26,7 +26,8 @@ impl SqlJournal {
     }
 
     async fn write(&self, batch: &JournalBatch) -> Result<(), StoreError> {
-        let mut transaction = self.pool.begin().await?;
+        // Not getting a transaction at all means the database is unreachable, whatever the error says: transient.
+        let mut transaction = self.pool.begin().await.map_err(|error| StoreError::Unavailable(error.to_string()))?;
         let now = time::now_ms();
 
         for records in batch.events.chunks(ROWS_PER_STATEMENT) {

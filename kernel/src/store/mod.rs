@@ -59,12 +59,15 @@ impl From<sqlx::Error> for StoreError {
             }
             sqlx::Error::Database(database) => {
                 // SQLite: SQLITE_FULL (13), SQLITE_IOERR (10), SQLITE_BUSY (5), SQLITE_READONLY (8), SQLITE_CANTOPEN (14);
-                // PostgreSQL class 53 (insufficient resources), 57 (operator intervention), 08 (connection).
+                // PostgreSQL class 53 (insufficient resources), 57 (operator intervention), 08 (connection), 58
+                // (system error), and 55000, which is how a database that refuses connections answers a new one.
                 let code = database.code().map(|code| code.into_owned()).unwrap_or_default();
                 let transient = matches!(code.as_str(), "5" | "8" | "10" | "13" | "14" | "517" | "261" | "266")
                     || code.starts_with("53")
                     || code.starts_with("57")
-                    || code.starts_with("08");
+                    || code.starts_with("08")
+                    || code.starts_with("58")
+                    || code == "55000";
                 if transient {
                     StoreError::Unavailable(error.to_string())
                 } else {

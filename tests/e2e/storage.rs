@@ -1,0 +1,58 @@
+//! Storage failures: when the database goes away, publishes fail with a clear error and are never acked, the
+//! kernel keeps running, and it recovers by itself when the database comes back.
+
+use hookwire_tests::TestKernel;
+use sqlx::Executor as _;
+use std::time::Duration;
+
+/// Opens an administrative connection to the PostgreSQL server the kernel's database is on.
+async fn server_admin(database_url: &str) -> (sqlx::AnyPool, String) {
+    sqlx::any::install_default_drivers();
+    let (server, name) = database_url.rsplit_once('/').expect("a database URL");
+    let pool = sqlx::AnyPool::connect(&format!("{server}/postgres")).await.expect("connect to the server");
+    (pool, name.to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_database_fails_publishes_with_unavailable_and_the_kernel_recovers_when_it_returns() {
+    let kernel = TestKernel::spawn().await;
+    if !kernel.settings.database.starts_with("postgres") {
+        eprintln!("skipped: this test takes a PostgreSQL database away; run it with HOOKWIRE_TEST_POSTGRES");
+        return;
+    }
+    let fixture = kernel.fixture().await;
+    let device = kernel.device(&fixture.device_token).await;
+    device.publish("before", "1").await.expect("a publish while the database is up");
+
+    // Take the database away: no new connections, and the kernel's open ones are terminated.
+    let (server, name) = server_admin(&kernel.settings.database).await;
+    server.execute(sqlx::AssertSqlSafe(format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false"))).await.unwrap();
+    let terminate = format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'");
+    server.execute(sqlx::AssertSqlSafe(terminate.clone())).await.unwrap();
+
+    let error = device.publish("during", "2").await.expect_err("no ack while the database is away");
+    assert_eq!(error.code(), Some(tonic::Code::Unavailable), "{error}");
+    assert!(error.to_string().contains("retry"), "the message says what to do: {error}");
+    let mut session = device.open_session().await.expect("sessions still open: the kernel keeps running");
+    let error = session.publish("during", "3").await.expect_err("no ack on a session either");
+    assert_eq!(error.code(), Some(tonic::Code::Unavailable), "{error}");
+    let error = fixture.admin.list_devices(fixture.group_id.clone()).await.expect_err("admin calls fail too");
+    assert_eq!(error.code(), Some(tonic::Code::Unavailable), "{error}");
+
+    // Bring it back: the kernel recovers without a restart.
+    server.execute(sqlx::AssertSqlSafe(format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))).await.unwrap();
+    let recovered = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            if let Ok(ack) = session.publish("after", "4").await {
+                return ack;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await
+    .expect("publishes succeed again within 30 s of the database returning");
+    assert!(recovered.event_id.starts_with("evt_"));
+    fixture.admin.list_devices(fixture.group_id.clone()).await.expect("admin calls work again");
+    server.close().await;
+    kernel.stop().await;
+}
