@@ -6,6 +6,7 @@
 
 #![forbid(unsafe_code)]
 
+mod bench;
 mod device;
 mod events;
 mod group;
@@ -56,7 +57,7 @@ pub struct GlobalArgs {
     endpoint: String,
     /// The admin token, needed by the group, device, webhook and subscribe commands
     #[arg(long, global = true, env = "HOOKWIRE_TOKEN", hide_env_values = true)]
-    token: Option<String>,
+    pub token: Option<String>,
     /// How to print results: json (one document; JSON lines when streaming) or table (aligned columns)
     #[arg(
         long,
@@ -92,9 +93,12 @@ enum Command {
     /// Run a local webhook receiver that prints every request it gets (for trying webhooks out)
     #[command(after_help = receive::EXAMPLES)]
     Receive(receive::ReceiveArgs),
+    /// Measure hookwire end to end: events/s, deliveries/s, latency, memory, against the raw HTTP ceiling
+    #[command(after_help = bench::EXAMPLES)]
+    Bench(bench::BenchArgs),
 }
 
-#[tokio::main(flavor = "current_thread")]
+#[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli).await {
@@ -120,6 +124,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Publish(args) => publish::run(args, global).await,
         Command::Subscribe(args) => subscribe::run(args, global).await,
         Command::Receive(args) => receive::run(args, global).await,
+        Command::Bench(args) => bench::run(args, global).await,
     }
 }
 
