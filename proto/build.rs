@@ -4,7 +4,12 @@
 use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files = ["hookwire/v1/common.proto", "hookwire/v1/device.proto", "hookwire/v1/admin.proto"];
+    let files = [
+        "hookwire/v1/common.proto",
+        "hookwire/v1/device.proto",
+        "hookwire/v1/admin.proto",
+        "hookwire/v1/deliveries.proto",
+    ];
     for file in files {
         println!("cargo:rerun-if-changed={file}");
     }

@@ -8,6 +8,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod deliveries;
 pub mod error;
 pub mod grpc;
 pub mod recovery;
@@ -21,6 +22,7 @@ use hookwire_actors::journal::Journal;
 use hookwire_actors::supervisor::Services;
 use hookwire_proto::v1::device_admin_service_server::DeviceAdminServiceServer;
 use hookwire_proto::v1::device_service_server::DeviceServiceServer;
+use hookwire_proto::v1::delivery_service_server::DeliveryServiceServer;
 use hookwire_proto::v1::event_service_server::EventServiceServer;
 use hookwire_proto::v1::group_service_server::GroupServiceServer;
 use hookwire_proto::v1::webhook_service_server::WebhookServiceServer;
@@ -93,6 +95,7 @@ pub async fn run(
     health_reporter.set_serving::<DeviceAdminServiceServer<grpc::admin::AdminApi>>().await;
     health_reporter.set_serving::<WebhookServiceServer<grpc::admin::AdminApi>>().await;
     health_reporter.set_serving::<EventServiceServer<grpc::admin::AdminApi>>().await;
+    health_reporter.set_serving::<DeliveryServiceServer<grpc::deliveries::DeliveryApi>>().await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(hookwire_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -108,7 +111,8 @@ pub async fn run(
         .add_service(GroupServiceServer::new(admin.clone()))
         .add_service(DeviceAdminServiceServer::new(admin.clone()))
         .add_service(WebhookServiceServer::new(admin.clone()))
-        .add_service(EventServiceServer::new(admin));
+        .add_service(EventServiceServer::new(admin))
+        .add_service(DeliveryServiceServer::new(grpc::deliveries::DeliveryApi::new(kernel.clone())));
 
     tracing::info!(%address, database = %store::redact(&settings.database), num_webhooks, "hookwired ready");
     // The server drains open calls before it returns, so the long-lived ones must end first: stopping the actors

@@ -2,6 +2,7 @@
 
 mod conformance;
 mod core;
+mod deliveries;
 mod ops;
 mod responses;
 mod storage;

@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 mod bench;
+mod deliveries;
 mod device;
 mod events;
 mod group;
@@ -130,7 +131,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 
 impl GlobalArgs {
     /// Connects with the admin token; its absence is a usage error, reported as clap reports a missing flag.
-    async fn admin_client(&self) -> anyhow::Result<AdminClient> {
+    pub(crate) async fn admin_client(&self) -> anyhow::Result<AdminClient> {
         let Some(token) = &self.token else {
             Cli::command()
                 .error(

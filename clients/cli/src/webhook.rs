@@ -81,6 +81,57 @@ Example:
         #[arg(long, value_name = "HOOK.json")]
         file: PathBuf,
     },
+    /// Show a webhook's attempts: the last 10 successes and 10 errors, or every attempt a page at a time
+    #[command(after_help = "\
+Examples:
+  hookwire webhook logs whk_0123456789abcdef --output table
+  hookwire webhook logs whk_0123456789abcdef --all --since 2h --limit 100")]
+    Logs {
+        /// The webhook id, whk_...
+        id: String,
+        /// Every attempt, newest first, a page at a time, instead of the last 10 successes and 10 errors
+        #[arg(long)]
+        all: bool,
+        /// Only attempts since this time: ISO-8601 UTC (2026-11-22T10:00:00Z) or a duration back (30m, 2h, 7d)
+        #[arg(long, value_name = "TIME")]
+        since: Option<String>,
+        /// With --all: attempts per page, up to 200
+        #[arg(long, default_value_t = 50, requires = "all")]
+        limit: u32,
+        /// With --all: the page after the one that printed this token
+        #[arg(long, value_name = "TOKEN", requires = "all")]
+        page_token: Option<String>,
+    },
+    /// Show a webhook's deliveries per day (today and the 30 days before), with a small chart in table mode
+    #[command(after_help = "Example:\n  hookwire webhook history whk_0123456789abcdef --output table")]
+    History {
+        /// The webhook id, whk_...
+        id: String,
+        /// How many days, today included (up to 90)
+        #[arg(long, default_value_t = 31)]
+        days: u32,
+    },
+    /// Deliver again a webhook's deliveries since a time; prints {"replayed": N}
+    #[command(after_help = "\
+Examples:
+  hookwire webhook replay whk_0123456789abcdef --since 2h
+  hookwire webhook replay whk_0123456789abcdef --since 2026-11-22T00:00:00Z --status all")]
+    Replay {
+        /// The webhook id, whk_...
+        id: String,
+        /// Deliveries created since: ISO-8601 UTC or a duration back (30m, 2h, 7d)
+        #[arg(long, value_name = "TIME")]
+        since: String,
+        /// Which deliveries: failed, skipped or all
+        #[arg(long, default_value = "failed", value_parser = ["failed", "skipped", "all"])]
+        status: String,
+    },
+    /// Deliver again the delivery of one attempt (its id as `webhook logs` shows it); prints {"replayed": 1}
+    #[command(after_help = "Example:\n  hookwire webhook resend 1234")]
+    Resend {
+        /// The attempt id
+        attempt_id: i64,
+    },
     /// Delete webhooks, stopping at the first failure; prints {"deleted": [ID, ...]}, the ones deleted
     #[command(after_help = "\
 Examples:
@@ -144,6 +195,12 @@ pub async fn run(command: WebhookCommand, global: &GlobalArgs) -> anyhow::Result
             let admin = global.admin_client().await?;
             delete(&admin, ids, format).await?;
         }
+        WebhookCommand::Logs { id, all, since, limit, page_token } => {
+            crate::deliveries::logs(global, id, all, since, limit, page_token).await?;
+        }
+        WebhookCommand::History { id, days } => crate::deliveries::history(global, id, days).await?,
+        WebhookCommand::Replay { id, since, status } => crate::deliveries::replay(global, id, since, status).await?,
+        WebhookCommand::Resend { attempt_id } => crate::deliveries::resend(global, attempt_id).await?,
         WebhookCommand::Export { id } => {
             let admin = global.admin_client().await?;
             let webhook = admin.get_webhook(id).await?;

@@ -1,5 +1,6 @@
 //! The admin client: groups, devices, webhooks, and the live event stream of a group.
 
+use hookwire_proto::v1::delivery_service_client::DeliveryServiceClient;
 use hookwire_proto::v1::device_admin_service_client::DeviceAdminServiceClient;
 use hookwire_proto::v1::event_service_client::EventServiceClient;
 use hookwire_proto::v1::group_service_client::GroupServiceClient;
@@ -19,6 +20,7 @@ pub struct AdminClient {
     devices: DeviceAdminServiceClient<AuthenticatedChannel>,
     webhooks: WebhookServiceClient<AuthenticatedChannel>,
     events: EventServiceClient<AuthenticatedChannel>,
+    pub(crate) deliveries: DeliveryServiceClient<AuthenticatedChannel>,
 }
 
 impl AdminClient {
@@ -34,7 +36,8 @@ impl AdminClient {
             groups: GroupServiceClient::with_interceptor(channel.clone(), bearer_token.clone()),
             devices: DeviceAdminServiceClient::with_interceptor(channel.clone(), bearer_token.clone()),
             webhooks: WebhookServiceClient::with_interceptor(channel.clone(), bearer_token.clone()),
-            events: EventServiceClient::with_interceptor(channel, bearer_token),
+            events: EventServiceClient::with_interceptor(channel.clone(), bearer_token.clone()),
+            deliveries: DeliveryServiceClient::with_interceptor(channel, bearer_token),
         })
     }
 

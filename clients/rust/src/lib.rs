@@ -39,6 +39,7 @@
 
 mod admin;
 mod connection;
+mod deliveries;
 mod device;
 mod error;
 

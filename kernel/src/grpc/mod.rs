@@ -2,6 +2,7 @@
 //! each handler authenticates, parses ids (naming the field at fault), calls the kernel, converts the answer.
 
 pub mod admin;
+pub mod deliveries;
 pub mod device;
 
 use crate::store::devices::DeviceRow;

@@ -144,16 +144,22 @@ pub async fn pending_deliveries(
     after: Option<&DeliveryId>,
     limit: i64,
 ) -> Result<Vec<PendingDelivery>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT d.id AS delivery_id, d.webhook_id, d.num_attempts, e.id AS event_id, e.group_id, e.device_id, e.name, e.data, \
-                e.published_at, e.ttl, v.product_id, v.firmware_version, v.owner \
-         FROM deliveries d JOIN events e ON e.id = d.event_id LEFT JOIN devices v ON v.id = e.device_id \
-         WHERE d.status = 0 AND d.id > $1 ORDER BY d.id LIMIT $2",
-    )
-    .bind(after.map_or("", DeliveryId::as_str))
-    .bind(limit)
-    .fetch_all(pool)
-    .await?;
+    let rows = sqlx::query(AssertSqlSafe(format!("{PENDING_SELECT} WHERE d.status = 0 AND d.id > $1 ORDER BY d.id LIMIT $2")))
+        .bind(after.map_or("", DeliveryId::as_str))
+        .bind(limit)
+        .fetch_all(pool)
+        .await?;
+    pending_from_rows(&rows)
+}
+
+/// The columns of a delivery with its event and device, as [`pending_from_rows`] reads them.
+pub(crate) const PENDING_SELECT: &str =
+    "SELECT d.id AS delivery_id, d.webhook_id, d.num_attempts, e.id AS event_id, e.group_id, e.device_id, e.name, \
+            e.data, e.published_at, e.ttl, v.product_id, v.firmware_version, v.owner \
+     FROM deliveries d JOIN events e ON e.id = d.event_id LEFT JOIN devices v ON v.id = e.device_id";
+
+/// Reads rows selected with [`PENDING_SELECT`].
+pub(crate) fn pending_from_rows(rows: &[sqlx::any::AnyRow]) -> Result<Vec<PendingDelivery>, StoreError> {
     rows.iter()
         .map(|row| {
             let device_id: Option<String> = row.try_get("device_id")?;

@@ -3,6 +3,7 @@
 //! milliseconds and statuses, JSON as TEXT) and every query uses `$N` placeholders, which both accept.
 //! Migrations live in `migrations/sqlite` and `migrations/postgres` and are applied at start.
 
+pub mod attempts;
 pub mod devices;
 pub mod groups;
 pub mod journal;

@@ -1,0 +1,167 @@
+//! The attempt log and the delivery history of webhooks, and the selection of deliveries to replay.
+
+use super::StoreError;
+use super::journal::{PENDING_SELECT, PendingDelivery, pending_from_rows};
+use hookwire_actors::ids::WebhookId;
+use hookwire_actors::journal::DeliveryStatus;
+use hookwire_actors::time;
+use sqlx::{AnyPool, AssertSqlSafe, Row};
+
+/// A stored attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptRow {
+    /// The attempt's id.
+    pub id: i64,
+    /// Its delivery.
+    pub delivery_id: String,
+    /// Its webhook.
+    pub webhook_id: String,
+    /// Its event.
+    pub event_id: String,
+    /// 1 for a delivery's first attempt.
+    pub attempt: i64,
+    /// Epoch milliseconds.
+    pub started_at: i64,
+    /// Milliseconds.
+    pub duration_ms: i64,
+    /// The method.
+    pub request_method: String,
+    /// The URL.
+    pub request_url: String,
+    /// The response status, when a response came.
+    pub response_status: Option<i64>,
+    /// The error class of a failure.
+    pub error_class: Option<String>,
+    /// The error message of a failure.
+    pub error_message: Option<String>,
+    /// The delivery's status after the attempt.
+    pub delivery_status: i64,
+}
+
+const ATTEMPT_COLUMNS: &str = "id, delivery_id, webhook_id, event_id, attempt, started_at, duration_ms, request_method, \
+     request_url, response_status, error_class, error_message, delivery_status";
+
+fn from_row(row: &sqlx::any::AnyRow) -> Result<AttemptRow, sqlx::Error> {
+    Ok(AttemptRow {
+        id: row.try_get("id")?,
+        delivery_id: row.try_get("delivery_id")?,
+        webhook_id: row.try_get("webhook_id")?,
+        event_id: row.try_get("event_id")?,
+        attempt: row.try_get("attempt")?,
+        started_at: row.try_get("started_at")?,
+        duration_ms: row.try_get("duration_ms")?,
+        request_method: row.try_get("request_method")?,
+        request_url: row.try_get("request_url")?,
+        response_status: row.try_get("response_status")?,
+        error_class: row.try_get("error_class")?,
+        error_message: row.try_get("error_message")?,
+        delivery_status: row.try_get("delivery_status")?,
+    })
+}
+
+async fn select_attempts(pool: &AnyPool, condition: &str, binds: (&WebhookId, i64, i64, i64)) -> Result<Vec<AttemptRow>, StoreError> {
+    let sql = format!("SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE webhook_id = $1 AND started_at >= $2 AND {condition} ORDER BY id DESC LIMIT $4");
+    let (webhook_id, since_ms, before_id, limit) = binds;
+    let rows = sqlx::query(AssertSqlSafe(sql))
+        .bind(webhook_id.as_str())
+        .bind(since_ms)
+        .bind(before_id)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?;
+    Ok(rows.iter().map(from_row).collect::<Result<_, _>>()?)
+}
+
+/// The last `limit` successful and the last `limit` failed attempts of a webhook since a time, newest first.
+pub async fn recent_attempts(pool: &AnyPool, webhook_id: &WebhookId, since_ms: i64, limit: i64) -> Result<Vec<AttemptRow>, StoreError> {
+    let mut attempts = select_attempts(pool, "error_class IS NULL AND id < $3", (webhook_id, since_ms, i64::MAX, limit)).await?;
+    attempts.extend(select_attempts(pool, "error_class IS NOT NULL AND id < $3", (webhook_id, since_ms, i64::MAX, limit)).await?);
+    attempts.sort_by(|a, b| b.id.cmp(&a.id));
+    Ok(attempts)
+}
+
+/// A page of a webhook's attempts since a time, newest first, with ids below `before_id`.
+pub async fn attempt_page(pool: &AnyPool, webhook_id: &WebhookId, since_ms: i64, before_id: i64, limit: i64) -> Result<Vec<AttemptRow>, StoreError> {
+    select_attempts(pool, "id < $3", (webhook_id, since_ms, before_id, limit)).await
+}
+
+/// One attempt.
+pub async fn get_attempt(pool: &AnyPool, id: i64) -> Result<Option<AttemptRow>, StoreError> {
+    let sql = format!("SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE id = $1");
+    let row = sqlx::query(AssertSqlSafe(sql)).bind(id).fetch_optional(pool).await?;
+    Ok(row.as_ref().map(from_row).transpose()?)
+}
+
+/// Counts a webhook's deliveries created since a time by UTC day and status: `(day number, status, count)`.
+pub async fn daily_counts(pool: &AnyPool, webhook_id: &WebhookId, since_ms: i64) -> Result<Vec<(i64, i64, i64)>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT created_at / 86400000 AS day, status, COUNT(*) AS num FROM deliveries \
+         WHERE webhook_id = $1 AND created_at >= $2 GROUP BY created_at / 86400000, status",
+    )
+    .bind(webhook_id.as_str())
+    .bind(since_ms)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|row| Ok((row.try_get("day")?, row.try_get("status")?, row.try_get("num")?)))
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(StoreError::from)
+}
+
+/// Selects up to `limit` of a webhook's finished deliveries in `statuses` created since a time (ids after
+/// `after`), marks them pending again in one transaction, so that a crash in the middle of a replay still
+/// delivers them after the restart, and returns them ready to dispatch.
+pub async fn reopen_deliveries(
+    pool: &AnyPool,
+    webhook_id: &WebhookId,
+    since_ms: i64,
+    statuses: &[DeliveryStatus],
+    after: &str,
+    limit: i64,
+) -> Result<Vec<PendingDelivery>, StoreError> {
+    let status_list = statuses.iter().map(|status| (*status as i64).to_string()).collect::<Vec<_>>().join(", ");
+    let mut transaction = pool.begin().await?;
+    let sql = format!(
+        "{PENDING_SELECT} WHERE d.webhook_id = $1 AND d.created_at >= $2 AND d.id > $3 AND d.status IN ({status_list}) \
+         ORDER BY d.id LIMIT $4"
+    );
+    let rows = sqlx::query(AssertSqlSafe(sql))
+        .bind(webhook_id.as_str())
+        .bind(since_ms)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&mut *transaction)
+        .await?;
+    let deliveries = pending_from_rows(&rows)?;
+    let now = time::now_ms();
+    for delivery in &deliveries {
+        sqlx::query("UPDATE deliveries SET status = $1, updated_at = $2 WHERE id = $3")
+            .bind(DeliveryStatus::Pending as i64)
+            .bind(now)
+            .bind(delivery.delivery_id.as_str())
+            .execute(&mut *transaction)
+            .await?;
+    }
+    transaction.commit().await?;
+    Ok(deliveries)
+}
+
+/// Marks the delivery of an attempt pending again and returns it ready to dispatch.
+pub async fn reopen_delivery(pool: &AnyPool, delivery_id: &str) -> Result<Option<PendingDelivery>, StoreError> {
+    let mut transaction = pool.begin().await?;
+    let rows = sqlx::query(AssertSqlSafe(format!("{PENDING_SELECT} WHERE d.id = $1")))
+        .bind(delivery_id)
+        .fetch_all(&mut *transaction)
+        .await?;
+    let delivery = pending_from_rows(&rows)?.into_iter().next();
+    if delivery.is_some() {
+        sqlx::query("UPDATE deliveries SET status = $1, updated_at = $2 WHERE id = $3")
+            .bind(DeliveryStatus::Pending as i64)
+            .bind(time::now_ms())
+            .bind(delivery_id)
+            .execute(&mut *transaction)
+            .await?;
+    }
+    transaction.commit().await?;
+    Ok(delivery)
+}
