@@ -12,6 +12,7 @@ pub mod deliveries;
 pub mod error;
 pub mod grpc;
 pub mod recovery;
+pub mod retention;
 pub mod settings;
 pub mod store;
 pub mod telemetry;
@@ -88,6 +89,11 @@ pub async fn run(
     });
     let num_webhooks = kernel.load_index().await?;
     let recovery = tokio::spawn(recovery::redeliver_pending(kernel.clone()));
+    let pruning = tokio::spawn(retention::run(
+        store.clone(),
+        settings.retention_days,
+        Duration::from_secs(settings.prune_interval_secs.max(1)),
+    ));
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter.set_serving::<DeviceServiceServer<grpc::device::DeviceApi>>().await;
@@ -128,6 +134,7 @@ pub async fn run(
     let served = router.serve_with_incoming_shutdown(incoming, shutdown).await;
 
     recovery.abort();
+    pruning.abort();
     services.supervisor.stop();
     let supervisor = services.supervisor.clone();
     let _ = tokio::task::spawn_blocking(move || supervisor.join()).await;

@@ -43,6 +43,9 @@ struct Flags {
     /// Log format
     #[arg(long, env = "HOOKWIRE_LOG_FORMAT", value_enum)]
     log_format: Option<LogFormat>,
+    /// Days the attempt log is kept [default: 30]
+    #[arg(long, env = "HOOKWIRE_RETENTION_DAYS")]
+    retention_days: Option<u32>,
 }
 
 fn settings(flags: Flags) -> anyhow::Result<Settings> {
@@ -70,6 +73,9 @@ fn settings(flags: Flags) -> anyhow::Result<Settings> {
     }
     if let Some(value) = flags.max_data_bytes {
         settings.max_data_bytes = value;
+    }
+    if let Some(days) = flags.retention_days {
+        settings.retention_days = days;
     }
     if let Some(format) = flags.log_format {
         settings.log_format = format;

@@ -53,6 +53,11 @@ pub struct Settings {
     pub actor_threads: usize,
     /// Log format, `text` or `json` (`log_format`, `--log-format`).
     pub log_format: LogFormat,
+    /// Days the attempt log is kept (`retention_days`, `--retention-days`). Default 30. Finished deliveries, which
+    /// the daily history counts, are kept at least 31 days whatever this says.
+    pub retention_days: u32,
+    /// Seconds between two pruning passes (`prune_interval_secs`). Default 3600.
+    pub prune_interval_secs: u64,
 }
 
 impl Default for Settings {
@@ -71,6 +76,8 @@ impl Default for Settings {
             max_pin_response_bytes: hookwire_actors::webhook::DEFAULT_MAX_PIN_RESPONSE_BYTES,
             actor_threads: 0,
             log_format: LogFormat::Text,
+            retention_days: 30,
+            prune_interval_secs: 3600,
         }
     }
 }

@@ -165,3 +165,42 @@ pub async fn reopen_delivery(pool: &AnyPool, delivery_id: &str) -> Result<Option
     transaction.commit().await?;
     Ok(delivery)
 }
+
+/// Rows one pruning statement deletes at most, so that pruning never holds a long write lock.
+pub const PRUNE_BATCH: i64 = 1000;
+
+/// Deletes up to [`PRUNE_BATCH`] attempts that started before `before_ms`; returns how many.
+pub async fn prune_attempts(pool: &AnyPool, before_ms: i64) -> Result<u64, StoreError> {
+    let result = sqlx::query("DELETE FROM attempts WHERE id IN (SELECT id FROM attempts WHERE started_at < $1 LIMIT $2)")
+        .bind(before_ms)
+        .bind(PRUNE_BATCH)
+        .execute(pool)
+        .await?;
+    Ok(result.rows_affected())
+}
+
+/// Deletes up to [`PRUNE_BATCH`] finished deliveries created before `before_ms` (pending ones are kept whatever
+/// their age: they are still owed); returns how many.
+pub async fn prune_deliveries(pool: &AnyPool, before_ms: i64) -> Result<u64, StoreError> {
+    let result = sqlx::query(
+        "DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries WHERE created_at < $1 AND status <> 0 LIMIT $2)",
+    )
+    .bind(before_ms)
+    .bind(PRUNE_BATCH)
+    .execute(pool)
+    .await?;
+    Ok(result.rows_affected())
+}
+
+/// Deletes up to [`PRUNE_BATCH`] events published before `before_ms` that no delivery refers to any more.
+pub async fn prune_events(pool: &AnyPool, before_ms: i64) -> Result<u64, StoreError> {
+    let result = sqlx::query(
+        "DELETE FROM events WHERE id IN (SELECT e.id FROM events e WHERE e.published_at < $1 \
+         AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id) LIMIT $2)",
+    )
+    .bind(before_ms)
+    .bind(PRUNE_BATCH)
+    .execute(pool)
+    .await?;
+    Ok(result.rows_affected())
+}
