@@ -6,10 +6,13 @@
 //! by name.
 
 use crate::ids::{DeviceId, GroupId, WebhookId};
+use crate::policy::{Backoff, RetryPolicy};
 use crate::template::{Dialect, Template};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::Duration;
 
 /// The HTTP methods a webhook may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -154,6 +157,174 @@ pub struct WebhookDefinition {
     /// Responses and errors go only to the device whose event triggered the webhook (default true).
     #[serde(default, rename = "x-onlyTriggeringDevice", skip_serializing_if = "Option::is_none")]
     pub only_triggering_device: Option<bool>,
+    /// Sign every request as Standard Webhooks does (`webhook-id`, `webhook-timestamp`, `webhook-signature`). The
+    /// secret is made by the server and never part of the definition: exporting shows only this flag.
+    #[serde(default, rename = "x-signing", skip_serializing_if = "Option::is_none")]
+    pub signing: Option<bool>,
+    /// Rate quota: the least time between two requests of this webhook, in milliseconds (0 or absent: none).
+    #[serde(default, rename = "x-minIntervalMs", skip_serializing_if = "Option::is_none")]
+    pub min_interval_ms: Option<u64>,
+    /// What happens to events over the quota: `queue` (the default: they wait their turn, up to a bound) or `drop`.
+    #[serde(default, rename = "x-quotaOverflow", skip_serializing_if = "Option::is_none")]
+    pub quota_overflow: Option<QuotaOverflow>,
+    /// Consecutive failed deliveries that disable the webhook until it is enabled again (0 or absent: never).
+    #[serde(default, rename = "x-failureLimit", skip_serializing_if = "Option::is_none")]
+    pub failure_limit: Option<u32>,
+    /// Retries of failed deliveries; absent, a delivery has one attempt, as on Particle.
+    #[serde(default, rename = "x-retry", skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RetryDefinition>,
+}
+
+/// What happens to an event over a webhook's rate quota (`x-quotaOverflow`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QuotaOverflow {
+    /// It waits in the webhook's queue (bounded by the `quota_queue_limit` setting; beyond it, dropped).
+    #[default]
+    Queue,
+    /// It is dropped, recorded and reported with a `hook-error`.
+    Drop,
+}
+
+/// `x-retry` as written: `{"attempts": N, "backoff": [ms, ...]}` or `{"attempts": N, "base": ms, "cap": ms}`, with
+/// `"jitter"` (default true). Read field by field, so that every refusal names its field (`x-retry.attempts`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct RetryDefinition {
+    /// Attempts in all, the first included: 1 to 20.
+    pub attempts: u32,
+    /// The delays between attempts, in milliseconds; the last one repeats.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backoff: Option<Vec<u64>>,
+    /// Exponential delays: the first, in milliseconds; each next one doubles.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base: Option<u64>,
+    /// Exponential delays: the longest, in milliseconds (default one hour).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cap: Option<u64>,
+    /// Randomise each delay between half of it and all of it (default true).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jitter: Option<bool>,
+}
+
+impl RetryDefinition {
+    /// Reads the fields of an `x-retry` object, refusing unknown ones and wrong types by name.
+    fn from_fields(fields: &Map<String, Value>) -> Result<Self, DefinitionError> {
+        let millis = |name: &str, value: &Value| {
+            value.as_u64().ok_or_else(|| {
+                DefinitionError::new(format!("x-retry.{name}"), "must be a whole number of milliseconds")
+            })
+        };
+        let mut retry = RetryDefinition::default();
+        let mut has_attempts = false;
+        for (name, value) in fields {
+            match name.as_str() {
+                "attempts" => {
+                    retry.attempts = value
+                        .as_u64()
+                        .and_then(|attempts| u32::try_from(attempts).ok())
+                        .ok_or_else(|| DefinitionError::new("x-retry.attempts", "must be a whole number"))?;
+                    has_attempts = true;
+                }
+                "backoff" => {
+                    let delays = value.as_array().ok_or_else(|| {
+                        DefinitionError::new("x-retry.backoff", "must be a list of delays in milliseconds")
+                    })?;
+                    let delays = delays
+                        .iter()
+                        .enumerate()
+                        .map(|(index, delay)| millis(&format!("backoff.{index}"), delay))
+                        .collect::<Result<_, _>>()?;
+                    retry.backoff = Some(delays);
+                }
+                "base" => retry.base = Some(millis("base", value)?),
+                "cap" => retry.cap = Some(millis("cap", value)?),
+                "jitter" => {
+                    let jitter = value
+                        .as_bool()
+                        .ok_or_else(|| DefinitionError::new("x-retry.jitter", "must be true or false"))?;
+                    retry.jitter = Some(jitter);
+                }
+                _ => {
+                    return Err(DefinitionError::new(
+                        format!("x-retry.{name}"),
+                        "unknown field, expected one of attempts, backoff, base, cap, jitter",
+                    ));
+                }
+            }
+        }
+        if !has_attempts {
+            return Err(DefinitionError::new("x-retry.attempts", "missing: the number of attempts, 1 to 20"));
+        }
+        Ok(retry)
+    }
+
+    /// Validates the policy and compiles it.
+    pub fn policy(&self) -> Result<RetryPolicy, DefinitionError> {
+        use crate::policy::{DEFAULT_RETRY_CAP_MS, MAX_ATTEMPTS, MAX_RETRY_DELAY_MS};
+        let too_long =
+            |field: &str| DefinitionError::new(field, format!("must be at most {MAX_RETRY_DELAY_MS} (a day)"));
+        if !(1..=MAX_ATTEMPTS).contains(&self.attempts) {
+            return Err(DefinitionError::new("x-retry.attempts", format!("must be from 1 to {MAX_ATTEMPTS}")));
+        }
+        let backoff = match (&self.backoff, self.base) {
+            (Some(_), Some(_)) => {
+                return Err(DefinitionError::new("x-retry.base", "give either backoff or base (with cap), not both"));
+            }
+            (None, None) if self.attempts > 1 => {
+                return Err(DefinitionError::new(
+                    "x-retry.backoff",
+                    "missing: give a backoff schedule ([ms, ...]) or an exponential base (base, cap)",
+                ));
+            }
+            (None, None) => Backoff::Schedule(Vec::new()),
+            (Some(delays), None) => {
+                if self.cap.is_some() {
+                    return Err(DefinitionError::new("x-retry.cap", "only applies with base"));
+                }
+                if delays.is_empty() && self.attempts > 1 {
+                    return Err(DefinitionError::new("x-retry.backoff", "must hold at least one delay"));
+                }
+                if delays.len() >= MAX_ATTEMPTS as usize {
+                    return Err(DefinitionError::new(
+                        "x-retry.backoff",
+                        format!("must hold at most {} delays", MAX_ATTEMPTS - 1),
+                    ));
+                }
+                if let Some(index) = delays.iter().position(|delay| *delay > MAX_RETRY_DELAY_MS) {
+                    return Err(too_long(&format!("x-retry.backoff.{index}")));
+                }
+                Backoff::Schedule(delays.iter().copied().map(Duration::from_millis).collect())
+            }
+            (None, Some(base)) => {
+                let cap = self.cap.unwrap_or(DEFAULT_RETRY_CAP_MS.max(base));
+                if base == 0 {
+                    return Err(DefinitionError::new("x-retry.base", "must be at least 1"));
+                }
+                if base > MAX_RETRY_DELAY_MS {
+                    return Err(too_long("x-retry.base"));
+                }
+                if cap < base {
+                    return Err(DefinitionError::new("x-retry.cap", "must be at least base"));
+                }
+                if cap > MAX_RETRY_DELAY_MS {
+                    return Err(too_long("x-retry.cap"));
+                }
+                Backoff::Exponential { base: Duration::from_millis(base), cap: Duration::from_millis(cap) }
+            }
+        };
+        Ok(RetryPolicy { attempts: self.attempts, backoff, jitter: self.jitter.unwrap_or(true) })
+    }
+}
+
+impl<'de> Deserialize<'de> for RetryDefinition {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let Value::Object(fields) = Value::deserialize(deserializer)? else {
+            return Err(serde::de::Error::custom(
+                "x-retry: must be an object such as {\"attempts\": 3, \"backoff\": [1000]}",
+            ));
+        };
+        RetryDefinition::from_fields(&fields).map_err(serde::de::Error::custom)
+    }
 }
 
 /// Why a definition is refused. The message starts with the field at fault.
@@ -183,6 +354,13 @@ impl WebhookDefinition {
         }
         serde_json::from_str(text).map_err(|error| {
             let message = error.to_string();
+            // Fields read by hand (`x-retry`) say which of their parts is at fault: `x-retry.attempts: ...`.
+            if message.starts_with("x-")
+                && let Some((field, reason)) = message.split_once(": ")
+            {
+                let reason = reason.rsplit_once(" at line ").map_or(reason, |(reason, _)| reason);
+                return DefinitionError::new(field, reason);
+            }
             let field = message
                 .split('`')
                 .nth(1)
@@ -201,6 +379,11 @@ impl WebhookDefinition {
     /// True unless `disabled` is set.
     pub fn is_enabled(&self) -> bool {
         !self.disabled.unwrap_or(false)
+    }
+
+    /// True when `x-signing` is set: requests are signed.
+    pub fn signs(&self) -> bool {
+        self.signing.unwrap_or(false)
     }
 
     /// Every device the webhook is limited to (`deviceID` and `x-devices`), empty when it is not limited.
@@ -279,6 +462,101 @@ pub struct CompiledWebhook {
     pub only_triggering_device: bool,
     /// TLS certificates are verified.
     pub verify_tls: bool,
+    /// The keys that sign requests (`x-signing`): filled by the kernel from its store, never from the definition.
+    pub signing: Option<Arc<crate::signing::SigningKeys>>,
+    /// The rate quota (`x-minIntervalMs`): the least time between two requests; `None` for no quota.
+    pub min_interval: Option<Duration>,
+    /// What happens to events over the quota.
+    pub quota_overflow: QuotaOverflow,
+    /// Consecutive failed deliveries that disable the webhook (`x-failureLimit`); 0 for never.
+    pub failure_limit: u32,
+    /// The retry policy (`x-retry`); `None`: one attempt per delivery.
+    pub retry: Option<RetryPolicy>,
+    /// What the webhook's deliveries have done to it: shared by every compiled version of the webhook (the index
+    /// carries it over when the webhook is edited) and by the deliveries in flight.
+    pub runtime: Arc<WebhookRuntime>,
+}
+
+/// The largest `x-minIntervalMs`: one day.
+pub const MAX_MIN_INTERVAL_MS: u64 = 86_400_000;
+
+/// A webhook's run-time state: its consecutive failed deliveries, and whether (and why) it was disabled at run
+/// time, by its failure limit, a `410 Gone` or an admin. Matching reads it with one atomic load; the webhook actor
+/// and admin calls change it; the kernel stores it (table `webhook_state`) so that it survives restarts.
+#[derive(Debug, Default)]
+pub struct WebhookRuntime {
+    disabled: AtomicBool,
+    consecutive_failures: AtomicU32,
+    disabled_reason: std::sync::Mutex<Option<String>>,
+}
+
+impl WebhookRuntime {
+    /// The state as stored.
+    pub fn new(consecutive_failures: u32, disabled_reason: Option<String>) -> Self {
+        WebhookRuntime {
+            disabled: AtomicBool::new(disabled_reason.is_some()),
+            consecutive_failures: AtomicU32::new(consecutive_failures),
+            disabled_reason: std::sync::Mutex::new(disabled_reason),
+        }
+    }
+
+    /// Sets the state to what was stored (at start, before any delivery).
+    pub fn restore(&self, consecutive_failures: u32, disabled_reason: Option<String>) {
+        let mut reason = self.reason();
+        self.disabled.store(disabled_reason.is_some(), Ordering::Relaxed);
+        *reason = disabled_reason;
+        self.consecutive_failures.store(consecutive_failures, Ordering::Relaxed);
+    }
+
+    fn reason(&self) -> std::sync::MutexGuard<'_, Option<String>> {
+        self.disabled_reason.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// True when the webhook was disabled at run time.
+    pub fn is_disabled(&self) -> bool {
+        self.disabled.load(Ordering::Relaxed)
+    }
+
+    /// Why it was disabled, when it is.
+    pub fn disabled_reason(&self) -> Option<String> {
+        self.reason().clone()
+    }
+
+    /// Consecutive failed deliveries so far.
+    pub fn consecutive_failures(&self) -> u32 {
+        self.consecutive_failures.load(Ordering::Relaxed)
+    }
+
+    /// Counts one more failed delivery; returns the new count.
+    pub fn record_failure(&self) -> u32 {
+        self.consecutive_failures.fetch_add(1, Ordering::Relaxed).saturating_add(1)
+    }
+
+    /// A successful delivery ends the run of failures; true when there was one (the state changed). Costs one
+    /// atomic load when there was none.
+    pub fn record_success(&self) -> bool {
+        self.consecutive_failures.load(Ordering::Relaxed) != 0
+            && self.consecutive_failures.swap(0, Ordering::Relaxed) != 0
+    }
+
+    /// Disables the webhook for `reason`; false when it already was (the first reason stays).
+    pub fn disable(&self, reason: String) -> bool {
+        let mut current = self.reason();
+        if current.is_some() {
+            return false;
+        }
+        *current = Some(reason);
+        self.disabled.store(true, Ordering::Relaxed);
+        true
+    }
+
+    /// Enables the webhook again and resets its count of failures.
+    pub fn enable(&self) {
+        let mut current = self.reason();
+        *current = None;
+        self.consecutive_failures.store(0, Ordering::Relaxed);
+        self.disabled.store(false, Ordering::Relaxed);
+    }
 }
 
 impl CompiledWebhook {
@@ -362,6 +640,15 @@ impl CompiledWebhook {
             definition.response_topic.as_deref().map(|source| parse("responseTopic", source)).transpose()?;
         let error_response_topic =
             definition.error_response_topic.as_deref().map(|source| parse("errorResponseTopic", source)).transpose()?;
+        let min_interval_ms = definition.min_interval_ms.unwrap_or(0);
+        if min_interval_ms > MAX_MIN_INTERVAL_MS {
+            return Err(DefinitionError::new(
+                "x-minIntervalMs",
+                format!("must be at most {MAX_MIN_INTERVAL_MS} (a day)"),
+            ));
+        }
+        let min_interval = (min_interval_ms > 0).then(|| Duration::from_millis(min_interval_ms));
+        let retry = definition.retry.as_ref().map(RetryDefinition::policy).transpose()?;
 
         Ok(CompiledWebhook {
             id,
@@ -381,6 +668,12 @@ impl CompiledWebhook {
             error_response_topic,
             only_triggering_device: definition.only_triggering_device.unwrap_or(true),
             verify_tls: definition.reject_unauthorized.unwrap_or(true),
+            signing: None,
+            min_interval,
+            quota_overflow: definition.quota_overflow.unwrap_or_default(),
+            failure_limit: definition.failure_limit.unwrap_or(0),
+            retry,
+            runtime: Arc::default(),
             definition,
         })
     }
@@ -388,6 +681,7 @@ impl CompiledWebhook {
     /// True when an event of this name from this device triggers the webhook.
     pub fn matches(&self, name: &str, device_id: Option<&DeviceId>) -> bool {
         self.definition.is_enabled()
+            && !self.runtime.is_disabled()
             && name.starts_with(self.definition.event.as_str())
             && (self.devices.is_empty() || device_id.is_some_and(|device| self.devices.contains(device)))
             && !crate::event::is_hook_event(name)
@@ -529,5 +823,79 @@ mod tests {
         assert!(!everything.matches("hook-sent/anything", None));
         let disabled = compile(r#"{"event":"temp","url":"http://x/","disabled":true}"#).unwrap();
         assert!(!disabled.matches("temp", None));
+    }
+
+    #[test]
+    fn policy_fields_round_trip_and_compile() {
+        let text = r#"{"event":"a","url":"http://x/","x-minIntervalMs":250,"x-quotaOverflow":"drop","x-failureLimit":5,"x-retry":{"attempts":3,"backoff":[10,20],"jitter":false}}"#;
+        let definition = WebhookDefinition::from_json(text).unwrap();
+        let as_value = |text: &str| serde_json::from_str::<Value>(text).unwrap();
+        assert_eq!(as_value(&definition.to_json()), as_value(text), "nothing added, nothing lost");
+        let webhook = compile(text).unwrap();
+        assert_eq!(webhook.min_interval, Some(Duration::from_millis(250)));
+        assert_eq!(webhook.quota_overflow, QuotaOverflow::Drop);
+        assert_eq!(webhook.failure_limit, 5);
+        let retry = webhook.retry.unwrap();
+        assert_eq!((retry.attempts, retry.jitter), (3, false));
+        assert_eq!(retry.backoff, Backoff::Schedule(vec![Duration::from_millis(10), Duration::from_millis(20)]));
+
+        let exponential = compile(r#"{"event":"a","url":"http://x/","x-retry":{"attempts":5,"base":100}}"#).unwrap();
+        let retry = exponential.retry.unwrap();
+        assert!(retry.jitter, "jitter is on by default");
+        let cap = Duration::from_millis(crate::policy::DEFAULT_RETRY_CAP_MS);
+        assert_eq!(retry.backoff, Backoff::Exponential { base: Duration::from_millis(100), cap });
+
+        let plain = compile(r#"{"event":"a","url":"http://x/","x-minIntervalMs":0}"#).unwrap();
+        assert_eq!((plain.min_interval, plain.failure_limit, plain.retry), (None, 0, None), "no policy at all");
+        assert_eq!(plain.quota_overflow, QuotaOverflow::Queue);
+    }
+
+    #[test]
+    fn bad_policy_fields_are_refused_naming_the_field() {
+        let field = |json: &str| compile(json).unwrap_err().field;
+        let retry = |retry: &str| field(&format!(r#"{{"event":"a","url":"http://x/","x-retry":{retry}}}"#));
+        assert_eq!(retry(r#"{"attempts":0,"backoff":[1]}"#), "x-retry.attempts");
+        assert_eq!(retry(r#"{"attempts":21,"backoff":[1]}"#), "x-retry.attempts");
+        assert_eq!(retry(r#"{"attempts":"3","backoff":[1]}"#), "x-retry.attempts");
+        assert_eq!(retry(r#"{"backoff":[1]}"#), "x-retry.attempts");
+        assert_eq!(retry(r#"{"attempts":3}"#), "x-retry.backoff");
+        assert_eq!(retry(r#"{"attempts":3,"backoff":[]}"#), "x-retry.backoff");
+        assert_eq!(retry(r#"{"attempts":3,"backoff":[1,-2]}"#), "x-retry.backoff.1");
+        assert_eq!(retry(r#"{"attempts":3,"backoff":[1,86400001]}"#), "x-retry.backoff.1");
+        assert_eq!(retry(r#"{"attempts":3,"backoff":[1],"base":5}"#), "x-retry.base");
+        assert_eq!(retry(r#"{"attempts":3,"backoff":[1],"cap":5}"#), "x-retry.cap");
+        assert_eq!(retry(r#"{"attempts":3,"base":0}"#), "x-retry.base");
+        assert_eq!(retry(r#"{"attempts":3,"base":100,"cap":50}"#), "x-retry.cap");
+        assert_eq!(retry(r#"{"attempts":3,"base":100,"jitter":"yes"}"#), "x-retry.jitter");
+        assert_eq!(retry(r#"{"attempts":3,"base":100,"colour":"red"}"#), "x-retry.colour");
+        assert_eq!(retry("[3]"), "x-retry");
+        let error = compile(r#"{"event":"a","url":"http://x/","x-retry":{"attempts":30,"base":1}}"#).unwrap_err();
+        assert_eq!(error.to_string(), "x-retry.attempts: must be from 1 to 20");
+        assert_eq!(field(r#"{"event":"a","url":"http://x/","x-minIntervalMs":86400001}"#), "x-minIntervalMs");
+        assert_eq!(
+            WebhookDefinition::from_json(r#"{"event":"a","url":"http://x/","x-quotaOverflow":"later"}"#)
+                .unwrap_err()
+                .field,
+            "definition"
+        );
+    }
+
+    #[test]
+    fn a_webhook_disabled_at_run_time_stops_matching_until_enabled() {
+        let webhook = compile(r#"{"event":"temp","url":"http://x/","x-failureLimit":2}"#).unwrap();
+        let runtime = &webhook.runtime;
+        assert!(!runtime.record_success(), "nothing to reset");
+        assert_eq!((runtime.record_failure(), runtime.record_failure()), (1, 2));
+        assert!(runtime.disable("2 consecutive failures".into()));
+        assert!(!runtime.disable("410 Gone from x".into()), "the first reason stays");
+        assert!(!webhook.matches("temp", None));
+        assert_eq!(runtime.disabled_reason().as_deref(), Some("2 consecutive failures"));
+        runtime.enable();
+        assert!(webhook.matches("temp", None));
+        assert_eq!((runtime.consecutive_failures(), runtime.disabled_reason()), (0, None));
+        runtime.record_failure();
+        assert!(runtime.record_success(), "a success ends a run of failures");
+        let stored = WebhookRuntime::new(3, Some("disabled by an admin".into()));
+        assert!(stored.is_disabled() && stored.consecutive_failures() == 3);
     }
 }

@@ -3,12 +3,19 @@
 //! caps the requests in flight to its host (the rest wait in its queue, so a slow host delays only its own work),
 //! applies the connect and response timeouts, and classifies every failure into one error class.
 //!
-//! Webhook actors send it [`Execute`]; the answer is an [`AttemptOutcome`].
+//! It also decides when its host sleeps ([`AdaptiveSleep`]): while errors outnumber successes it sends nothing and
+//! answers every request at once with [`ErrorClass::Sleeping`]. Webhooks that turned TLS verification off
+//! (`rejectUnauthorized: false`) get a second client, built on first use, whose connections are never shared with
+//! verified requests. With `https_only`, `http://` destinations are refused.
+//!
+//! Webhook actors send it [`Execute`]; the answer is an [`AttemptOutcome`]. Anyone may ask for its
+//! [`HostState`] with [`GetHostState`] (for metrics).
 
 use crate::egress::{Blocked, DnsFailure, EgressPolicy, EgressResolver};
 use crate::messages::Execute;
+use crate::sleep::{AdaptiveSleep, OutcomeKind, SleepSettings, SleepState};
 use crate::time;
-use actix::{Actor, Context, Handler, ResponseFuture, Supervised};
+use actix::{Actor, Context, Handler, Message, MessageResult, ResponseFuture, Supervised};
 use bytes::{Bytes, BytesMut};
 use http::HeaderMap;
 use http_body_util::{BodyExt, Full};
@@ -19,9 +26,12 @@ use hyper_util::rt::TokioExecutor;
 use std::error::Error as StdError;
 use std::fmt;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
+
+/// The message of every attempt refused because its host sleeps (Particle's words).
+pub const SLEEPING_MESSAGE: &str = "Sleeping, too many errors, please wait and try again";
 
 /// A destination: `scheme://host:port`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -61,6 +71,10 @@ pub struct HostSettings {
     pub response_timeout: Duration,
     /// Most response-body bytes kept; the rest is not read.
     pub max_response_bytes: usize,
+    /// Refuse `http://` destinations (class `BLOCKED`); only `https://` ones are sent.
+    pub https_only: bool,
+    /// When a host sleeps.
+    pub sleep: SleepSettings,
 }
 
 impl Default for HostSettings {
@@ -70,6 +84,8 @@ impl Default for HostSettings {
             connect_timeout: Duration::from_secs(10),
             response_timeout: Duration::from_secs(20),
             max_response_bytes: 100 * 1024,
+            https_only: false,
+            sleep: SleepSettings::default(),
         }
     }
 }
@@ -99,6 +115,8 @@ pub enum ErrorClass {
     Blocked,
     /// The request could not be rendered.
     Render,
+    /// Not sent: the host sleeps after too many errors.
+    Sleeping,
 }
 
 impl ErrorClass {
@@ -116,6 +134,7 @@ impl ErrorClass {
             ErrorClass::Tls => "TLS",
             ErrorClass::Blocked => "BLOCKED",
             ErrorClass::Render => "RENDER",
+            ErrorClass::Sleeping => "SLEEPING",
         }
     }
 }
@@ -166,6 +185,27 @@ impl AttemptOutcome {
             sent: false,
         }
     }
+
+    /// An attempt refused because the host sleeps: class `SLEEPING`, [`SLEEPING_MESSAGE`], nothing sent.
+    pub fn sleeping() -> Self {
+        AttemptOutcome::not_sent(ErrorClass::Sleeping, SLEEPING_MESSAGE.to_owned())
+    }
+}
+
+/// Ask a host actor how its host is doing.
+#[derive(Debug, Message)]
+#[rtype(result = "HostState")]
+pub struct GetHostState;
+
+/// How a host is doing, for metrics.
+#[derive(Debug, Clone)]
+pub struct HostState {
+    /// The host.
+    pub key: HostKey,
+    /// Whether it sleeps, until when, and the outcomes in its window.
+    pub sleep: SleepState,
+    /// Requests in flight to it now (those waiting for their turn are not counted).
+    pub num_in_flight: usize,
 }
 
 type HttpsClient = Client<HttpsConnector<HttpConnector<EgressResolver>>, Full<Bytes>>;
@@ -173,11 +213,21 @@ type HttpsClient = Client<HttpsConnector<HttpConnector<EgressResolver>>, Full<By
 /// The actor.
 pub struct HostActor {
     key: HostKey,
+    /// The host name of `key`, shared with every request's task (it is in every error message).
+    host_name: Arc<str>,
     settings: Arc<HostSettings>,
+    egress: Arc<EgressPolicy>,
+    /// Verifies certificates against the webpki roots.
     client: HttpsClient,
+    /// Accepts any certificate (`rejectUnauthorized: false`); built on first use.
+    unverified_client: Option<HttpsClient>,
     permits: Arc<Semaphore>,
-    /// Set when the host is an address literal in a blocked range: every request fails without a connection.
-    blocked_literal: Option<Blocked>,
+    /// Set when every request must be refused without a connection: the host is an address literal in a blocked
+    /// range, or plain http with `https_only`.
+    refusal: Option<String>,
+    /// Shared with the requests' tasks, which record their outcomes as they end (a lock rather than a message per
+    /// request; it is never contended, since the actor and its requests' tasks run on one arbiter thread).
+    sleep: Arc<Mutex<AdaptiveSleep>>,
 }
 
 impl HostActor {
@@ -188,25 +238,55 @@ impl HostActor {
         tls: Arc<rustls::ClientConfig>,
         egress: Arc<EgressPolicy>,
     ) -> Self {
+        let host_name: Arc<str> = Arc::from(key.host.as_str());
         let literal = key.host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>().ok();
         let blocked_literal = literal.and_then(|address| egress.check(address).err());
-        let mut http = HttpConnector::new_with_resolver(EgressResolver::new(egress));
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(settings.connect_timeout));
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config((*tls).clone())
-            .https_or_http()
-            .enable_http1()
-            .enable_http2()
-            .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_max_idle_per_host(settings.max_in_flight)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .build(https);
+        let refusal = if settings.https_only && key.scheme == "http" {
+            Some(format!("BLOCKED: destination {key}: plain http is refused, only https destinations are allowed"))
+        } else {
+            blocked_literal.map(|blocked| format!("BLOCKED: destination {host_name}: {blocked}"))
+        };
+        let client = build_client(&settings, (*tls).clone(), egress.clone());
         let permits = Arc::new(Semaphore::new(settings.max_in_flight.max(1)));
-        HostActor { key, settings, client, permits, blocked_literal }
+        let sleep = Arc::new(Mutex::new(AdaptiveSleep::new(settings.sleep.clone())));
+        HostActor { key, host_name, settings, egress, client, unverified_client: None, permits, refusal, sleep }
     }
+
+    /// The client for a request: the verifying one, or for `verify_tls: false` on https the one that accepts any
+    /// certificate (built now if this is the first such request).
+    fn client_for(&mut self, verify_tls: bool) -> Result<HttpsClient, rustls::Error> {
+        if verify_tls || self.key.scheme != "https" {
+            return Ok(self.client.clone());
+        }
+        if let Some(client) = &self.unverified_client {
+            return Ok(client.clone());
+        }
+        let client = build_client(&self.settings, unverified_tls_config()?, self.egress.clone());
+        self.unverified_client = Some(client.clone());
+        Ok(client)
+    }
+}
+
+/// A pooled client over the egress-checking resolver, HTTP/1.1 and HTTP/2 by ALPN.
+fn build_client(settings: &HostSettings, tls: rustls::ClientConfig, egress: Arc<EgressPolicy>) -> HttpsClient {
+    let mut http = HttpConnector::new_with_resolver(EgressResolver::new(egress));
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(settings.connect_timeout));
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .enable_http2()
+        .wrap_connector(http);
+    Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(settings.max_in_flight)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .build(https)
+}
+
+fn lock(sleep: &Mutex<AdaptiveSleep>) -> MutexGuard<'_, AdaptiveSleep> {
+    sleep.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Actor for HostActor {
@@ -228,76 +308,139 @@ impl Handler<Execute> for HostActor {
     type Result = ResponseFuture<AttemptOutcome>;
 
     fn handle(&mut self, message: Execute, _: &mut Self::Context) -> Self::Result {
-        let host = self.key.host.clone();
-        if let Some(blocked) = &self.blocked_literal {
-            let outcome =
-                AttemptOutcome::not_sent(ErrorClass::Blocked, format!("BLOCKED: destination {host}: {blocked}"));
-            return Box::pin(async move { outcome });
+        if let Some(refusal) = &self.refusal {
+            let outcome = AttemptOutcome::not_sent(ErrorClass::Blocked, refusal.clone());
+            return Box::pin(std::future::ready(outcome));
         }
-        let client = self.client.clone();
+        if lock(&self.sleep).asleep_until(Instant::now()).is_some() {
+            return Box::pin(std::future::ready(AttemptOutcome::sleeping()));
+        }
+        let client = match self.client_for(message.verify_tls) {
+            Ok(client) => client,
+            Err(error) => {
+                let outcome = AttemptOutcome::not_sent(ErrorClass::Tls, format!("TLS configuration: {error}"));
+                return Box::pin(std::future::ready(outcome));
+            }
+        };
+        let host_name = self.host_name.clone();
         let permits = self.permits.clone();
         let settings = self.settings.clone();
+        let sleep = self.sleep.clone();
         Box::pin(async move {
             // Waiting for a permit is this host's queue; the timeouts start when the request is sent.
             let _permit = permits.acquire_owned().await;
-            let started_at_ms = time::now_ms();
-            let start = Instant::now();
-            let request = message.request;
-            let mut builder = http::Request::builder().method(request.method).uri(request.uri);
-            if let Some(headers) = builder.headers_mut() {
-                *headers = request.headers;
+            // The host may have fallen asleep while this request waited for its turn.
+            if lock(&sleep).asleep_until(Instant::now()).is_some() {
+                return AttemptOutcome::sleeping();
             }
-            let Ok(http_request) = builder.body(Full::new(request.body)) else {
-                return AttemptOutcome::not_sent(ErrorClass::Render, "request could not be built".into());
-            };
-            let exchange = async {
-                let response = client.request(http_request).await?;
-                let (parts, mut body) = response.into_parts();
-                let mut collected = BytesMut::new();
-                while collected.len() < settings.max_response_bytes {
-                    match body.frame().await {
-                        Some(Ok(frame)) => {
-                            if let Ok(data) = frame.into_data() {
-                                collected.extend_from_slice(&data);
-                            }
-                        }
-                        Some(Err(error)) => {
-                            return Err(Box::new(error) as Box<dyn StdError + Send + Sync>);
-                        }
-                        None => break,
+            let outcome = send(&client, message.request, &settings, &host_name).await;
+            let kind = sleep_kind(&outcome, &settings.sleep.ignore_statuses);
+            if let Some(cooldown) = lock(&sleep).record(kind, Instant::now()) {
+                let cooldown_secs = cooldown.as_secs();
+                tracing::warn!(host = %host_name, cooldown_secs, "host sleeps: errors outnumber successes");
+            }
+            outcome
+        })
+    }
+}
+
+impl Handler<GetHostState> for HostActor {
+    type Result = MessageResult<GetHostState>;
+
+    fn handle(&mut self, _: GetHostState, _: &mut Self::Context) -> Self::Result {
+        let max_in_flight = self.settings.max_in_flight.max(1);
+        MessageResult(HostState {
+            key: self.key.clone(),
+            sleep: lock(&self.sleep).state(Instant::now()),
+            num_in_flight: max_in_flight.saturating_sub(self.permits.available_permits()),
+        })
+    }
+}
+
+/// Sends one request and reads its answer within the response timeout.
+async fn send(
+    client: &HttpsClient,
+    request: crate::request::RenderedRequest,
+    settings: &HostSettings,
+    host: &str,
+) -> AttemptOutcome {
+    let started_at_ms = time::now_ms();
+    let start = Instant::now();
+    let mut builder = http::Request::builder().method(request.method).uri(request.uri);
+    if let Some(headers) = builder.headers_mut() {
+        *headers = request.headers;
+    }
+    let Ok(http_request) = builder.body(Full::new(request.body)) else {
+        return AttemptOutcome::not_sent(ErrorClass::Render, "request could not be built".into());
+    };
+    let exchange = async {
+        let response = client.request(http_request).await?;
+        let (parts, mut body) = response.into_parts();
+        let mut collected = BytesMut::new();
+        while collected.len() < settings.max_response_bytes {
+            match body.frame().await {
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        collected.extend_from_slice(&data);
                     }
                 }
-                collected.truncate(settings.max_response_bytes);
-                Ok::<_, Box<dyn StdError + Send + Sync>>(HttpResponse {
-                    status: parts.status.as_u16(),
-                    headers: parts.headers,
-                    body: collected.freeze(),
-                })
-            };
-            let (response, failure, sent) = match tokio::time::timeout(settings.response_timeout, exchange).await {
-                Err(_) => (
-                    None,
-                    Some(DeliveryFailure {
-                        class: ErrorClass::SocketTimeout,
-                        message: format!(
-                            "ESOCKETTIMEDOUT: no response from {host} within {}s",
-                            settings.response_timeout.as_secs_f32()
-                        ),
-                    }),
-                    true,
-                ),
-                Ok(Err(error)) => {
-                    let failure = classify(error.as_ref(), &host);
-                    let sent = failure.class == ErrorClass::ConnectionReset;
-                    (None, Some(failure), sent)
+                Some(Err(error)) => {
+                    return Err(Box::new(error) as Box<dyn StdError + Send + Sync>);
                 }
-                Ok(Ok(response)) => {
-                    let failure = status_failure(response.status, &host);
-                    (Some(response), failure, true)
-                }
-            };
-            AttemptOutcome { started_at_ms, duration: start.elapsed(), response, failure, sent }
+                None => break,
+            }
+        }
+        collected.truncate(settings.max_response_bytes);
+        Ok::<_, Box<dyn StdError + Send + Sync>>(HttpResponse {
+            status: parts.status.as_u16(),
+            headers: parts.headers,
+            body: collected.freeze(),
         })
+    };
+    let (response, failure, sent) = match tokio::time::timeout(settings.response_timeout, exchange).await {
+        Err(_) => (
+            None,
+            Some(DeliveryFailure {
+                class: ErrorClass::SocketTimeout,
+                message: format!(
+                    "ESOCKETTIMEDOUT: no response from {host} within {}s",
+                    settings.response_timeout.as_secs_f32()
+                ),
+            }),
+            true,
+        ),
+        Ok(Err(error)) => {
+            let failure = classify(error.as_ref(), host);
+            let sent = failure.class == ErrorClass::ConnectionReset;
+            (None, Some(failure), sent)
+        }
+        Ok(Ok(response)) => {
+            let failure = status_failure(response.status, host);
+            (Some(response), failure, true)
+        }
+    };
+    AttemptOutcome { started_at_ms, duration: start.elapsed(), response, failure, sent }
+}
+
+/// How an outcome counts towards its host's sleep: error statuses (less `ignore_statuses`), timeouts, connection,
+/// TLS and DNS errors are the host's failures; refusals by the egress rules, render errors and attempts not sent
+/// because the host sleeps say nothing about the host.
+fn sleep_kind(outcome: &AttemptOutcome, ignore_statuses: &[u16]) -> OutcomeKind {
+    let Some(failure) = &outcome.failure else {
+        return OutcomeKind::Success;
+    };
+    match failure.class {
+        ErrorClass::Http3xx | ErrorClass::Http4xx | ErrorClass::Http5xx => match &outcome.response {
+            Some(response) if ignore_statuses.contains(&response.status) => OutcomeKind::Neutral,
+            _ => OutcomeKind::Failure,
+        },
+        ErrorClass::ConnectTimeout
+        | ErrorClass::SocketTimeout
+        | ErrorClass::ConnectionReset
+        | ErrorClass::ConnectionRefused
+        | ErrorClass::Dns
+        | ErrorClass::Tls => OutcomeKind::Failure,
+        ErrorClass::Blocked | ErrorClass::Render | ErrorClass::Sleeping => OutcomeKind::Neutral,
     }
 }
 
@@ -371,6 +514,59 @@ pub fn default_tls_config() -> Result<rustls::ClientConfig, rustls::Error> {
         .with_no_client_auth())
 }
 
+/// The TLS configuration of webhooks with `rejectUnauthorized: false`: any certificate is accepted (the
+/// handshake's signatures are still checked, so the connection is encrypted to whoever holds the certificate's key).
+fn unverified_tls_config() -> Result<rustls::ClientConfig, rustls::Error> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = Arc::new(AcceptAnyCertificate { algorithms: provider.signature_verification_algorithms });
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth())
+}
+
+/// A certificate verifier that trusts every certificate; only for `rejectUnauthorized: false`.
+#[derive(Debug)]
+struct AcceptAnyCertificate {
+    algorithms: rustls::crypto::WebPkiSupportedAlgorithms,
+}
+
+impl rustls::client::danger::ServerCertVerifier for AcceptAnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        certificate: &rustls::pki_types::CertificateDer<'_>,
+        signature: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, certificate, signature, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        certificate: &rustls::pki_types::CertificateDer<'_>,
+        signature: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, certificate, signature, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -404,5 +600,112 @@ mod tests {
             range: "127.0.0.0/8".parse().unwrap(),
         });
         assert_eq!(classify(&wrapped, "h").class, ErrorClass::Blocked);
+    }
+
+    #[test]
+    fn dns_and_tls_failures_classify_with_their_reason() {
+        let dns: Box<dyn StdError + Send + Sync> =
+            Box::new(DnsFailure { host: "nowhere.invalid".into(), reason: "Name or service not known".into() });
+        let failure = classify(dns.as_ref(), "nowhere.invalid");
+        assert_eq!(
+            (failure.class, failure.message.as_str()),
+            (ErrorClass::Dns, "DNS: could not resolve nowhere.invalid: Name or service not known")
+        );
+        let unknown_issuer = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+        let tls = std::io::Error::new(std::io::ErrorKind::InvalidData, unknown_issuer);
+        let failure = classify(&tls, "example.com");
+        assert_eq!(
+            (failure.class, failure.message.as_str()),
+            (ErrorClass::Tls, "TLS error with example.com: invalid peer certificate: UnknownIssuer")
+        );
+    }
+
+    fn outcome(class: Option<ErrorClass>, status: Option<u16>) -> AttemptOutcome {
+        let response = status.map(|status| HttpResponse { status, headers: HeaderMap::new(), body: Bytes::new() });
+        let failure = class.map(|class| DeliveryFailure { class, message: String::new() });
+        AttemptOutcome { started_at_ms: 0, duration: Duration::ZERO, response, failure, sent: true }
+    }
+
+    #[test]
+    fn outcomes_count_towards_sleep_by_class_and_ignored_statuses() {
+        let ignore = [404];
+        assert_eq!(sleep_kind(&outcome(None, Some(204)), &ignore), OutcomeKind::Success);
+        assert_eq!(sleep_kind(&outcome(Some(ErrorClass::Http5xx), Some(503)), &ignore), OutcomeKind::Failure);
+        assert_eq!(sleep_kind(&outcome(Some(ErrorClass::Http4xx), Some(400)), &ignore), OutcomeKind::Failure);
+        assert_eq!(sleep_kind(&outcome(Some(ErrorClass::Http4xx), Some(404)), &ignore), OutcomeKind::Neutral);
+        assert_eq!(sleep_kind(&outcome(Some(ErrorClass::Http4xx), Some(404)), &[]), OutcomeKind::Failure);
+        assert_eq!(sleep_kind(&outcome(Some(ErrorClass::Http3xx), Some(302)), &ignore), OutcomeKind::Failure);
+        for class in [
+            ErrorClass::ConnectTimeout,
+            ErrorClass::SocketTimeout,
+            ErrorClass::ConnectionReset,
+            ErrorClass::ConnectionRefused,
+            ErrorClass::Dns,
+            ErrorClass::Tls,
+        ] {
+            assert_eq!(sleep_kind(&outcome(Some(class), None), &ignore), OutcomeKind::Failure, "{class:?}");
+        }
+        for class in [ErrorClass::Blocked, ErrorClass::Render, ErrorClass::Sleeping] {
+            assert_eq!(sleep_kind(&outcome(Some(class), None), &ignore), OutcomeKind::Neutral, "{class:?}");
+        }
+    }
+
+    fn start_host(url: &str, settings: HostSettings) -> actix::Addr<HostActor> {
+        let tls = Arc::new(default_tls_config().unwrap());
+        let egress = Arc::new(EgressPolicy::new(vec!["127.0.0.0/8".parse().unwrap()]));
+        HostActor::new(HostKey::of(&url.parse().unwrap()), Arc::new(settings), tls, egress).start()
+    }
+
+    fn execute(url: &str) -> Execute {
+        let request = crate::request::RenderedRequest {
+            method: http::Method::POST,
+            uri: url.parse().unwrap(),
+            headers: HeaderMap::new(),
+            body: Bytes::new(),
+        };
+        Execute { request, verify_tls: true }
+    }
+
+    #[actix_rt::test]
+    async fn a_host_whose_errors_outnumber_its_successes_sleeps_and_sends_nothing() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let url = format!("http://127.0.0.1:{port}/");
+        let sleep = SleepSettings { min_outcomes: 2, ..SleepSettings::default() };
+        let host = start_host(&url, HostSettings { sleep, ..HostSettings::default() });
+        for _ in 0..2 {
+            let outcome = host.send(execute(&url)).await.unwrap();
+            assert_eq!(outcome.failure.unwrap().class, ErrorClass::ConnectionRefused);
+        }
+        let state = host.send(GetHostState).await.unwrap();
+        assert!(state.sleep.asleep_until.is_some(), "{state:?}");
+        assert_eq!(state.sleep.next_cooldown, Duration::from_secs(60));
+
+        let outcome = host.send(execute(&url)).await.unwrap();
+        let failure = outcome.failure.unwrap();
+        assert_eq!((failure.class.as_str(), failure.message.as_str()), ("SLEEPING", SLEEPING_MESSAGE));
+        assert_eq!(SLEEPING_MESSAGE, "Sleeping, too many errors, please wait and try again");
+        assert!(!outcome.sent);
+        assert_eq!(outcome.duration, Duration::ZERO, "answered without trying");
+    }
+
+    #[actix_rt::test]
+    async fn https_only_refuses_plain_http_destinations_and_lets_https_through() {
+        let settings = HostSettings { https_only: true, ..HostSettings::default() };
+        let host = start_host("http://example.com/", settings.clone());
+        let outcome = host.send(execute("http://example.com/hook")).await.unwrap();
+        let failure = outcome.failure.unwrap();
+        assert_eq!(failure.class, ErrorClass::Blocked);
+        assert_eq!(
+            failure.message,
+            "BLOCKED: destination http://example.com:80: plain http is refused, only https destinations are allowed"
+        );
+        assert!(!outcome.sent);
+        let https = HostActor::new(
+            HostKey::of(&"https://example.com/".parse().unwrap()),
+            Arc::new(settings),
+            Arc::new(default_tls_config().unwrap()),
+            Arc::new(EgressPolicy::default()),
+        );
+        assert_eq!(https.refusal, None);
     }
 }

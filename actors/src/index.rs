@@ -54,7 +54,26 @@ impl WebhookIndex {
     }
 
     /// Replaces a group's webhooks (an admin change: the map is copied, then swapped in).
-    pub fn replace_group(&self, group_id: &GroupId, webhooks: Vec<Arc<CompiledWebhook>>) {
+    ///
+    /// A webhook already in the group keeps its run-time state (failure count, disabled): its new compiled form
+    /// takes over the [`WebhookRuntime`](crate::definition::WebhookRuntime) of the old one, which deliveries in
+    /// flight still hold, so an edit neither resets nor forks the count. Webhooks are handed in freshly compiled;
+    /// one that is already shared gets a copy of the old state instead.
+    pub fn replace_group(&self, group_id: &GroupId, mut webhooks: Vec<Arc<CompiledWebhook>>) {
+        if let Some(current) = self.group(group_id) {
+            for webhook in &mut webhooks {
+                let Some(old) = current.webhooks.iter().find(|old| old.id == webhook.id) else {
+                    continue;
+                };
+                if Arc::ptr_eq(&old.runtime, &webhook.runtime) {
+                    continue;
+                }
+                match Arc::get_mut(webhook) {
+                    Some(fresh) => fresh.runtime = old.runtime.clone(),
+                    None => webhook.runtime.restore(old.runtime.consecutive_failures(), old.runtime.disabled_reason()),
+                }
+            }
+        }
         let index = Arc::new(GroupIndex::new(webhooks));
         self.groups.rcu(|groups| {
             let mut groups = HashMap::clone(groups);
@@ -107,5 +126,32 @@ mod tests {
         prefixes.sort();
         assert_eq!(prefixes, ["", "te", "temp"]);
         assert!(index.group(&GroupId::generate()).is_none());
+    }
+
+    #[test]
+    fn an_edited_webhook_keeps_its_run_time_state() {
+        let group = GroupId::generate();
+        let index = WebhookIndex::default();
+        let original = webhook(&group, "temp");
+        original.runtime.record_failure();
+        original.runtime.disable("1 consecutive failures".into());
+        index.replace_group(&group, vec![original.clone(), webhook(&group, "other")]);
+
+        let definition =
+            WebhookDefinition { event: "temperature".into(), url: "http://y/".into(), ..Default::default() };
+        let edited = Arc::new(CompiledWebhook::compile(original.id.clone(), group.clone(), definition).unwrap());
+        let added = webhook(&group, "new");
+        index.replace_group(&group, vec![edited, added.clone()]);
+
+        let found = index.find(&original.id).unwrap();
+        assert_eq!(found.definition.event, "temperature", "the new definition");
+        assert!(Arc::ptr_eq(&found.runtime, &original.runtime), "the same state as deliveries in flight");
+        assert!(found.runtime.is_disabled() && found.runtime.consecutive_failures() == 1);
+        assert!(!index.find(&added.id).unwrap().runtime.is_disabled(), "a new webhook starts afresh");
+
+        found.runtime.enable();
+        let mut out = Vec::new();
+        index.group(&group).unwrap().matching_into("temperature", None, &mut out);
+        assert_eq!(out.len(), 1, "enabled again, it matches");
     }
 }

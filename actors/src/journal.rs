@@ -104,6 +104,17 @@ pub struct AttemptRecord {
     pub delivery_status: DeliveryStatus,
 }
 
+/// A webhook's run-time state after a delivery changed it: what survives a restart of its failure limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookStateRecord {
+    /// The webhook.
+    pub webhook_id: WebhookId,
+    /// Its consecutive failed deliveries.
+    pub consecutive_failures: u32,
+    /// Why it is disabled at run time (`5 consecutive failures`, `410 Gone from example.com`); `None` when it is not.
+    pub disabled_reason: Option<String>,
+}
+
 /// What one transaction writes.
 #[derive(Debug, Default)]
 pub struct JournalBatch {
@@ -111,6 +122,8 @@ pub struct JournalBatch {
     pub events: Vec<EventRecord>,
     /// Attempt outcomes.
     pub attempts: Vec<AttemptRecord>,
+    /// Webhook states, oldest first (of several for one webhook, the last one holds).
+    pub webhook_states: Vec<WebhookStateRecord>,
 }
 
 /// Why a batch could not be written.
@@ -157,6 +170,8 @@ pub enum JournalEntry {
     },
     /// An attempt outcome.
     Attempt(AttemptRecord),
+    /// A webhook's state changed (failure count, disabled).
+    WebhookState(WebhookStateRecord),
 }
 
 /// The handle actors queue writes through.
@@ -227,16 +242,21 @@ fn ack(ack: AckTarget, record: &EventRecord) {
 async fn run(store: std::sync::Arc<dyn JournalStore>, mut receiver: mpsc::Receiver<JournalEntry>) {
     let mut entries = Vec::with_capacity(MAX_BATCH_ENTRIES);
     let mut pending_attempts: Vec<AttemptRecord> = Vec::new();
+    let mut pending_states: Vec<WebhookStateRecord> = Vec::new();
     let mut num_failures = 0u32;
     loop {
-        let closed = if pending_attempts.is_empty() {
+        let closed = if pending_attempts.is_empty() && pending_states.is_empty() {
             receiver.recv_many(&mut entries, MAX_BATCH_ENTRIES).await == 0
         } else {
             // Attempts are waiting for a failing store: retry them even when nothing new arrives.
             let wait = backoff(num_failures);
             matches!(tokio::time::timeout(wait, receiver.recv_many(&mut entries, MAX_BATCH_ENTRIES)).await, Ok(0))
         };
-        let mut batch = JournalBatch { events: Vec::new(), attempts: std::mem::take(&mut pending_attempts) };
+        let mut batch = JournalBatch {
+            events: Vec::new(),
+            attempts: std::mem::take(&mut pending_attempts),
+            webhook_states: std::mem::take(&mut pending_states),
+        };
         let mut acks = Vec::new();
         for entry in entries.drain(..) {
             match entry {
@@ -245,9 +265,13 @@ async fn run(store: std::sync::Arc<dyn JournalStore>, mut receiver: mpsc::Receiv
                     acks.push(ack);
                 }
                 JournalEntry::Attempt(attempt) => batch.attempts.push(attempt),
+                JournalEntry::WebhookState(state) => batch.webhook_states.push(state),
             }
         }
-        if batch.events.is_empty() && batch.attempts.is_empty() {
+        if batch.webhook_states.len() > 1 {
+            batch.webhook_states = latest_states(std::mem::take(&mut batch.webhook_states));
+        }
+        if batch.events.is_empty() && batch.attempts.is_empty() && batch.webhook_states.is_empty() {
             if closed {
                 return;
             }
@@ -267,6 +291,8 @@ async fn run(store: std::sync::Arc<dyn JournalStore>, mut receiver: mpsc::Receiv
                     nack(target, PublishError::Unavailable(error.message.clone()));
                 }
                 pending_attempts = batch.attempts;
+                // States are few (one per webhook matters): keep them all.
+                pending_states = batch.webhook_states;
                 if pending_attempts.len() > MAX_PENDING_ATTEMPTS {
                     let excess = pending_attempts.len() - MAX_PENDING_ATTEMPTS;
                     tracing::error!(num_discarded = excess, "attempt records discarded while storage is down");
@@ -290,10 +316,19 @@ async fn run(store: std::sync::Arc<dyn JournalStore>, mut receiver: mpsc::Receiv
                 isolate(store.as_ref(), batch, acks).await;
             }
         }
-        if closed && pending_attempts.is_empty() {
+        if closed && pending_attempts.is_empty() && pending_states.is_empty() {
             return;
         }
     }
+}
+
+/// The last state of each webhook, in the order of their last change: earlier ones are outdated.
+fn latest_states(states: Vec<WebhookStateRecord>) -> Vec<WebhookStateRecord> {
+    let mut seen = std::collections::HashSet::with_capacity(states.len());
+    let mut latest: Vec<WebhookStateRecord> =
+        states.into_iter().rev().filter(|state| seen.insert(state.webhook_id.clone())).collect();
+    latest.reverse();
+    latest
 }
 
 /// How long to wait before writing again after `num_failures` transient failures in a row.
@@ -305,7 +340,7 @@ fn backoff(num_failures: u32) -> Duration {
 /// attempt record is logged and dropped (its delivery stays pending and is retried after a restart).
 async fn isolate(store: &dyn JournalStore, batch: JournalBatch, acks: Vec<AckTarget>) {
     for (record, target) in batch.events.into_iter().zip(acks) {
-        let single = JournalBatch { events: vec![record], attempts: Vec::new() };
+        let single = JournalBatch { events: vec![record], ..JournalBatch::default() };
         match store.write_batch(&single).await {
             Ok(()) => ack(target, &single.events[0]),
             Err(error) if error.transient => nack(target, PublishError::Unavailable(error.message)),
@@ -317,9 +352,15 @@ async fn isolate(store: &dyn JournalStore, batch: JournalBatch, acks: Vec<AckTar
     }
     for attempt in batch.attempts {
         let delivery_id = attempt.delivery_id.clone();
-        let single = JournalBatch { events: Vec::new(), attempts: vec![attempt] };
+        let single = JournalBatch { attempts: vec![attempt], ..JournalBatch::default() };
         if let Err(error) = store.write_batch(&single).await {
             tracing::error!(%error, %delivery_id, "attempt record refused by storage; dropped");
+        }
+    }
+    if !batch.webhook_states.is_empty() {
+        let states = JournalBatch { webhook_states: batch.webhook_states, ..JournalBatch::default() };
+        if let Err(error) = store.write_batch(&states).await {
+            tracing::error!(%error, num_states = states.webhook_states.len(), "webhook states refused by storage; dropped");
         }
     }
 }
@@ -339,6 +380,7 @@ mod tests {
         refuse_name: Option<&'static str>,
         num_batches: AtomicUsize,
         events: Mutex<Vec<EventId>>,
+        states: Mutex<Vec<WebhookStateRecord>>,
     }
 
     impl JournalStore for RecordingStore {
@@ -352,6 +394,7 @@ mod tests {
                 }
                 self.num_batches.fetch_add(1, Ordering::SeqCst);
                 self.events.lock().unwrap().extend(batch.events.iter().map(|r| r.event.id.clone()));
+                self.states.lock().unwrap().extend(batch.webhook_states.iter().cloned());
                 Ok(())
             })
         }
@@ -412,5 +455,53 @@ mod tests {
         assert!(outcomes[0].is_ok() && outcomes[2].is_ok(), "{outcomes:?}");
         assert!(matches!(outcomes[1], Err(PublishError::Refused(_))), "{outcomes:?}");
         assert_eq!(store.events.lock().unwrap().len(), 2);
+    }
+
+    fn state(webhook_id: &WebhookId, consecutive_failures: u32) -> JournalEntry {
+        let disabled_reason =
+            (consecutive_failures >= 3).then(|| format!("{consecutive_failures} consecutive failures"));
+        JournalEntry::WebhookState(WebhookStateRecord {
+            webhook_id: webhook_id.clone(),
+            consecutive_failures,
+            disabled_reason,
+        })
+    }
+
+    #[tokio::test]
+    async fn webhook_states_share_the_batch_and_only_the_latest_of_each_webhook_is_written() {
+        let store = Arc::new(RecordingStore::default());
+        let (journal, _task) = Journal::start(store.clone(), 1024);
+        let (first, second) = (WebhookId::generate(), WebhookId::generate());
+        for (webhook_id, count) in [(&first, 1), (&second, 1), (&first, 2), (&first, 3)] {
+            journal.try_append(state(webhook_id, count)).unwrap();
+        }
+        let (tx, rx) = oneshot::channel();
+        journal.try_append(entry(tx)).unwrap();
+        rx.await.unwrap().unwrap();
+        let states = store.states.lock().unwrap().clone();
+        let written: Vec<(&WebhookId, u32)> =
+            states.iter().map(|state| (&state.webhook_id, state.consecutive_failures)).collect();
+        assert_eq!(written, [(&second, 1), (&first, 3)]);
+        assert_eq!(states[1].disabled_reason.as_deref(), Some("3 consecutive failures"));
+        assert_eq!(store.num_batches.load(Ordering::SeqCst), 1, "one transaction with the event");
+    }
+
+    #[tokio::test]
+    async fn webhook_states_wait_for_a_failing_store_and_are_written_once_it_recovers() {
+        let store = Arc::new(RecordingStore::default());
+        store.fail.store(true, Ordering::SeqCst);
+        let (journal, _task) = Journal::start(store.clone(), 16);
+        let webhook_id = WebhookId::generate();
+        journal.try_append(state(&webhook_id, 1)).unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(store.states.lock().unwrap().is_empty());
+        store.fail.store(false, Ordering::SeqCst);
+        for _ in 0..100 {
+            if !store.states.lock().unwrap().is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(store.states.lock().unwrap().len(), 1, "written after the store came back");
     }
 }

@@ -30,6 +30,9 @@ pub struct Dispatch {
 pub struct Execute {
     /// The request.
     pub request: RenderedRequest,
+    /// Whether the destination's TLS certificate must verify against the webpki roots: the webhook's
+    /// `rejectUnauthorized` (default true). `false` sends over connections that accept any certificate.
+    pub verify_tls: bool,
 }
 
 /// End a device session (supervisor -> device actor), for example because the device was deleted.

@@ -26,7 +26,13 @@ use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::Duration;
 use tokio::sync::mpsc;
+
+/// The default delays before a delivery that met a sleeping host is tried again (Particle's).
+pub const DEFAULT_SLEEP_RETRY_DELAYS: [Duration; 2] = [Duration::from_secs(30), Duration::from_secs(60)];
+/// The default bound of a webhook's quota queue.
+pub const DEFAULT_QUOTA_QUEUE_LIMIT: usize = 1000;
 
 /// Settings the actors need.
 #[derive(Debug, Clone)]
@@ -43,6 +49,13 @@ pub struct ActorSettings {
     pub host: HostSettings,
     /// Arbiters (threads) the actors run on; 0 for one per core.
     pub num_arbiters: usize,
+    /// When a delivery meets a sleeping host, it is tried again after each of these delays in turn, then recorded
+    /// as skipped (Particle: 30 s, then 60 s).
+    pub sleep_retry_delays: Vec<Duration>,
+    /// Deliveries over a webhook's rate quota that wait in its queue; beyond, they are dropped and reported.
+    pub quota_queue_limit: usize,
+    /// The longest `Retry-After` honoured; a longer one is cut to this.
+    pub max_retry_after: Duration,
 }
 
 impl Default for ActorSettings {
@@ -54,6 +67,9 @@ impl Default for ActorSettings {
             max_pin_response_bytes: crate::webhook::DEFAULT_MAX_PIN_RESPONSE_BYTES,
             host: HostSettings::default(),
             num_arbiters: 0,
+            sleep_retry_delays: DEFAULT_SLEEP_RETRY_DELAYS.to_vec(),
+            quota_queue_limit: DEFAULT_QUOTA_QUEUE_LIMIT,
+            max_retry_after: crate::policy::DEFAULT_MAX_RETRY_AFTER,
         }
     }
 }

@@ -8,19 +8,39 @@
 //! for the triggering device only. Responses and errors of a webhook limited to the triggering device (the
 //! default) are addressed to that device on the bus, whatever their topic.
 //!
+//! It applies the webhook's delivery policies, with timers of its own (no task per delivery), and at no cost to a
+//! webhook that has none:
+//!
+//! - **Rate quota** (`x-minIntervalMs`): requests start at least that far apart; deliveries over the quota wait
+//!   in the actor's queue (up to `quota_queue_limit`) or, with `x-quotaOverflow: drop`, are dropped. A dropped
+//!   delivery is recorded (`dropped`, class `QUOTA`) and reported with a `hook-error`.
+//! - **Sleeping hosts**: an attempt refused with class `SLEEPING` is reported as any failure and made again after
+//!   each of the `sleep_retry_delays` (Particle: 30 s, 60 s), then the delivery is recorded as skipped.
+//! - **Retries** (`x-retry`): retryable failures are tried again on the webhook's schedule or the answer's
+//!   `Retry-After`, with the same delivery id; each attempt is recorded, the delivery stays pending until its last
+//!   one, and only the final failure gives a `hook-error` (each request that went out gives its `hook-sent`).
+//! - **Failure limit** (`x-failureLimit`): finished deliveries that failed in a row (skipped and dropped ones do
+//!   not count, retries count once) disable the webhook at the limit, as does `410 Gone` with `x-retry`; the group
+//!   hears it as `webhook-disabled/<webhook id>`, and the state is journaled to survive restarts.
+//!
 //! Device actors (and recovery after a restart) send it [`Dispatch`]; it sends [`Execute`] to host actors.
 
-use crate::definition::{CompiledWebhook, DialectName, FieldTemplate};
+use crate::definition::{CompiledWebhook, DialectName, FieldTemplate, QuotaOverflow};
 use crate::event::Event;
 use crate::host::{AttemptOutcome, ErrorClass, HostKey, HttpResponse};
 use crate::ids::{DeviceId, WebhookId};
-use crate::journal::{AttemptRecord, DeliveryStatus, JournalEntry};
+use crate::journal::{AttemptRecord, DeliveryStatus, JournalEntry, WebhookStateRecord};
 use crate::messages::{Dispatch, Execute};
+use crate::policy::{self, Pacer};
 use crate::request::build_request;
+use crate::signing;
 use crate::supervisor::Services;
 use crate::template::Template;
+use crate::time;
 use actix::{Actor, ActorFutureExt, AsyncContext, Context, Handler, Supervised, WrapFuture};
+use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
 /// Response events carry the body cut into chunks of this many bytes.
 pub const RESPONSE_CHUNK_BYTES: usize = 512;
@@ -29,58 +49,336 @@ pub const DEFAULT_MAX_RESPONSE_EVENT_BYTES: usize = 100 * 1024;
 /// The default largest Blynk pin response, in bytes.
 pub const DEFAULT_MAX_PIN_RESPONSE_BYTES: usize = 64 * 1024;
 
+/// The error class recorded for a delivery dropped because it was over the webhook's rate quota.
+pub const QUOTA_CLASS: &str = "QUOTA";
+/// The error class recorded for a delivery dropped because its webhook was disabled at run time.
+pub const DISABLED_CLASS: &str = "DISABLED";
+
+/// One delivery on its way through the webhook's policies.
+#[derive(Debug)]
+struct Delivery {
+    /// The dispatch; its `attempt` is the number of the next attempt.
+    dispatch: Dispatch,
+    /// Attempts the retry budget has spent: every attempt a sleeping host did not refuse (for a delivery recovered
+    /// after a restart, every earlier attempt).
+    num_tries: u32,
+    /// Times a sleeping host refused it.
+    num_sleeps: u32,
+}
+
+/// Where an attempt's request went, for its record and messages.
+#[derive(Debug)]
+struct Target {
+    method: String,
+    url: String,
+    host: String,
+}
+
 /// The actor.
 pub struct WebhookActor {
     id: WebhookId,
     services: Arc<Services>,
     num_in_flight: usize,
+    /// Deliveries waiting for their turn under the rate quota (`x-minIntervalMs`), oldest first.
+    quota_queue: VecDeque<Delivery>,
+    /// When the next request may start under the rate quota.
+    pacer: Pacer,
+    /// Whether a timer will send the head of the quota queue.
+    is_quota_timer_armed: bool,
 }
 
 impl WebhookActor {
     /// Makes the actor of one webhook.
     pub fn new(id: WebhookId, services: Arc<Services>) -> Self {
-        WebhookActor { id, services, num_in_flight: 0 }
+        WebhookActor {
+            id,
+            services,
+            num_in_flight: 0,
+            quota_queue: VecDeque::new(),
+            pacer: Pacer::default(),
+            is_quota_timer_armed: false,
+        }
     }
 
-    /// Records an attempt and reports it on the event stream.
-    fn finish(&mut self, dispatch: &Dispatch, method: &str, url: &str, outcome: AttemptOutcome) {
-        let webhook = &dispatch.webhook;
-        let event = &dispatch.event;
-        let status = if outcome.failure.is_none() { DeliveryStatus::Succeeded } else { DeliveryStatus::Failed };
-        if let Some(failure) = &outcome.failure {
-            tracing::debug!(webhook_id = %self.id, delivery_id = %dispatch.delivery_id, class = failure.class.as_str(), message = %failure.message, "delivery failed");
+    /// Admits a new delivery under the rate quota: sent at once, queued for its turn, or, over the quota with
+    /// `x-quotaOverflow: drop` or a full queue, dropped (recorded and reported, never silently).
+    fn admit(&mut self, delivery: Delivery, ctx: &mut Context<Self>) {
+        let webhook = &delivery.dispatch.webhook;
+        let Some(interval) = webhook.min_interval else {
+            return self.attempt(delivery, ctx);
+        };
+        if self.take_turn(interval) {
+            return self.attempt(delivery, ctx);
         }
-        let record = AttemptRecord {
-            delivery_id: dispatch.delivery_id.clone(),
+        let limit = self.services.settings.quota_queue_limit;
+        let interval_ms = interval.as_millis();
+        let refusal = match webhook.quota_overflow {
+            QuotaOverflow::Drop => Some(format!(
+                "over quota: at most one request every {interval_ms} ms (x-minIntervalMs); event dropped \
+                 (x-quotaOverflow: drop)"
+            )),
+            QuotaOverflow::Queue if self.quota_queue.len() >= limit => Some(format!(
+                "over quota: {limit} requests already wait their turn (one every {interval_ms} ms); event dropped"
+            )),
+            QuotaOverflow::Queue => None,
+        };
+        match refusal {
+            Some(message) => self.drop_delivery(&delivery, QUOTA_CLASS, message),
+            None => self.wait_turn(delivery, ctx),
+        }
+    }
+
+    /// Sends a delivery again (after a retry delay or a sleeping host): at once, or in its turn under the quota.
+    /// It was admitted once, so the quota queues it whatever its bound.
+    fn resend(&mut self, delivery: Delivery, ctx: &mut Context<Self>) {
+        match delivery.dispatch.webhook.min_interval {
+            Some(interval) if !self.take_turn(interval) => self.wait_turn(delivery, ctx),
+            _ => self.attempt(delivery, ctx),
+        }
+    }
+
+    /// Takes the quota's next turn if it is due now and nobody waits for it.
+    fn take_turn(&mut self, interval: Duration) -> bool {
+        let now = Instant::now();
+        if !self.quota_queue.is_empty() || !self.pacer.wait(now).is_zero() {
+            return false;
+        }
+        self.pacer.take(now, interval);
+        true
+    }
+
+    /// Queues a delivery for its turn under the quota.
+    fn wait_turn(&mut self, delivery: Delivery, ctx: &mut Context<Self>) {
+        self.quota_queue.push_back(delivery);
+        self.arm_quota_timer(ctx);
+    }
+
+    /// Makes sure a timer sends the head of the quota queue when its turn comes.
+    fn arm_quota_timer(&mut self, ctx: &mut Context<Self>) {
+        if self.is_quota_timer_armed || self.quota_queue.is_empty() {
+            return;
+        }
+        self.is_quota_timer_armed = true;
+        ctx.run_later(self.pacer.wait(Instant::now()), |actor, ctx| {
+            actor.is_quota_timer_armed = false;
+            actor.send_queued(ctx);
+        });
+    }
+
+    /// Sends the head of the quota queue, whose turn has come.
+    fn send_queued(&mut self, ctx: &mut Context<Self>) {
+        let now = Instant::now();
+        if self.pacer.wait(now).is_zero()
+            && let Some(delivery) = self.quota_queue.pop_front()
+        {
+            self.pacer.take(now, delivery.dispatch.webhook.min_interval.unwrap_or_default());
+            self.attempt(delivery, ctx);
+        }
+        self.arm_quota_timer(ctx);
+    }
+
+    /// Makes one attempt: renders (and signs) the request and hands it to the destination's host actor. A delivery
+    /// whose webhook was disabled at run time meanwhile is dropped instead.
+    fn attempt(&mut self, delivery: Delivery, ctx: &mut Context<Self>) {
+        let dispatch = &delivery.dispatch;
+        let webhook = &dispatch.webhook;
+        if webhook.runtime.is_disabled() {
+            let reason = webhook.runtime.disabled_reason().unwrap_or_default();
+            let message = format!("webhook {} is disabled ({reason}); event dropped", webhook.id);
+            return self.drop_delivery(&delivery, DISABLED_CLASS, message);
+        }
+        // Signed here, at send time: every attempt gets a fresh `webhook-timestamp` and the same `webhook-id`.
+        let request = match build_request(&dispatch.webhook, &dispatch.event, &dispatch.context).and_then(|request| {
+            signing::sign_delivery(&dispatch.webhook, request, &dispatch.delivery_id, time::now_ms() / 1000)
+        }) {
+            Ok(request) => request,
+            Err(error) => {
+                let outcome = AttemptOutcome::not_sent(ErrorClass::Render, format!("RENDER: {error}"));
+                let target = Target {
+                    method: webhook.method.to_string(),
+                    url: webhook.url.template.source().to_owned(),
+                    host: String::new(),
+                };
+                return self.conclude(delivery, target, outcome, ctx);
+            }
+        };
+        let key = HostKey::of(&request.uri);
+        let target =
+            Target { method: request.method.to_string(), url: request.uri.to_string(), host: key.host.clone() };
+        let host = self.services.supervisor.host(key);
+        let execute = Execute { request, verify_tls: webhook.verify_tls };
+        self.num_in_flight += 1;
+        ctx.spawn(host.send(execute).into_actor(self).map(move |result, actor, ctx| {
+            actor.num_in_flight -= 1;
+            let outcome = result.unwrap_or_else(|error| {
+                AttemptOutcome::not_sent(ErrorClass::ConnectionReset, format!("host actor unavailable: {error}"))
+            });
+            actor.conclude(delivery, target, outcome, ctx);
+        }));
+    }
+
+    /// Decides what follows an attempt: another attempt later (the host slept, or the retry policy allows one), or
+    /// the end of the delivery, recorded, reported, and counted towards the failure limit.
+    fn conclude(&mut self, mut delivery: Delivery, target: Target, outcome: AttemptOutcome, ctx: &mut Context<Self>) {
+        if let Some(failure) = &outcome.failure {
+            tracing::debug!(webhook_id = %self.id, delivery_id = %delivery.dispatch.delivery_id, attempt = delivery.dispatch.attempt, class = failure.class.as_str(), message = %failure.message, "attempt failed");
+            if failure.class == ErrorClass::Sleeping {
+                return self.conclude_sleeping(delivery, &target, &outcome, ctx);
+            }
+        }
+        delivery.num_tries += 1;
+        if let Some(delay) = self.retry_delay(&delivery, &outcome) {
+            self.record(&delivery.dispatch, &target, &outcome, DeliveryStatus::Pending);
+            if outcome.sent {
+                self.report_sent(&delivery.dispatch);
+            }
+            return self.try_again_later(delivery, delay, ctx);
+        }
+        let status = if outcome.failure.is_none() { DeliveryStatus::Succeeded } else { DeliveryStatus::Failed };
+        self.record(&delivery.dispatch, &target, &outcome, status);
+        self.report(&delivery.dispatch, &outcome);
+        self.count(&delivery.dispatch.webhook, &target, &outcome);
+    }
+
+    /// A sleeping host refused the attempt: reported as any failure, then tried again after each of the
+    /// `sleep_retry_delays` in turn, and after the last one recorded as skipped.
+    fn conclude_sleeping(
+        &mut self,
+        mut delivery: Delivery,
+        target: &Target,
+        outcome: &AttemptOutcome,
+        ctx: &mut Context<Self>,
+    ) {
+        let delay = self.services.settings.sleep_retry_delays.get(delivery.num_sleeps as usize).copied();
+        let status = if delay.is_some() { DeliveryStatus::Pending } else { DeliveryStatus::Skipped };
+        self.record(&delivery.dispatch, target, outcome, status);
+        self.report(&delivery.dispatch, outcome);
+        if let Some(delay) = delay {
+            delivery.num_sleeps += 1;
+            self.try_again_later(delivery, delay, ctx);
+        }
+    }
+
+    /// Schedules the next attempt of a delivery (same delivery id, next attempt number).
+    fn try_again_later(&mut self, mut delivery: Delivery, delay: Duration, ctx: &mut Context<Self>) {
+        delivery.dispatch.attempt += 1;
+        ctx.run_later(delay, move |actor, ctx| actor.resend(delivery, ctx));
+    }
+
+    /// How long to wait before the next attempt, when the webhook's retry policy allows one after this outcome:
+    /// `Retry-After` when the answer has one, the schedule otherwise.
+    fn retry_delay(&self, delivery: &Delivery, outcome: &AttemptOutcome) -> Option<Duration> {
+        let policy = delivery.dispatch.webhook.retry.as_ref()?;
+        let failure = outcome.failure.as_ref()?;
+        let response = outcome.response.as_ref();
+        let status = response.map(|response| response.status);
+        if delivery.num_tries >= policy.attempts || !policy::is_retryable(failure.class, status) {
+            return None;
+        }
+        let max_retry_after = self.services.settings.max_retry_after;
+        let retry_after =
+            response.and_then(|response| policy::retry_after(&response.headers, SystemTime::now(), max_retry_after));
+        Some(retry_after.unwrap_or_else(|| policy.delay(delivery.num_tries, policy::random())))
+    }
+
+    /// Counts a finished delivery towards the failure limit: a success ends a run of failures; a failure extends
+    /// it and, at `x-failureLimit` (or on `410 Gone` with `x-retry`), disables the webhook and announces it with
+    /// `webhook-disabled/<webhook id>`. The state is journaled whenever it changes.
+    fn count(&self, webhook: &CompiledWebhook, target: &Target, outcome: &AttemptOutcome) {
+        let runtime = &webhook.runtime;
+        if outcome.failure.is_none() {
+            if runtime.record_success() {
+                self.save_state(webhook);
+            }
+            return;
+        }
+        let num_failures = runtime.record_failure();
+        let is_gone = outcome.response.as_ref().is_some_and(|response| response.status == 410);
+        let reason = if is_gone && webhook.retry.is_some() {
+            Some(format!("410 Gone from {}", target.host))
+        } else if webhook.failure_limit > 0 && num_failures >= webhook.failure_limit {
+            Some(format!("{num_failures} consecutive failures"))
+        } else {
+            None
+        };
+        if let Some(reason) = reason
+            && runtime.disable(reason.clone())
+        {
+            tracing::warn!(webhook_id = %webhook.id, %reason, "webhook disabled");
+            let name = format!("webhook-disabled/{}", webhook.id);
+            self.services.bus.publish(&Arc::new(Event::new(webhook.group_id.clone(), None, name, reason, 0)));
+        }
+        self.save_state(webhook);
+    }
+
+    /// Journals the webhook's run-time state.
+    fn save_state(&self, webhook: &CompiledWebhook) {
+        self.journal(JournalEntry::WebhookState(WebhookStateRecord {
             webhook_id: webhook.id.clone(),
-            event_id: event.id.clone(),
+            consecutive_failures: webhook.runtime.consecutive_failures(),
+            disabled_reason: webhook.runtime.disabled_reason(),
+        }));
+    }
+
+    /// Gives up on a delivery before its request is sent: recorded as dropped and reported with a `hook-error`.
+    fn drop_delivery(&self, delivery: &Delivery, class: &'static str, message: String) {
+        let dispatch = &delivery.dispatch;
+        tracing::debug!(webhook_id = %self.id, delivery_id = %dispatch.delivery_id, class, %message, "delivery dropped");
+        self.journal(JournalEntry::Attempt(AttemptRecord {
+            delivery_id: dispatch.delivery_id.clone(),
+            webhook_id: dispatch.webhook.id.clone(),
+            event_id: dispatch.event.id.clone(),
+            attempt: dispatch.attempt,
+            started_at_ms: time::now_ms(),
+            duration_ms: 0,
+            request_method: dispatch.webhook.method.to_string(),
+            request_url: dispatch.webhook.url.template.source().to_owned(),
+            response_status: None,
+            error_class: Some(class),
+            error_message: Some(message.clone()),
+            delivery_status: DeliveryStatus::Dropped,
+        }));
+        self.report_error(dispatch, &message);
+    }
+
+    /// Records an attempt and the delivery's status after it.
+    fn record(&self, dispatch: &Dispatch, target: &Target, outcome: &AttemptOutcome, status: DeliveryStatus) {
+        self.journal(JournalEntry::Attempt(AttemptRecord {
+            delivery_id: dispatch.delivery_id.clone(),
+            webhook_id: dispatch.webhook.id.clone(),
+            event_id: dispatch.event.id.clone(),
             attempt: dispatch.attempt,
             started_at_ms: outcome.started_at_ms,
             duration_ms: i64::try_from(outcome.duration.as_millis()).unwrap_or(i64::MAX),
-            request_method: method.to_owned(),
-            request_url: url.to_owned(),
+            request_method: target.method.clone(),
+            request_url: target.url.clone(),
             response_status: outcome.response.as_ref().map(|response| response.status),
             error_class: outcome.failure.as_ref().map(|failure| failure.class.as_str()),
             error_message: outcome.failure.as_ref().map(|failure| failure.message.clone()),
             delivery_status: status,
-        };
-        if let Err(tokio::sync::mpsc::error::TrySendError::Full(entry)) =
-            self.services.journal.try_append(JournalEntry::Attempt(record))
-        {
+        }));
+    }
+
+    /// Queues a write to the journal; when its queue is full, waits for room on the side.
+    fn journal(&self, entry: JournalEntry) {
+        if let Err(tokio::sync::mpsc::error::TrySendError::Full(entry)) = self.services.journal.try_append(entry) {
             let journal = self.services.journal.clone();
             actix::spawn(async move {
                 let _ = journal.append(entry).await;
             });
         }
+    }
 
-        self.report(dispatch, &outcome);
+    /// Puts `hook-sent` on the event stream.
+    fn report_sent(&self, dispatch: &Dispatch) {
+        let event = &dispatch.event;
+        self.emit(event, format!("hook-sent/{}", event.name), String::new(), None);
     }
 
     /// Puts an outcome on the event stream: `hook-sent` once the request went out, then the response or the error.
     fn report(&self, dispatch: &Dispatch, outcome: &AttemptOutcome) {
-        let event = &dispatch.event;
         if outcome.sent {
-            self.emit(event, format!("hook-sent/{}", event.name), String::new(), None);
+            self.report_sent(dispatch);
         }
         match (&outcome.failure, &outcome.response) {
             (None, Some(response)) if !response.body.is_empty() => self.report_response(dispatch, response),
@@ -233,6 +531,8 @@ impl Actor for WebhookActor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(4096);
+        // After a restart, deliveries still waiting for their quota turn need a timer again.
+        self.arm_quota_timer(ctx);
     }
 }
 
@@ -240,6 +540,7 @@ impl Supervised for WebhookActor {
     fn restarting(&mut self, _: &mut Self::Context) {
         tracing::warn!(webhook_id = %self.id, "webhook actor restarting");
         self.num_in_flight = 0;
+        self.is_quota_timer_armed = false;
     }
 }
 
@@ -247,30 +548,9 @@ impl Handler<Dispatch> for WebhookActor {
     type Result = ();
 
     fn handle(&mut self, dispatch: Dispatch, ctx: &mut Self::Context) {
-        let request = match build_request(&dispatch.webhook, &dispatch.event, &dispatch.context) {
-            Ok(request) => request,
-            Err(error) => {
-                let outcome = AttemptOutcome::not_sent(ErrorClass::Render, format!("RENDER: {error}"));
-                self.finish(
-                    &dispatch,
-                    dispatch.webhook.method.as_str(),
-                    dispatch.webhook.url.template.source(),
-                    outcome,
-                );
-                return;
-            }
-        };
-        let method = request.method.to_string();
-        let url = request.uri.to_string();
-        let host = self.services.supervisor.host(HostKey::of(&request.uri));
-        self.num_in_flight += 1;
-        ctx.spawn(host.send(Execute { request }).into_actor(self).map(move |result, actor, _| {
-            actor.num_in_flight -= 1;
-            let outcome = result.unwrap_or_else(|error| {
-                AttemptOutcome::not_sent(ErrorClass::ConnectionReset, format!("host actor unavailable: {error}"))
-            });
-            actor.finish(&dispatch, &method, &url, outcome);
-        }));
+        // A delivery recovered after a restart has spent its earlier attempts.
+        let num_tries = dispatch.attempt.saturating_sub(1);
+        self.admit(Delivery { dispatch, num_tries, num_sleeps: 0 }, ctx);
     }
 }
 

@@ -6,14 +6,24 @@ use crate::auth;
 use crate::error::KernelError;
 use crate::store::devices::{self, DeviceRow};
 use crate::store::groups::{self, GroupRow};
-use crate::store::webhooks::{self, WebhookRow};
+use crate::store::secrets::{self, SecretRow};
+use crate::store::webhook_state::{self, WebhookStateRow};
+use crate::store::webhooks::{self, WebhookRow, WebhookUpdate};
 use hookwire_actors::definition::{CompiledWebhook, WebhookDefinition};
 use hookwire_actors::ids::{DeviceId, GroupId, WebhookId};
+use hookwire_actors::signing::{SigningKey, SigningKeys};
 use hookwire_actors::time;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Longest group or device name.
 const MAX_NAME_CHARS: usize = 200;
+/// Why a webhook that an admin disabled is disabled.
+pub const ADMIN_DISABLED_REASON: &str = "disabled by an admin";
+/// How long a rotated-out signing secret keeps signing when the caller does not say: one day.
+pub const DEFAULT_SECRET_GRACE_SECONDS: u32 = 24 * 3600;
+/// The longest grace period of a rotated-out signing secret: seven days.
+pub const MAX_SECRET_GRACE_SECONDS: u32 = 7 * 24 * 3600;
 
 /// Optional device fields that feed the `PRODUCT_*` template variables.
 #[derive(Debug, Clone, Default)]
@@ -164,8 +174,12 @@ impl Kernel {
         Ok(compiled)
     }
 
-    /// Creates a webhook from its JSON definition.
-    pub async fn create_webhook(&self, group_id: &GroupId, definition_json: &str) -> Result<WebhookRow, KernelError> {
+    /// Creates a webhook from its JSON definition. With `x-signing`, it gets a signing secret, returned this once.
+    pub async fn create_webhook(
+        &self,
+        group_id: &GroupId,
+        definition_json: &str,
+    ) -> Result<(WebhookRow, Option<String>), KernelError> {
         self.get_group(group_id).await?;
         let compiled = self.compile_for_group(WebhookId::generate(), group_id, definition_json).await?;
         let now = time::now_ms();
@@ -175,17 +189,74 @@ impl Kernel {
             definition: compiled.definition.to_json(),
             created_at: now,
             updated_at: now,
+            state: Default::default(),
         };
-        webhooks::insert_webhook(self.store.pool(), &row, &compiled.devices).await?;
+        let signing_secret = compiled.definition.signs().then(auth::generate_signing_secret);
+        webhooks::insert_webhook(self.store.pool(), &row, &compiled.devices, signing_secret.as_deref()).await?;
         self.refresh_group_index(group_id).await?;
+        Ok((row, signing_secret))
+    }
+
+    /// Gets a webhook, with its run-time state.
+    pub async fn get_webhook(&self, id: &WebhookId) -> Result<WebhookRow, KernelError> {
+        let row = webhooks::get_webhook(self.store.pool(), id)
+            .await?
+            .ok_or_else(|| KernelError::NotFound(format!("webhook {id} not found")))?;
+        self.with_state(row).await
+    }
+
+    /// Fills in a webhook's run-time state: live from the index, where deliveries change it, or as stored for a
+    /// webhook the index does not hold (one that no longer compiles).
+    async fn with_state(&self, mut row: WebhookRow) -> Result<WebhookRow, KernelError> {
+        row.state = match self.indexed_webhook(&row.group_id, &row.id) {
+            Some(webhook) => WebhookStateRow {
+                consecutive_failures: webhook.runtime.consecutive_failures(),
+                disabled_reason: webhook.runtime.disabled_reason(),
+            },
+            None => webhook_state::get_state(self.store.pool(), &row.id).await?,
+        };
         Ok(row)
     }
 
-    /// Gets a webhook.
-    pub async fn get_webhook(&self, id: &WebhookId) -> Result<WebhookRow, KernelError> {
-        webhooks::get_webhook(self.store.pool(), id)
-            .await?
-            .ok_or_else(|| KernelError::NotFound(format!("webhook {id} not found")))
+    /// The compiled webhook the index holds, if any.
+    fn indexed_webhook(&self, group_id: &GroupId, id: &WebhookId) -> Option<Arc<CompiledWebhook>> {
+        self.services.index.group(group_id)?.webhooks().iter().find(|webhook| &webhook.id == id).cloned()
+    }
+
+    /// Enables a webhook disabled at run time (by its failure limit, a `410 Gone` or an admin) and resets its
+    /// count of consecutive failures. Its definition (and its `disabled` field) is unchanged.
+    pub async fn enable_webhook(&self, id: &WebhookId) -> Result<WebhookRow, KernelError> {
+        let mut row = self.get_webhook(id).await?;
+        let state = WebhookStateRow::default();
+        if !webhook_state::save_state(self.store.pool(), id, &state, time::now_ms()).await? {
+            return Err(KernelError::NotFound(format!("webhook {id} not found")));
+        }
+        if let Some(webhook) = self.indexed_webhook(&row.group_id, id) {
+            webhook.runtime.enable();
+        }
+        tracing::info!(webhook_id = %id, "webhook enabled");
+        row.state = state;
+        Ok(row)
+    }
+
+    /// Disables a webhook at run time, as its failure limit would, with the reason "disabled by an admin" (one
+    /// already disabled keeps its reason). Its definition is unchanged; [`Kernel::enable_webhook`] undoes it.
+    pub async fn disable_webhook(&self, id: &WebhookId) -> Result<WebhookRow, KernelError> {
+        let mut row = self.get_webhook(id).await?;
+        let reason = row.state.disabled_reason.clone().unwrap_or_else(|| ADMIN_DISABLED_REASON.to_owned());
+        let state = WebhookStateRow {
+            consecutive_failures: row.state.consecutive_failures,
+            disabled_reason: Some(reason.clone()),
+        };
+        if !webhook_state::save_state(self.store.pool(), id, &state, time::now_ms()).await? {
+            return Err(KernelError::NotFound(format!("webhook {id} not found")));
+        }
+        if let Some(webhook) = self.indexed_webhook(&row.group_id, id) {
+            webhook.runtime.disable(reason);
+        }
+        tracing::info!(webhook_id = %id, "webhook disabled by an admin");
+        row.state = state;
+        Ok(row)
     }
 
     /// Lists a group's webhooks, or those limited to one of its devices.
@@ -195,20 +266,71 @@ impl Kernel {
         device_id: Option<&DeviceId>,
     ) -> Result<Vec<WebhookRow>, KernelError> {
         self.get_group(group_id).await?;
-        Ok(webhooks::list_webhooks(self.store.pool(), group_id, device_id).await?)
+        let rows = webhooks::list_webhooks(self.store.pool(), group_id, device_id).await?;
+        let mut webhooks = Vec::with_capacity(rows.len());
+        for row in rows {
+            webhooks.push(self.with_state(row).await?);
+        }
+        Ok(webhooks)
     }
 
     /// Replaces a webhook's definition.
-    pub async fn update_webhook(&self, id: &WebhookId, definition_json: &str) -> Result<WebhookRow, KernelError> {
+    /// Turning `x-signing` on gives the webhook a signing secret, returned this once; a webhook that signed keeps
+    /// its secret; turning it off deletes its secrets.
+    pub async fn update_webhook(
+        &self,
+        id: &WebhookId,
+        definition_json: &str,
+    ) -> Result<(WebhookRow, Option<String>), KernelError> {
         let existing = self.get_webhook(id).await?;
         let compiled = self.compile_for_group(id.clone(), &existing.group_id, definition_json).await?;
         let definition = compiled.definition.to_json();
         let now = time::now_ms();
-        if !webhooks::update_webhook(self.store.pool(), id, &definition, &compiled.devices, now).await? {
+        let signing_secret = compiled.definition.signs().then(auth::generate_signing_secret);
+        let update = webhooks::update_webhook(
+            self.store.pool(),
+            id,
+            &definition,
+            &compiled.devices,
+            now,
+            signing_secret.as_deref(),
+        )
+        .await?;
+        let WebhookUpdate::Replaced { secret_installed } = update else {
             return Err(KernelError::NotFound(format!("webhook {id} not found")));
-        }
+        };
         self.refresh_group_index(&existing.group_id).await?;
-        Ok(WebhookRow { definition, updated_at: now, ..existing })
+        let new_secret = signing_secret.filter(|_| secret_installed);
+        Ok((WebhookRow { definition, updated_at: now, ..existing }, new_secret))
+    }
+
+    /// Gives a signing webhook a new secret, returned this once; the old one keeps signing for `grace_seconds`
+    /// (a day when `None`, at most seven days), older ones until then at the latest: 0 retires them all at once.
+    pub async fn rotate_webhook_secret(
+        &self,
+        id: &WebhookId,
+        grace_seconds: Option<u32>,
+    ) -> Result<(WebhookRow, String), KernelError> {
+        let grace_seconds = grace_seconds.unwrap_or(DEFAULT_SECRET_GRACE_SECONDS);
+        if grace_seconds > MAX_SECRET_GRACE_SECONDS {
+            return Err(KernelError::InvalidArgument(format!(
+                "grace_seconds: must be at most {MAX_SECRET_GRACE_SECONDS} (seven days)"
+            )));
+        }
+        let existing = self.get_webhook(id).await?;
+        let signs = WebhookDefinition::from_json(&existing.definition).is_ok_and(|definition| definition.signs());
+        if !signs {
+            return Err(KernelError::InvalidArgument(format!(
+                "id: webhook {id} does not sign its requests; set \"x-signing\": true in its definition first"
+            )));
+        }
+        let now = time::now_ms();
+        let secret = auth::generate_signing_secret();
+        let old_expires_at = now + i64::from(grace_seconds) * 1000;
+        secrets::rotate_secret(self.store.pool(), id, &secret, now, old_expires_at).await?;
+        self.refresh_group_index(&existing.group_id).await?;
+        tracing::info!(webhook_id = %id, grace_seconds, "signing secret rotated");
+        Ok((existing, secret))
     }
 
     /// Deletes a webhook.
@@ -225,7 +347,14 @@ impl Kernel {
     /// Rebuilds a group's webhook index from the store.
     pub async fn refresh_group_index(&self, group_id: &GroupId) -> Result<(), KernelError> {
         let rows = webhooks::list_webhooks(self.store.pool(), group_id, None).await?;
-        let compiled = rows.into_iter().filter_map(compile_stored).collect();
+        let mut keys = signing_keys(secrets::list_group_secrets(self.store.pool(), group_id, time::now_ms()).await?);
+        let compiled = rows
+            .into_iter()
+            .filter_map(|row| {
+                let signing = keys.remove(&row.id);
+                compile_stored(row, signing)
+            })
+            .collect();
         self.services.index.replace_group(group_id, compiled);
         Ok(())
     }
@@ -233,12 +362,19 @@ impl Kernel {
     /// Builds the whole index from the store (at start).
     pub async fn load_index(&self) -> Result<usize, KernelError> {
         let rows = webhooks::list_all_webhooks(self.store.pool()).await?;
+        let mut keys = signing_keys(secrets::list_all_secrets(self.store.pool(), time::now_ms()).await?);
+        let mut states = webhook_state::list_all_states(self.store.pool()).await?;
         let num_webhooks = rows.len();
         let mut by_group: std::collections::HashMap<GroupId, Vec<Arc<CompiledWebhook>>> =
             std::collections::HashMap::new();
         for row in rows {
             let group_id = row.group_id.clone();
-            if let Some(compiled) = compile_stored(row) {
+            let signing = keys.remove(&row.id);
+            if let Some(compiled) = compile_stored(row, signing) {
+                // Failure counts and run-time disabling survive restarts; afterwards the index carries them over.
+                if let Some(state) = states.remove(&compiled.id) {
+                    compiled.runtime.restore(state.consecutive_failures, state.disabled_reason);
+                }
                 by_group.entry(group_id).or_default().push(compiled);
             }
         }
@@ -249,15 +385,53 @@ impl Kernel {
     }
 }
 
-/// Compiles a stored webhook; one that no longer compiles (it was valid when stored) is logged and left out.
-fn compile_stored(row: WebhookRow) -> Option<Arc<CompiledWebhook>> {
+/// Compiles a stored webhook with its signing keys; one that no longer compiles (it was valid when stored) is
+/// logged and left out.
+fn compile_stored(row: WebhookRow, signing: Option<Arc<SigningKeys>>) -> Option<Arc<CompiledWebhook>> {
     let compiled = WebhookDefinition::from_json(&row.definition)
         .and_then(|definition| CompiledWebhook::compile(row.id.clone(), row.group_id.clone(), definition));
     match compiled {
-        Ok(compiled) => Some(Arc::new(compiled)),
+        Ok(mut compiled) => {
+            compiled.signing = signing;
+            Some(Arc::new(compiled))
+        }
         Err(error) => {
             tracing::error!(webhook_id = %row.id, %error, "stored webhook does not compile; it will not fire");
             None
         }
     }
+}
+
+/// Turns stored secrets (current and in their grace period) into each webhook's signing keys. A secret that does
+/// not parse is logged, without its value, and left out: its webhook then fails its attempts rather than send
+/// requests its receiver cannot verify.
+fn signing_keys(rows: Vec<SecretRow>) -> HashMap<WebhookId, Arc<SigningKeys>> {
+    let mut current = HashMap::new();
+    let mut previous: HashMap<WebhookId, Vec<(SigningKey, i64)>> = HashMap::new();
+    for row in rows {
+        let key = match SigningKey::from_secret(&row.secret) {
+            Ok(key) => key,
+            Err(error) => {
+                tracing::error!(webhook_id = %row.webhook_id, %error, "stored signing secret is unusable");
+                continue;
+            }
+        };
+        match row.expires_at {
+            None => {
+                current.insert(row.webhook_id, key);
+            }
+            Some(expires_at) => previous.entry(row.webhook_id).or_default().push((key, expires_at)),
+        }
+    }
+    current
+        .into_iter()
+        .map(|(webhook_id, key)| {
+            let keys = previous
+                .remove(&webhook_id)
+                .into_iter()
+                .flatten()
+                .fold(SigningKeys::new(key), |keys, (key, expires_at)| keys.with_previous(key, expires_at));
+            (webhook_id, Arc::new(keys))
+        })
+        .collect()
 }

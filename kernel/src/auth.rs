@@ -18,6 +18,14 @@ pub fn generate_token(prefix: &str) -> String {
     format!("{prefix}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
 }
 
+/// Makes a new Standard Webhooks signing secret: `whsec_` and the base64 of 32 random bytes. Unlike tokens it is
+/// stored as it is, since signing needs it.
+pub fn generate_signing_secret() -> String {
+    let mut key = [0u8; 32];
+    rand::rng().fill_bytes(&mut key);
+    hookwire_actors::signing::format_secret(&key)
+}
+
 /// The stored form of a token: its SHA-256, hex.
 pub fn hash_token(token: &str) -> String {
     let digest = Sha256::digest(token.as_bytes());

@@ -38,7 +38,9 @@ fn replay_statuses(status: &str) -> Result<&'static [DeliveryStatus], KernelErro
     match status {
         "" | "failed" => Ok(&[DeliveryStatus::Failed]),
         "skipped" => Ok(&[DeliveryStatus::Skipped]),
-        "all" => Ok(&[DeliveryStatus::Succeeded, DeliveryStatus::Failed, DeliveryStatus::Skipped, DeliveryStatus::Dropped]),
+        "all" => {
+            Ok(&[DeliveryStatus::Succeeded, DeliveryStatus::Failed, DeliveryStatus::Skipped, DeliveryStatus::Dropped])
+        }
         other => Err(KernelError::InvalidArgument(format!("status: `{other}` is not one of failed, skipped, all"))),
     }
 }
@@ -90,9 +92,12 @@ impl Kernel {
         };
         let before_id = match page_token {
             "" => i64::MAX,
-            token => token.parse().map_err(|_| KernelError::InvalidArgument("page_token: not a token this server gave".into()))?,
+            token => token
+                .parse()
+                .map_err(|_| KernelError::InvalidArgument("page_token: not a token this server gave".into()))?,
         };
-        let attempts = attempts::attempt_page(self.store.pool(), webhook_id, since_ms, before_id, i64::from(limit)).await?;
+        let attempts =
+            attempts::attempt_page(self.store.pool(), webhook_id, since_ms, before_id, i64::from(limit)).await?;
         let next_page_token =
             (attempts.len() == limit as usize).then(|| attempts.last().map(|attempt| attempt.id.to_string())).flatten();
         Ok(AttemptPage { attempts, next_page_token })
@@ -128,8 +133,15 @@ impl Kernel {
         let mut after = String::new();
         let mut num_replayed = 0u64;
         loop {
-            let page =
-                attempts::reopen_deliveries(self.store.pool(), webhook_id, since_ms, statuses, &after, recovery::PAGE_SIZE).await?;
+            let page = attempts::reopen_deliveries(
+                self.store.pool(),
+                webhook_id,
+                since_ms,
+                statuses,
+                &after,
+                recovery::PAGE_SIZE,
+            )
+            .await?;
             let Some(last) = page.last() else {
                 break;
             };

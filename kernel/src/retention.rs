@@ -78,7 +78,9 @@ mod tests {
     use crate::store::journal::SqlJournal;
     use hookwire_actors::event::Event;
     use hookwire_actors::ids::{DeliveryId, GroupId, WebhookId};
-    use hookwire_actors::journal::{AttemptRecord, DeliveryRecord, DeliveryStatus, EventRecord, JournalBatch, JournalStore};
+    use hookwire_actors::journal::{
+        AttemptRecord, DeliveryRecord, DeliveryStatus, EventRecord, JournalBatch, JournalStore,
+    };
     use sqlx::Row;
 
     const DAY: i64 = 86_400_000;

@@ -40,6 +40,24 @@ pub struct Settings {
     pub connect_timeout_ms: u64,
     /// Milliseconds allowed for a destination's whole answer (`response_timeout_ms`). Default 20000, as Particle.
     pub response_timeout_ms: u64,
+    /// Refuse `http://` destinations: deliveries to them fail with class `BLOCKED` (`https_only`). Default false.
+    pub https_only: bool,
+    /// Whether destination hosts sleep after too many errors, as Particle's do (`sleep_enabled`). Default true.
+    pub sleep_enabled: bool,
+    /// Seconds of outcomes a host's sleep decision looks at: a sliding time window (`sleep_window_secs`).
+    /// Default 60.
+    pub sleep_window_secs: u64,
+    /// Outcomes the window must hold before a host may fall asleep (`sleep_min_outcomes`). Default 10.
+    pub sleep_min_outcomes: u32,
+    /// Seconds a host first sleeps once its errors outnumber its successes; each further sleep while failures
+    /// continue lasts twice as long, each success halves it again, never below this (`sleep_cooldown_secs`).
+    /// Default 30.
+    pub sleep_cooldown_secs: u64,
+    /// The longest a host sleeps, seconds (`sleep_max_cooldown_secs`). Default 600.
+    pub sleep_max_cooldown_secs: u64,
+    /// HTTP statuses that do not count as a host's errors for sleep, for example `[404, 409]`
+    /// (`sleep_ignore_statuses`). Default none: every 3xx, 4xx and 5xx counts, as on Particle.
+    pub sleep_ignore_statuses: Vec<u16>,
     /// Events queued to one subscriber (device or admin stream) before more are dropped and counted
     /// (`subscriber_queue`). Default 1024.
     pub subscriber_queue: usize,
@@ -51,6 +69,15 @@ pub struct Settings {
     pub max_pin_response_bytes: usize,
     /// Threads the actors run on; 0 for one per core (`actor_threads`).
     pub actor_threads: usize,
+    /// Milliseconds after which a delivery refused by a sleeping host is tried again, one entry per retry; after
+    /// the last, it is recorded as skipped (`sleep_retry_delays_ms`). Default `[30000, 60000]`, as Particle.
+    pub sleep_retry_delays_ms: Vec<u64>,
+    /// Deliveries over a webhook's rate quota (`x-minIntervalMs`) that wait in its queue; beyond, they are dropped,
+    /// recorded and reported with a `hook-error` (`quota_queue_limit`). Default 1000.
+    pub quota_queue_limit: usize,
+    /// The longest `Retry-After` honoured by webhooks with `x-retry`, in milliseconds; a longer one is cut to this
+    /// (`max_retry_after_ms`). Default 600000 (10 minutes).
+    pub max_retry_after_ms: u64,
     /// Log format, `text` or `json` (`log_format`, `--log-format`).
     pub log_format: LogFormat,
     /// Days the attempt log is kept (`retention_days`, `--retention-days`). Default 30. Finished deliveries, which
@@ -71,10 +98,20 @@ impl Default for Settings {
             max_in_flight_per_host: 64,
             connect_timeout_ms: 10_000,
             response_timeout_ms: 20_000,
+            https_only: false,
+            sleep_enabled: true,
+            sleep_window_secs: 60,
+            sleep_min_outcomes: 10,
+            sleep_cooldown_secs: 30,
+            sleep_max_cooldown_secs: 600,
+            sleep_ignore_statuses: Vec::new(),
             subscriber_queue: 1024,
             max_response_event_bytes: hookwire_actors::webhook::DEFAULT_MAX_RESPONSE_EVENT_BYTES,
             max_pin_response_bytes: hookwire_actors::webhook::DEFAULT_MAX_PIN_RESPONSE_BYTES,
             actor_threads: 0,
+            sleep_retry_delays_ms: vec![30_000, 60_000],
+            quota_queue_limit: hookwire_actors::supervisor::DEFAULT_QUOTA_QUEUE_LIMIT,
+            max_retry_after_ms: 600_000,
             log_format: LogFormat::Text,
             retention_days: 30,
             prune_interval_secs: 3600,
@@ -101,9 +138,21 @@ impl Settings {
                 max_in_flight: self.max_in_flight_per_host.max(1),
                 connect_timeout: Duration::from_millis(self.connect_timeout_ms),
                 response_timeout: Duration::from_millis(self.response_timeout_ms),
+                https_only: self.https_only,
+                sleep: hookwire_actors::sleep::SleepSettings {
+                    enabled: self.sleep_enabled,
+                    window: Duration::from_secs(self.sleep_window_secs),
+                    min_outcomes: self.sleep_min_outcomes,
+                    cooldown: Duration::from_secs(self.sleep_cooldown_secs),
+                    max_cooldown: Duration::from_secs(self.sleep_max_cooldown_secs.max(self.sleep_cooldown_secs)),
+                    ignore_statuses: self.sleep_ignore_statuses.clone(),
+                },
                 ..Default::default()
             },
             num_arbiters: self.actor_threads,
+            sleep_retry_delays: self.sleep_retry_delays_ms.iter().copied().map(Duration::from_millis).collect(),
+            quota_queue_limit: self.quota_queue_limit,
+            max_retry_after: Duration::from_millis(self.max_retry_after_ms),
         }
     }
 }
@@ -123,5 +172,25 @@ mod tests {
         assert_eq!(settings.response_timeout_ms, 20_000);
         std::fs::write(&path, "databse = \"x\"\n").unwrap();
         assert!(Settings::from_file(&path).unwrap_err().contains("databse"));
+    }
+    #[test]
+    fn delivery_policy_settings_default_to_particles_and_reach_the_actors() {
+        use std::time::Duration;
+        let actors = Settings::default().actor_settings();
+        assert_eq!(actors.sleep_retry_delays, [Duration::from_secs(30), Duration::from_secs(60)]);
+        assert_eq!(actors.quota_queue_limit, 1000);
+        assert_eq!(actors.max_retry_after, Duration::from_secs(600));
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hookwire.toml");
+        std::fs::write(
+            &path,
+            "sleep_retry_delays_ms = [10, 20, 40]\nquota_queue_limit = 5\nmax_retry_after_ms = 250\n",
+        )
+        .unwrap();
+        let actors = Settings::from_file(&path).unwrap().actor_settings();
+        let delays: Vec<u128> = actors.sleep_retry_delays.iter().map(Duration::as_millis).collect();
+        assert_eq!(delays, [10, 20, 40]);
+        assert_eq!((actors.quota_queue_limit, actors.max_retry_after), (5, Duration::from_millis(250)));
     }
 }

@@ -3,7 +3,10 @@
 mod conformance;
 mod core;
 mod deliveries;
+mod hosts;
 mod ops;
+mod policies;
 mod responses;
+mod signing;
 mod storage;
 mod support;

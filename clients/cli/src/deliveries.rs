@@ -5,8 +5,16 @@ use serde_json::{Value, json};
 use crate::GlobalArgs;
 use crate::output::{Format, print_document};
 
-const ATTEMPT_COLUMNS: &[&str] =
-    &["id", "started_at", "delivery_status", "response_status", "error_class", "duration_ms", "request_url", "error_message"];
+const ATTEMPT_COLUMNS: &[&str] = &[
+    "id",
+    "started_at",
+    "delivery_status",
+    "response_status",
+    "error_class",
+    "duration_ms",
+    "request_url",
+    "error_message",
+];
 const HISTORY_COLUMNS: &[&str] = &["date", "succeeded", "failed", "skipped", "dropped", "pending", "chart"];
 /// The widest bar of the history chart.
 const CHART_WIDTH: u64 = 40;
@@ -65,7 +73,8 @@ pub async fn logs(
 pub async fn history(global: &GlobalArgs, id: String, days: u32) -> anyhow::Result<()> {
     let admin = global.admin_client().await?;
     let history = admin.history(id, days).await?;
-    let busiest = history.iter().map(|day| day.succeeded + day.failed + day.skipped + day.dropped).max().unwrap_or(0).max(1);
+    let busiest =
+        history.iter().map(|day| day.succeeded + day.failed + day.skipped + day.dropped).max().unwrap_or(0).max(1);
     let scale = |count: u64| -> usize { usize::try_from((count * CHART_WIDTH).div_ceil(busiest)).unwrap_or(0) };
     let days: Vec<Value> = history
         .into_iter()

@@ -82,7 +82,7 @@ enum Command {
     /// Create, list, show and delete devices
     #[command(subcommand, after_help = device::EXAMPLES)]
     Device(device::DeviceCommand),
-    /// Create, list, show, update, export and delete webhooks
+    /// Create, list, show, update, export and delete webhooks, and rotate their signing secrets
     #[command(subcommand, after_help = webhook::EXAMPLES)]
     Webhook(webhook::WebhookCommand),
     /// Publish an event as a device, then optionally print the events that follow

@@ -1,7 +1,9 @@
 //! `hookwire webhook`: webhooks, read from and exported to Particle webhook JSON files.
 //!
-//! A stored webhook prints as one object: `id`, `group_id`, `created_at`, `updated_at`, then the fields of its
-//! definition; `export` prints the definition alone, ready to be created again.
+//! A stored webhook prints as one object: `id`, `group_id`, `created_at`, `updated_at`, `signing_secret` (only in
+//! the answers that show a new signing secret: create, update turning `x-signing` on, rotate-secret), its
+//! run-time state (`auto_disabled`, `disabled_reason`, `consecutive_failures`), then the fields of its definition;
+//! `export` prints the definition alone, ready to be created again.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -19,7 +21,9 @@ Examples:
   hookwire webhook create --group grp_0123456789abcdef --file temp-hook.json
   hookwire webhook export whk_0123456789abcdef > temp-hook.json";
 
-const COLUMNS: &[&str] = &["id", "name", "event", "url", "disabled"];
+const COLUMNS: &[&str] = &["id", "name", "event", "url", "disabled", "auto_disabled"];
+/// The table columns of an answer that shows a new signing secret, which must not be left out.
+const SECRET_COLUMNS: &[&str] = &["id", "signing_secret", "name", "event", "url"];
 
 #[derive(Debug, Subcommand)]
 pub enum WebhookCommand {
@@ -142,6 +146,33 @@ Examples:
         #[arg(required = true, value_name = "ID")]
         ids: Vec<String>,
     },
+    /// Give a signing webhook (x-signing) a new signing secret; prints the webhook with its signing_secret, shown
+    /// only this once. The old secret keeps signing during the grace period: requests carry both signatures
+    #[command(after_help = "\
+Examples:
+  hookwire webhook rotate-secret whk_0123456789abcdef
+  hookwire webhook rotate-secret whk_0123456789abcdef --grace 0 --field signing_secret")]
+    RotateSecret {
+        /// The webhook id, whk_...
+        id: String,
+        /// How long the old secret keeps signing, in seconds: default 86400 (one day), at most 604800 (seven
+        /// days); 0 retires every old secret at once (a leaked secret)
+        #[arg(long, value_name = "SECS")]
+        grace: Option<u32>,
+    },
+    /// Enable a webhook disabled at run time (by its x-failureLimit, a 410 Gone with x-retry, or `webhook
+    /// disable`) and reset its count of consecutive failures; prints the stored webhook
+    #[command(after_help = "Example:\n  hookwire webhook enable whk_0123456789abcdef")]
+    Enable {
+        /// The webhook id, whk_...
+        id: String,
+    },
+    /// Disable a webhook at run time, its definition unchanged, until `webhook enable`; prints the stored webhook
+    #[command(after_help = "Example:\n  hookwire webhook disable whk_0123456789abcdef")]
+    Disable {
+        /// The webhook id, whk_...
+        id: String,
+    },
     /// Print only a webhook's definition JSON, as `webhook create` takes it (always JSON, whatever --output)
     #[command(after_help = "\
 Example:
@@ -172,7 +203,7 @@ pub async fn run(command: WebhookCommand, global: &GlobalArgs) -> anyhow::Result
             };
             let group = group.context("--group: required with --file")?;
             let webhook = admin.create_webhook(group, definition_json).await?;
-            print_document(format, &webhook_json(webhook)?, COLUMNS)?;
+            print_webhook(format, webhook)?;
         }
         WebhookCommand::List { group, device } => {
             let admin = global.admin_client().await?;
@@ -189,7 +220,7 @@ pub async fn run(command: WebhookCommand, global: &GlobalArgs) -> anyhow::Result
             let definition_json = read_definition(&file)?;
             let admin = global.admin_client().await?;
             let webhook = admin.update_webhook(id, definition_json).await?;
-            print_document(format, &webhook_json(webhook)?, COLUMNS)?;
+            print_webhook(format, webhook)?;
         }
         WebhookCommand::Delete { ids } => {
             let admin = global.admin_client().await?;
@@ -201,6 +232,19 @@ pub async fn run(command: WebhookCommand, global: &GlobalArgs) -> anyhow::Result
         WebhookCommand::History { id, days } => crate::deliveries::history(global, id, days).await?,
         WebhookCommand::Replay { id, since, status } => crate::deliveries::replay(global, id, since, status).await?,
         WebhookCommand::Resend { attempt_id } => crate::deliveries::resend(global, attempt_id).await?,
+        WebhookCommand::RotateSecret { id, grace } => {
+            let admin = global.admin_client().await?;
+            let webhook = admin.rotate_webhook_secret(id, grace).await?;
+            print_webhook(format, webhook)?;
+        }
+        WebhookCommand::Enable { id } => {
+            let admin = global.admin_client().await?;
+            print_webhook(format, admin.enable_webhook(id).await?)?;
+        }
+        WebhookCommand::Disable { id } => {
+            let admin = global.admin_client().await?;
+            print_webhook(format, admin.disable_webhook(id).await?)?;
+        }
         WebhookCommand::Export { id } => {
             let admin = global.admin_client().await?;
             let webhook = admin.get_webhook(id).await?;
@@ -266,6 +310,13 @@ fn read_definition(path: &Path) -> anyhow::Result<String> {
     Ok(text)
 }
 
+/// Prints one webhook answer; in a table, a new signing secret gets a column of its own.
+fn print_webhook(format: Format, webhook: proto::Webhook) -> anyhow::Result<()> {
+    let columns = if webhook.signing_secret.is_empty() { COLUMNS } else { SECRET_COLUMNS };
+    print_document(format, &webhook_json(webhook)?, columns)?;
+    Ok(())
+}
+
 /// The stored webhook as one object: its own fields, then its definition's.
 fn webhook_json(webhook: proto::Webhook) -> anyhow::Result<Value> {
     let Value::Object(definition_fields) = definition(&webhook)? else {
@@ -276,6 +327,13 @@ fn webhook_json(webhook: proto::Webhook) -> anyhow::Result<Value> {
     fields.insert("group_id".to_owned(), Value::String(webhook.group_id));
     fields.insert("created_at".to_owned(), Value::String(webhook.created_at));
     fields.insert("updated_at".to_owned(), Value::String(webhook.updated_at));
+    if !webhook.signing_secret.is_empty() {
+        fields.insert("signing_secret".to_owned(), Value::String(webhook.signing_secret));
+    }
+    fields.insert("auto_disabled".to_owned(), Value::Bool(webhook.auto_disabled));
+    let disabled_reason = Some(webhook.disabled_reason).filter(|reason| !reason.is_empty());
+    fields.insert("disabled_reason".to_owned(), disabled_reason.map_or(Value::Null, Value::String));
+    fields.insert("consecutive_failures".to_owned(), Value::from(webhook.consecutive_failures));
     for (key, value) in definition_fields {
         // Definitions have no such keys today; should one appear, the stored webhook's own field wins.
         fields.entry(key).or_insert(value);
@@ -300,6 +358,8 @@ mod tests {
             definition_json: definition_json.to_owned(),
             created_at: "2026-11-22T10:34:05.123Z".to_owned(),
             updated_at: "2026-11-22T10:35:00.000Z".to_owned(),
+            signing_secret: String::new(),
+            ..proto::Webhook::default()
         }
     }
 
@@ -308,10 +368,30 @@ mod tests {
         let webhook = stored_webhook(r#"{"url": "https://example.com/t", "event": "temp", "disabled": true}"#);
         let printed = webhook_json(webhook).unwrap();
         let keys: Vec<&str> = printed.as_object().unwrap().keys().map(String::as_str).collect();
-        assert_eq!(keys, ["id", "group_id", "created_at", "updated_at", "url", "event", "disabled"]);
+        let state = ["auto_disabled", "disabled_reason", "consecutive_failures"];
+        assert_eq!(
+            keys,
+            [&["id", "group_id", "created_at", "updated_at"][..], &state, &["url", "event", "disabled"]].concat()
+        );
         assert_eq!(printed["id"], "whk_1");
         assert_eq!(printed["updated_at"], "2026-11-22T10:35:00.000Z");
         assert_eq!(printed["disabled"], true);
+    }
+
+    #[test]
+    fn a_new_signing_secret_prints_after_the_stored_fields_and_only_when_set() {
+        let mut webhook = stored_webhook(r#"{"event": "temp", "x-signing": true}"#);
+        assert!(webhook_json(webhook.clone()).unwrap().get("signing_secret").is_none());
+        webhook.signing_secret = "whsec_abc".to_owned();
+        let printed = webhook_json(webhook).unwrap();
+        let keys: Vec<&str> = printed.as_object().unwrap().keys().map(String::as_str).collect();
+        let state = ["auto_disabled", "disabled_reason", "consecutive_failures"];
+        assert_eq!(
+            keys,
+            [&["id", "group_id", "created_at", "updated_at", "signing_secret"][..], &state, &["event", "x-signing"]]
+                .concat()
+        );
+        assert_eq!(printed["signing_secret"], "whsec_abc");
     }
 
     #[test]
@@ -325,5 +405,21 @@ mod tests {
     fn a_definition_that_is_not_an_object_is_an_error() {
         let error = webhook_json(stored_webhook("[1, 2]")).unwrap_err();
         assert_eq!(error.to_string(), "webhook whk_1: the stored definition is not a JSON object");
+    }
+
+    #[test]
+    fn a_webhook_disabled_at_run_time_prints_its_state() {
+        let webhook = proto::Webhook {
+            auto_disabled: true,
+            disabled_reason: "5 consecutive failures".to_owned(),
+            consecutive_failures: 5,
+            ..stored_webhook(r#"{"event": "temp"}"#)
+        };
+        let printed = webhook_json(webhook).unwrap();
+        assert_eq!(printed["auto_disabled"], true);
+        assert_eq!(printed["disabled_reason"], "5 consecutive failures");
+        assert_eq!(printed["consecutive_failures"], 5);
+        let healthy = webhook_json(stored_webhook(r#"{"event": "temp"}"#)).unwrap();
+        assert_eq!((&healthy["auto_disabled"], &healthy["disabled_reason"]), (&Value::Bool(false), &Value::Null));
     }
 }

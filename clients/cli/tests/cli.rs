@@ -236,3 +236,65 @@ async fn a_device_forwarding_webhook_posts_raw_data_with_static_headers_as_mainf
     assert_eq!(receiver.requests().len(), 1, "only the named device's events are forwarded");
     kernel.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signing_webhook_shows_its_secret_once_and_rotate_secret_prints_a_new_one() {
+    let kernel = TestKernel::spawn().await;
+    let fixture = kernel.fixture().await;
+    let directory = tempfile::tempdir().unwrap();
+    let file = directory.path().join("signed.json");
+    std::fs::write(&file, r#"{"event": "temp", "url": "https://example.com/t", "x-signing": true}"#).unwrap();
+    let created =
+        json(&kernel, &["webhook", "create", "--group", &fixture.group_id, "--file", file.to_str().unwrap()]).await;
+    let secret = text(&created, "signing_secret");
+    assert!(secret.starts_with("whsec_"), "{created}");
+    let id = text(&created, "id");
+
+    // Never shown again: not by get, list or export (which keeps only the flag).
+    let fetched = json(&kernel, &["webhook", "get", &id]).await;
+    assert!(fetched.get("signing_secret").is_none(), "{fetched}");
+    assert_eq!(fetched["x-signing"], true);
+    let listed = json(&kernel, &["webhook", "list", "--group", &fixture.group_id]).await;
+    assert!(!listed.to_string().contains(&secret));
+    let exported = json(&kernel, &["webhook", "export", &id]).await;
+    assert_eq!(exported, serde_json::json!({"event": "temp", "url": "https://example.com/t", "x-signing": true}));
+
+    let rotated = json(&kernel, &["webhook", "rotate-secret", &id, "--grace", "60"]).await;
+    let new_secret = text(&rotated, "signing_secret");
+    assert!(new_secret.starts_with("whsec_") && new_secret != secret);
+    let output = hookwire(&kernel, &["--output", "table", "webhook", "rotate-secret", &id]).await;
+    let table = String::from_utf8_lossy(&output.stdout);
+    assert!(table.contains("SIGNING_SECRET") && table.contains("whsec_"), "the table shows the secret: {table}");
+
+    let output = hookwire(&kernel, &["webhook", "rotate-secret", &id, "--grace", "604801"]).await;
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("grace_seconds"));
+    kernel.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_disable_and_enable_print_the_webhook_with_its_run_time_state() {
+    let kernel = TestKernel::spawn().await;
+    let fixture = kernel.fixture().await;
+    let id = fixture.webhook(serde_json::json!({"event": "temp", "url": "https://example.com/t"})).await;
+
+    let fetched = json(&kernel, &["webhook", "get", &id]).await;
+    assert_eq!((&fetched["auto_disabled"], &fetched["disabled_reason"]), (&Value::Bool(false), &Value::Null));
+    assert_eq!(fetched["consecutive_failures"], 0);
+
+    let disabled = json(&kernel, &["webhook", "disable", &id]).await;
+    assert_eq!(text(&disabled, "id"), id);
+    assert_eq!(disabled["auto_disabled"], true);
+    assert_eq!(text(&disabled, "disabled_reason"), "disabled by an admin");
+    assert_eq!(text(&disabled, "event"), "temp", "the definition's fields follow");
+    assert_eq!(json(&kernel, &["webhook", "get", &id]).await["auto_disabled"], true);
+
+    let enabled = json(&kernel, &["webhook", "enable", &id]).await;
+    assert_eq!((&enabled["auto_disabled"], &enabled["disabled_reason"]), (&Value::Bool(false), &Value::Null));
+    assert_eq!(enabled["consecutive_failures"], 0);
+
+    let output = hookwire(&kernel, &["webhook", "enable", "whk_0123456789abcdef0123456789abcdef"]).await;
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("not found"));
+    kernel.stop().await;
+}

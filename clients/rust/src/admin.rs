@@ -105,7 +105,9 @@ impl AdminClient {
         Ok(())
     }
 
-    /// Creates a webhook in the group `group_id` from its Particle webhook JSON definition.
+    /// Creates a webhook in the group `group_id` from its Particle webhook JSON definition. With
+    /// `"x-signing": true`, the answer's `signing_secret` holds its signing secret, which the server shows only
+    /// this once.
     pub async fn create_webhook(
         &self,
         group_id: impl Into<String>,
@@ -136,7 +138,8 @@ impl AdminClient {
         Ok(self.webhooks.clone().list_webhooks(request).await?.into_inner().webhooks)
     }
 
-    /// Replaces the definition of the webhook `id`; the id stays.
+    /// Replaces the definition of the webhook `id`; the id stays. When the new definition turns `x-signing` on,
+    /// the answer's `signing_secret` holds the new signing secret (shown only this once).
     pub async fn update_webhook(
         &self,
         id: impl Into<String>,
@@ -151,6 +154,33 @@ impl AdminClient {
         let request = proto::DeleteWebhookRequest { id: id.into() };
         self.webhooks.clone().delete_webhook(request).await?;
         Ok(())
+    }
+
+    /// Enables the webhook `id` after it was disabled at run time (by its `x-failureLimit`, a `410 Gone` with
+    /// `x-retry`, or [`disable_webhook`](Self::disable_webhook)) and resets its count of consecutive failures;
+    /// returns the webhook with its state.
+    pub async fn enable_webhook(&self, id: impl Into<String>) -> Result<proto::Webhook> {
+        let request = proto::EnableWebhookRequest { id: id.into() };
+        Ok(self.webhooks.clone().enable_webhook(request).await?.into_inner())
+    }
+
+    /// Disables the webhook `id` at run time, its definition unchanged (`disabled_reason` "disabled by an admin");
+    /// returns the webhook with its state. [`enable_webhook`](Self::enable_webhook) undoes it.
+    pub async fn disable_webhook(&self, id: impl Into<String>) -> Result<proto::Webhook> {
+        let request = proto::DisableWebhookRequest { id: id.into() };
+        Ok(self.webhooks.clone().disable_webhook(request).await?.into_inner())
+    }
+
+    /// Gives the signing webhook `id` a new signing secret, in the answer's `signing_secret` (shown only this
+    /// once). The old secret keeps signing for `grace_seconds` (one day when `None`, at most seven days), so that
+    /// requests carry both signatures meanwhile; `Some(0)` retires every old secret at once.
+    pub async fn rotate_webhook_secret(
+        &self,
+        id: impl Into<String>,
+        grace_seconds: Option<u32>,
+    ) -> Result<proto::Webhook> {
+        let request = proto::RotateWebhookSecretRequest { id: id.into(), grace_seconds };
+        Ok(self.webhooks.clone().rotate_webhook_secret(request).await?.into_inner())
     }
 
     /// Subscribes to the live events of the group `group_id` whose name starts with `prefix` (empty: all of

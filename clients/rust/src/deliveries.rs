@@ -5,7 +5,11 @@ use crate::{AdminClient, Result, proto};
 impl AdminClient {
     /// A webhook's last 10 successful and last 10 failed attempts, newest first (as Particle's console shows
     /// them), since `since` (ISO-8601 UTC) when given.
-    pub async fn recent_attempts(&self, webhook_id: impl Into<String>, since: Option<&str>) -> Result<Vec<proto::Attempt>> {
+    pub async fn recent_attempts(
+        &self,
+        webhook_id: impl Into<String>,
+        since: Option<&str>,
+    ) -> Result<Vec<proto::Attempt>> {
         let request = proto::ListAttemptsRequest {
             webhook_id: webhook_id.into(),
             since: since.unwrap_or_default().to_owned(),
@@ -41,7 +45,8 @@ impl AdminClient {
     /// Delivers again a webhook's deliveries created since `since` (ISO-8601 UTC) whose status is `status`
     /// (`failed`, `skipped` or `all`); returns how many were queued.
     pub async fn replay(&self, webhook_id: impl Into<String>, since: &str, status: &str) -> Result<u64> {
-        let request = proto::ReplayRequest { webhook_id: webhook_id.into(), since: since.to_owned(), status: status.to_owned() };
+        let request =
+            proto::ReplayRequest { webhook_id: webhook_id.into(), since: since.to_owned(), status: status.to_owned() };
         Ok(self.deliveries.clone().replay(request).await?.into_inner().num_replayed)
     }
 

@@ -105,7 +105,8 @@ impl WebhookService for AdminApi {
         self.authorize(&request)?;
         let message = request.into_inner();
         let group_id = parse_id("group_id", &message.group_id, GroupId::parse)?;
-        Ok(Response::new(self.kernel.create_webhook(&group_id, &message.definition_json).await?.into()))
+        let (webhook, signing_secret) = self.kernel.create_webhook(&group_id, &message.definition_json).await?;
+        Ok(Response::new(with_secret(webhook.into(), signing_secret)))
     }
 
     async fn get_webhook(&self, request: Request<proto::GetWebhookRequest>) -> Reply<proto::Webhook> {
@@ -131,7 +132,8 @@ impl WebhookService for AdminApi {
         self.authorize(&request)?;
         let message = request.into_inner();
         let id = parse_id("id", &message.id, WebhookId::parse)?;
-        Ok(Response::new(self.kernel.update_webhook(&id, &message.definition_json).await?.into()))
+        let (webhook, signing_secret) = self.kernel.update_webhook(&id, &message.definition_json).await?;
+        Ok(Response::new(with_secret(webhook.into(), signing_secret)))
     }
 
     async fn delete_webhook(
@@ -143,6 +145,34 @@ impl WebhookService for AdminApi {
         self.kernel.delete_webhook(&id).await?;
         Ok(Response::new(proto::DeleteWebhookResponse {}))
     }
+
+    async fn rotate_webhook_secret(
+        &self,
+        request: Request<proto::RotateWebhookSecretRequest>,
+    ) -> Reply<proto::Webhook> {
+        self.authorize(&request)?;
+        let message = request.into_inner();
+        let id = parse_id("id", &message.id, WebhookId::parse)?;
+        let (webhook, signing_secret) = self.kernel.rotate_webhook_secret(&id, message.grace_seconds).await?;
+        Ok(Response::new(with_secret(webhook.into(), Some(signing_secret))))
+    }
+
+    async fn enable_webhook(&self, request: Request<proto::EnableWebhookRequest>) -> Reply<proto::Webhook> {
+        self.authorize(&request)?;
+        let id = parse_id("id", &request.get_ref().id, WebhookId::parse)?;
+        Ok(Response::new(self.kernel.enable_webhook(&id).await?.into()))
+    }
+
+    async fn disable_webhook(&self, request: Request<proto::DisableWebhookRequest>) -> Reply<proto::Webhook> {
+        self.authorize(&request)?;
+        let id = parse_id("id", &request.get_ref().id, WebhookId::parse)?;
+        Ok(Response::new(self.kernel.disable_webhook(&id).await?.into()))
+    }
+}
+
+/// A webhook answer carrying a secret shown this once.
+fn with_secret(webhook: proto::Webhook, signing_secret: Option<String>) -> proto::Webhook {
+    proto::Webhook { signing_secret: signing_secret.unwrap_or_default(), ..webhook }
 }
 
 /// The stream of a group's events.

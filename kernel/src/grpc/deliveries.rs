@@ -54,7 +54,8 @@ impl DeliveryService for DeliveryApi {
         let message = request.into_inner();
         let webhook_id = parse_id("webhook_id", &message.webhook_id, WebhookId::parse)?;
         let since = parse_since("since", &message.since)?;
-        let page = self.kernel.list_attempts(&webhook_id, message.all, since, message.limit, &message.page_token).await?;
+        let page =
+            self.kernel.list_attempts(&webhook_id, message.all, since, message.limit, &message.page_token).await?;
         Ok(Response::new(proto::ListAttemptsResponse {
             attempts: page.attempts.into_iter().map(Into::into).collect(),
             next_page_token: page.next_page_token.unwrap_or_default(),

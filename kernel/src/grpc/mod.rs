@@ -39,6 +39,10 @@ impl From<WebhookRow> for proto::Webhook {
             definition_json: webhook.definition,
             created_at: iso8601_ms(webhook.created_at),
             updated_at: iso8601_ms(webhook.updated_at),
+            signing_secret: String::new(),
+            auto_disabled: webhook.state.disabled_reason.is_some(),
+            disabled_reason: webhook.state.disabled_reason.unwrap_or_default(),
+            consecutive_failures: webhook.state.consecutive_failures,
         }
     }
 }

@@ -59,8 +59,14 @@ fn from_row(row: &sqlx::any::AnyRow) -> Result<AttemptRow, sqlx::Error> {
     })
 }
 
-async fn select_attempts(pool: &AnyPool, condition: &str, binds: (&WebhookId, i64, i64, i64)) -> Result<Vec<AttemptRow>, StoreError> {
-    let sql = format!("SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE webhook_id = $1 AND started_at >= $2 AND {condition} ORDER BY id DESC LIMIT $4");
+async fn select_attempts(
+    pool: &AnyPool,
+    condition: &str,
+    binds: (&WebhookId, i64, i64, i64),
+) -> Result<Vec<AttemptRow>, StoreError> {
+    let sql = format!(
+        "SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE webhook_id = $1 AND started_at >= $2 AND {condition} ORDER BY id DESC LIMIT $4"
+    );
     let (webhook_id, since_ms, before_id, limit) = binds;
     let rows = sqlx::query(AssertSqlSafe(sql))
         .bind(webhook_id.as_str())
@@ -73,15 +79,29 @@ async fn select_attempts(pool: &AnyPool, condition: &str, binds: (&WebhookId, i6
 }
 
 /// The last `limit` successful and the last `limit` failed attempts of a webhook since a time, newest first.
-pub async fn recent_attempts(pool: &AnyPool, webhook_id: &WebhookId, since_ms: i64, limit: i64) -> Result<Vec<AttemptRow>, StoreError> {
-    let mut attempts = select_attempts(pool, "error_class IS NULL AND id < $3", (webhook_id, since_ms, i64::MAX, limit)).await?;
-    attempts.extend(select_attempts(pool, "error_class IS NOT NULL AND id < $3", (webhook_id, since_ms, i64::MAX, limit)).await?);
-    attempts.sort_by(|a, b| b.id.cmp(&a.id));
+pub async fn recent_attempts(
+    pool: &AnyPool,
+    webhook_id: &WebhookId,
+    since_ms: i64,
+    limit: i64,
+) -> Result<Vec<AttemptRow>, StoreError> {
+    let mut attempts =
+        select_attempts(pool, "error_class IS NULL AND id < $3", (webhook_id, since_ms, i64::MAX, limit)).await?;
+    attempts.extend(
+        select_attempts(pool, "error_class IS NOT NULL AND id < $3", (webhook_id, since_ms, i64::MAX, limit)).await?,
+    );
+    attempts.sort_by_key(|attempt| std::cmp::Reverse(attempt.id));
     Ok(attempts)
 }
 
 /// A page of a webhook's attempts since a time, newest first, with ids below `before_id`.
-pub async fn attempt_page(pool: &AnyPool, webhook_id: &WebhookId, since_ms: i64, before_id: i64, limit: i64) -> Result<Vec<AttemptRow>, StoreError> {
+pub async fn attempt_page(
+    pool: &AnyPool,
+    webhook_id: &WebhookId,
+    since_ms: i64,
+    before_id: i64,
+    limit: i64,
+) -> Result<Vec<AttemptRow>, StoreError> {
     select_attempts(pool, "id < $3", (webhook_id, since_ms, before_id, limit)).await
 }
 
@@ -93,7 +113,11 @@ pub async fn get_attempt(pool: &AnyPool, id: i64) -> Result<Option<AttemptRow>, 
 }
 
 /// Counts a webhook's deliveries created since a time by UTC day and status: `(day number, status, count)`.
-pub async fn daily_counts(pool: &AnyPool, webhook_id: &WebhookId, since_ms: i64) -> Result<Vec<(i64, i64, i64)>, StoreError> {
+pub async fn daily_counts(
+    pool: &AnyPool,
+    webhook_id: &WebhookId,
+    since_ms: i64,
+) -> Result<Vec<(i64, i64, i64)>, StoreError> {
     let rows = sqlx::query(
         "SELECT created_at / 86400000 AS day, status, COUNT(*) AS num FROM deliveries \
          WHERE webhook_id = $1 AND created_at >= $2 GROUP BY created_at / 86400000, status",
@@ -171,11 +195,12 @@ pub const PRUNE_BATCH: i64 = 1000;
 
 /// Deletes up to [`PRUNE_BATCH`] attempts that started before `before_ms`; returns how many.
 pub async fn prune_attempts(pool: &AnyPool, before_ms: i64) -> Result<u64, StoreError> {
-    let result = sqlx::query("DELETE FROM attempts WHERE id IN (SELECT id FROM attempts WHERE started_at < $1 LIMIT $2)")
-        .bind(before_ms)
-        .bind(PRUNE_BATCH)
-        .execute(pool)
-        .await?;
+    let result =
+        sqlx::query("DELETE FROM attempts WHERE id IN (SELECT id FROM attempts WHERE started_at < $1 LIMIT $2)")
+            .bind(before_ms)
+            .bind(PRUNE_BATCH)
+            .execute(pool)
+            .await?;
     Ok(result.rows_affected())
 }
 

@@ -107,6 +107,21 @@ impl SqlJournal {
                 .execute(&mut *transaction)
                 .await?;
         }
+        for state in &batch.webhook_states {
+            // A webhook deleted meanwhile has no state to keep: the guard skips it rather than fail the batch.
+            sqlx::query(
+                "INSERT INTO webhook_state (webhook_id, consecutive_failures, disabled_reason, updated_at) \
+                 SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM webhooks WHERE id = $1) \
+                 ON CONFLICT (webhook_id) DO UPDATE SET consecutive_failures = excluded.consecutive_failures, \
+                 disabled_reason = excluded.disabled_reason, updated_at = excluded.updated_at",
+            )
+            .bind(state.webhook_id.as_str())
+            .bind(i64::from(state.consecutive_failures))
+            .bind(state.disabled_reason.as_deref())
+            .bind(now)
+            .execute(&mut *transaction)
+            .await?;
+        }
         transaction.commit().await?;
         Ok(())
     }
@@ -144,17 +159,17 @@ pub async fn pending_deliveries(
     after: Option<&DeliveryId>,
     limit: i64,
 ) -> Result<Vec<PendingDelivery>, StoreError> {
-    let rows = sqlx::query(AssertSqlSafe(format!("{PENDING_SELECT} WHERE d.status = 0 AND d.id > $1 ORDER BY d.id LIMIT $2")))
-        .bind(after.map_or("", DeliveryId::as_str))
-        .bind(limit)
-        .fetch_all(pool)
-        .await?;
+    let rows =
+        sqlx::query(AssertSqlSafe(format!("{PENDING_SELECT} WHERE d.status = 0 AND d.id > $1 ORDER BY d.id LIMIT $2")))
+            .bind(after.map_or("", DeliveryId::as_str))
+            .bind(limit)
+            .fetch_all(pool)
+            .await?;
     pending_from_rows(&rows)
 }
 
 /// The columns of a delivery with its event and device, as [`pending_from_rows`] reads them.
-pub(crate) const PENDING_SELECT: &str =
-    "SELECT d.id AS delivery_id, d.webhook_id, d.num_attempts, e.id AS event_id, e.group_id, e.device_id, e.name, \
+pub(crate) const PENDING_SELECT: &str = "SELECT d.id AS delivery_id, d.webhook_id, d.num_attempts, e.id AS event_id, e.group_id, e.device_id, e.name, \
             e.data, e.published_at, e.ttl, v.product_id, v.firmware_version, v.owner \
      FROM deliveries d JOIN events e ON e.id = d.event_id LEFT JOIN devices v ON v.id = e.device_id";
 

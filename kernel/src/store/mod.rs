@@ -7,6 +7,8 @@ pub mod attempts;
 pub mod devices;
 pub mod groups;
 pub mod journal;
+pub mod secrets;
+pub mod webhook_state;
 pub mod webhooks;
 
 use hookwire_proto::ErrorCode;

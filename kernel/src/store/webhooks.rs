@@ -1,6 +1,7 @@
 //! Webhooks, stored as the JSON definition their user gave, with the devices they are limited to indexed beside.
 
 use super::StoreError;
+use super::secrets;
 use hookwire_actors::ids::{DeviceId, GroupId, WebhookId};
 use sqlx::{AnyPool, Row};
 
@@ -17,6 +18,8 @@ pub struct WebhookRow {
     pub created_at: i64,
     /// Last change, epoch milliseconds.
     pub updated_at: i64,
+    /// Its run-time state (failures, disabled); the kernel fills it in, queries here leave the default.
+    pub state: super::webhook_state::WebhookStateRow,
 }
 
 fn from_row(row: &sqlx::any::AnyRow) -> Result<WebhookRow, StoreError> {
@@ -26,6 +29,7 @@ fn from_row(row: &sqlx::any::AnyRow) -> Result<WebhookRow, StoreError> {
         definition: row.try_get("definition")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
+        state: Default::default(),
     })
 }
 
@@ -48,8 +52,13 @@ async fn replace_devices(
     Ok(())
 }
 
-/// Inserts a webhook and the devices it is limited to.
-pub async fn insert_webhook(pool: &AnyPool, webhook: &WebhookRow, devices: &[DeviceId]) -> Result<(), StoreError> {
+/// Inserts a webhook, the devices it is limited to and, when it signs, its signing secret.
+pub async fn insert_webhook(
+    pool: &AnyPool,
+    webhook: &WebhookRow,
+    devices: &[DeviceId],
+    signing_secret: Option<&str>,
+) -> Result<(), StoreError> {
     let mut transaction = pool.begin().await?;
     sqlx::query("INSERT INTO webhooks (id, group_id, definition, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)")
         .bind(webhook.id.as_str())
@@ -60,18 +69,36 @@ pub async fn insert_webhook(pool: &AnyPool, webhook: &WebhookRow, devices: &[Dev
         .execute(&mut *transaction)
         .await?;
     replace_devices(&mut transaction, &webhook.id, devices).await?;
+    if let Some(secret) = signing_secret {
+        secrets::ensure_current_secret(&mut transaction, &webhook.id, secret, webhook.created_at).await?;
+    }
     transaction.commit().await?;
     Ok(())
 }
 
-/// Replaces a webhook's definition; false when there is no such webhook.
+/// What [`update_webhook`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebhookUpdate {
+    /// There is no such webhook.
+    NotFound,
+    /// The definition was replaced; `secret_installed` is true when the signing secret given became the current
+    /// one (the webhook had none: signing was just turned on).
+    Replaced {
+        /// The signing secret given is now the current one.
+        secret_installed: bool,
+    },
+}
+
+/// Replaces a webhook's definition. With a signing secret, the webhook keeps its current secret or, having none,
+/// gets this one; without, its secrets are deleted.
 pub async fn update_webhook(
     pool: &AnyPool,
     id: &WebhookId,
     definition: &str,
     devices: &[DeviceId],
     updated_at: i64,
-) -> Result<bool, StoreError> {
+    signing_secret: Option<&str>,
+) -> Result<WebhookUpdate, StoreError> {
     let mut transaction = pool.begin().await?;
     let result = sqlx::query("UPDATE webhooks SET definition = $1, updated_at = $2 WHERE id = $3")
         .bind(definition)
@@ -80,11 +107,18 @@ pub async fn update_webhook(
         .execute(&mut *transaction)
         .await?;
     if result.rows_affected() == 0 {
-        return Ok(false);
+        return Ok(WebhookUpdate::NotFound);
     }
     replace_devices(&mut transaction, id, devices).await?;
+    let secret_installed = match signing_secret {
+        Some(secret) => secrets::ensure_current_secret(&mut transaction, id, secret, updated_at).await?,
+        None => {
+            secrets::delete_secrets(&mut transaction, id).await?;
+            false
+        }
+    };
     transaction.commit().await?;
-    Ok(true)
+    Ok(WebhookUpdate::Replaced { secret_installed })
 }
 
 /// Gets a webhook.
