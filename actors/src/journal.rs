@@ -102,6 +102,14 @@ pub struct AttemptRecord {
     pub error_message: Option<String>,
     /// The delivery's status after this attempt.
     pub delivery_status: DeliveryStatus,
+    /// The request's headers as a JSON object, secrets masked (empty when nothing was sent).
+    pub request_headers: String,
+    /// The first [`crate::request::MAX_LOGGED_BODY_BYTES`] of the request body.
+    pub request_body: bytes::Bytes,
+    /// The response's headers as a JSON object, when a response came.
+    pub response_headers: Option<String>,
+    /// The first [`crate::request::MAX_LOGGED_BODY_BYTES`] of the response body, when a response came.
+    pub response_body: Option<bytes::Bytes>,
 }
 
 /// A webhook's run-time state after a delivery changed it: what survives a restart of its failure limit.
@@ -160,6 +168,10 @@ pub enum AckTarget {
 
 /// A queued write.
 #[derive(Debug)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "entries move by value through a bounded channel; boxing the attempt would cost an allocation per delivery"
+)]
 pub enum JournalEntry {
     /// A publish, acked once written.
     Event {

@@ -10,6 +10,34 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Map, Value};
 use std::sync::Arc;
 
+/// The most bytes of a request or response body the attempt log keeps.
+pub const MAX_LOGGED_BODY_BYTES: usize = 4096;
+
+/// Header names whose values never reach the attempt log.
+const SECRET_HEADER_WORDS: [&str; 7] = ["authorization", "cookie", "token", "secret", "key", "password", "signature"];
+
+/// Headers as a JSON object for the attempt log, with the values of credentials and signatures masked.
+pub fn headers_for_log(headers: &HeaderMap) -> String {
+    let map: Map<String, Value> = headers
+        .iter()
+        .map(|(name, value)| {
+            let name = name.as_str();
+            let shown = if SECRET_HEADER_WORDS.iter().any(|word| name.contains(word)) {
+                "***".into()
+            } else {
+                String::from_utf8_lossy(value.as_bytes()).into_owned()
+            };
+            (name.to_owned(), Value::String(shown))
+        })
+        .collect();
+    Value::Object(map).to_string()
+}
+
+/// The part of a body the attempt log keeps (a shared slice, not a copy).
+pub fn body_for_log(body: &Bytes) -> Bytes {
+    body.slice(..body.len().min(MAX_LOGGED_BODY_BYTES))
+}
+
 /// The `User-Agent` of every request.
 pub const USER_AGENT: &str = concat!("hookwire/", env!("CARGO_PKG_VERSION"), " (+webhooks)");
 
@@ -243,6 +271,22 @@ mod tests {
         );
         assert_eq!(request.body, expected);
         assert!(request.headers[header::USER_AGENT].to_str().unwrap().starts_with("hookwire/"));
+    }
+
+    #[test]
+    fn the_attempt_log_masks_credentials_and_signatures_and_bounds_bodies() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic c2VjcmV0"));
+        headers.insert("x-api-key", HeaderValue::from_static("k"));
+        headers.insert("webhook-signature", HeaderValue::from_static("v1,abc"));
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        let logged: Value = serde_json::from_str(&headers_for_log(&headers)).unwrap();
+        assert_eq!(logged["authorization"], "***");
+        assert_eq!(logged["x-api-key"], "***");
+        assert_eq!(logged["webhook-signature"], "***");
+        assert_eq!(logged["content-type"], "application/json");
+        assert_eq!(body_for_log(&Bytes::from(vec![b'x'; 10_000])).len(), MAX_LOGGED_BODY_BYTES);
+        assert_eq!(body_for_log(&Bytes::from_static(b"short")), "short");
     }
 
     #[test]

@@ -32,7 +32,7 @@ use crate::ids::{DeviceId, WebhookId};
 use crate::journal::{AttemptRecord, DeliveryStatus, JournalEntry, WebhookStateRecord};
 use crate::messages::{Dispatch, Execute};
 use crate::policy::{self, Pacer};
-use crate::request::build_request;
+use crate::request::{body_for_log, build_request, headers_for_log};
 use crate::signing;
 use crate::supervisor::Services;
 use crate::template::Template;
@@ -72,6 +72,10 @@ struct Target {
     method: String,
     url: String,
     host: String,
+    /// The headers as the attempt log shows them (secrets masked).
+    logged_headers: String,
+    /// The start of the body, as the attempt log keeps it.
+    logged_body: bytes::Bytes,
 }
 
 /// The actor.
@@ -198,13 +202,20 @@ impl WebhookActor {
                     method: webhook.method.to_string(),
                     url: webhook.url.template.source().to_owned(),
                     host: String::new(),
+                    logged_headers: String::new(),
+                    logged_body: bytes::Bytes::new(),
                 };
                 return self.conclude(delivery, target, outcome, ctx);
             }
         };
         let key = HostKey::of(&request.uri);
-        let target =
-            Target { method: request.method.to_string(), url: request.uri.to_string(), host: key.host.clone() };
+        let target = Target {
+            method: request.method.to_string(),
+            url: request.uri.to_string(),
+            host: key.host.clone(),
+            logged_headers: headers_for_log(&request.headers),
+            logged_body: body_for_log(&request.body),
+        };
         let host = self.services.supervisor.host(key);
         let execute = Execute { request, verify_tls: webhook.verify_tls };
         self.num_in_flight += 1;
@@ -337,6 +348,10 @@ impl WebhookActor {
             error_class: Some(class),
             error_message: Some(message.clone()),
             delivery_status: DeliveryStatus::Dropped,
+            request_headers: String::new(),
+            request_body: bytes::Bytes::new(),
+            response_headers: None,
+            response_body: None,
         }));
         self.report_error(dispatch, &message);
     }
@@ -356,6 +371,10 @@ impl WebhookActor {
             error_class: outcome.failure.as_ref().map(|failure| failure.class.as_str()),
             error_message: outcome.failure.as_ref().map(|failure| failure.message.clone()),
             delivery_status: status,
+            request_headers: target.logged_headers.clone(),
+            request_body: target.logged_body.clone(),
+            response_headers: outcome.response.as_ref().map(|response| headers_for_log(&response.headers)),
+            response_body: outcome.response.as_ref().map(|response| body_for_log(&response.body)),
         }));
     }
 

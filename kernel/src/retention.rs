@@ -103,6 +103,10 @@ mod tests {
             error_class: None,
             error_message: None,
             delivery_status: status,
+            request_headers: "{}".into(),
+            request_body: Default::default(),
+            response_headers: None,
+            response_body: None,
         };
         let mut batch = JournalBatch::default();
         batch.events.push(EventRecord { event: std::sync::Arc::new(event), deliveries: vec![delivery] });

@@ -25,7 +25,9 @@ async fn attempts_are_logged_counted_per_day_and_failed_ones_can_be_replayed() {
     let kernel = TestKernel::spawn().await;
     let receiver = FakeReceiver::start().await;
     let fixture = kernel.fixture().await;
-    let webhook_id = fixture.webhook(json!({"event": "job", "url": format!("{}/jobs", receiver.base_url)})).await;
+    let webhook_id = fixture
+        .webhook(json!({"event": "job", "url": format!("{}/jobs", receiver.base_url), "auth": {"username": "u", "password": "p"}}))
+        .await;
     let device = kernel.device(&fixture.device_token).await;
 
     receiver.respond(500, "down");
@@ -48,6 +50,19 @@ async fn attempts_are_logged_counted_per_day_and_failed_ones_can_be_replayed() {
     assert!(errors[0].error_message.contains("error status 500"), "{:?}", errors[0]);
     assert_eq!(errors[0].delivery_status, "failed");
     assert!(errors[0].request_url.ends_with("/jobs") && errors[0].request_method == "POST");
+    // What was sent and what came back, as the attempt log keeps them.
+    assert_eq!(
+        errors[0].request_headers.get("content-type").map(String::as_str),
+        Some("application/x-www-form-urlencoded")
+    );
+    assert_eq!(
+        errors[0].request_headers.get("authorization").map(String::as_str),
+        Some("***"),
+        "credentials are masked"
+    );
+    assert!(String::from_utf8_lossy(&errors[0].request_body).starts_with("event=job&data=failing"));
+    assert_eq!(errors[0].response_body, b"down");
+    assert!(errors[0].response_headers.contains_key("content-length"));
     let successes: Vec<_> = attempts.iter().filter(|attempt| attempt.error_class.is_empty()).collect();
     assert_eq!(successes.len(), 2);
     assert_eq!(successes[0].delivery_status, "succeeded");

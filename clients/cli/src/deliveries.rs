@@ -33,6 +33,10 @@ fn attempt_json(attempt: hookwire_client::proto::Attempt) -> Value {
         "error_class": (!attempt.error_class.is_empty()).then_some(attempt.error_class),
         "error_message": (!attempt.error_message.is_empty()).then_some(attempt.error_message),
         "delivery_status": attempt.delivery_status,
+        "request_headers": attempt.request_headers.into_iter().collect::<std::collections::BTreeMap<_, _>>(),
+        "request_body": String::from_utf8_lossy(&attempt.request_body),
+        "response_headers": attempt.response_headers.into_iter().collect::<std::collections::BTreeMap<_, _>>(),
+        "response_body": String::from_utf8_lossy(&attempt.response_body),
     })
 }
 

@@ -26,6 +26,11 @@ impl DeliveryApi {
 
 type Reply<T> = Result<Response<T>, Status>;
 
+/// Reads headers stored as a JSON object of strings.
+fn header_map(json: Option<&str>) -> std::collections::HashMap<String, String> {
+    json.and_then(|json| serde_json::from_str(json).ok()).unwrap_or_default()
+}
+
 impl From<crate::store::attempts::AttemptRow> for proto::Attempt {
     fn from(row: crate::store::attempts::AttemptRow) -> Self {
         let status = i16::try_from(row.delivery_status).ok().and_then(DeliveryStatus::from_i16);
@@ -43,6 +48,10 @@ impl From<crate::store::attempts::AttemptRow> for proto::Attempt {
             error_class: row.error_class.unwrap_or_default(),
             error_message: row.error_message.unwrap_or_default(),
             delivery_status: status.map_or("unknown", DeliveryStatus::as_str).to_owned(),
+            request_headers: header_map(row.request_headers.as_deref()),
+            request_body: row.request_body.unwrap_or_default(),
+            response_headers: header_map(row.response_headers.as_deref()),
+            response_body: row.response_body.unwrap_or_default(),
         }
     }
 }

@@ -36,10 +36,19 @@ pub struct AttemptRow {
     pub error_message: Option<String>,
     /// The delivery's status after the attempt.
     pub delivery_status: i64,
+    /// The request headers as a JSON object (secrets masked).
+    pub request_headers: Option<String>,
+    /// The start of the request body.
+    pub request_body: Option<Vec<u8>>,
+    /// The response headers as a JSON object.
+    pub response_headers: Option<String>,
+    /// The start of the response body.
+    pub response_body: Option<Vec<u8>>,
 }
 
 const ATTEMPT_COLUMNS: &str = "id, delivery_id, webhook_id, event_id, attempt, started_at, duration_ms, request_method, \
-     request_url, response_status, error_class, error_message, delivery_status";
+     request_url, response_status, error_class, error_message, delivery_status, request_headers, request_body, \
+     response_headers, response_body";
 
 fn from_row(row: &sqlx::any::AnyRow) -> Result<AttemptRow, sqlx::Error> {
     Ok(AttemptRow {
@@ -56,6 +65,10 @@ fn from_row(row: &sqlx::any::AnyRow) -> Result<AttemptRow, sqlx::Error> {
         error_class: row.try_get("error_class")?,
         error_message: row.try_get("error_message")?,
         delivery_status: row.try_get("delivery_status")?,
+        request_headers: row.try_get("request_headers")?,
+        request_body: row.try_get("request_body")?,
+        response_headers: row.try_get("response_headers")?,
+        response_body: row.try_get("response_body")?,
     })
 }
 

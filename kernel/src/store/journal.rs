@@ -76,8 +76,9 @@ impl SqlJournal {
         for attempts in batch.attempts.chunks(ROWS_PER_STATEMENT) {
             let sql = insert_values_sql(
                 "attempts (delivery_id, webhook_id, event_id, attempt, started_at, duration_ms, request_method, request_url, \
-                 response_status, error_class, error_message, delivery_status)",
-                12,
+                 response_status, error_class, error_message, delivery_status, request_headers, request_body, \
+                 response_headers, response_body)",
+                16,
                 attempts.len(),
             );
             let mut query = sqlx::query(AssertSqlSafe(sql));
@@ -94,7 +95,11 @@ impl SqlJournal {
                     .bind(attempt.response_status.map(i64::from))
                     .bind(attempt.error_class)
                     .bind(attempt.error_message.as_deref())
-                    .bind(attempt.delivery_status as i64);
+                    .bind(attempt.delivery_status as i64)
+                    .bind(attempt.request_headers.as_str())
+                    .bind(&attempt.request_body[..])
+                    .bind(attempt.response_headers.as_deref())
+                    .bind(attempt.response_body.as_deref());
             }
             query.execute(&mut *transaction).await?;
         }
