@@ -2,47 +2,14 @@
 //! with SIGKILL at an arbitrary moment, and after a restart on the same database every event that was acked
 //! reaches the receiver at least once.
 
+mod support;
+
 use hookwire_client::{AdminClient, DeviceClient};
 use hookwire_tests::{FakeReceiver, Reply};
 use std::collections::HashSet;
-use std::path::Path;
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::AsyncBufReadExt as _;
-use tokio::process::{Child, Command};
-
-const ROOT_TOKEN: &str = "crash-test-root-token";
-
-/// Starts `hookwired` on a random port and returns it with its endpoint, read from its "ready" log line.
-async fn start_kernel(database: &Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hookwired"))
-        .args(["--listen", "127.0.0.1:0", "--allow-destination", "127.0.0.0/8", "--log-format", "json"])
-        .arg("--database")
-        .arg(format!("sqlite://{}", database.display()))
-        .env("HOOKWIRE_ROOT_TOKEN", ROOT_TOKEN)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start hookwired");
-    let mut lines = tokio::io::BufReader::new(child.stderr.take().expect("stderr")).lines();
-    let address = tokio::time::timeout(Duration::from_secs(30), async {
-        while let Some(line) = lines.next_line().await.expect("read the log") {
-            let Ok(record) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
-            if record["message"] == "hookwired ready" {
-                return record["address"].as_str().expect("address in the ready line").to_owned();
-            }
-        }
-        panic!("hookwired exited before it was ready");
-    })
-    .await
-    .expect("hookwired ready within 30 s");
-    // Keep draining the log so the process never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, format!("http://{address}"))
-}
+use support::{ROOT_TOKEN, start_kernel};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_acked_event_is_delivered_after_a_sigkill_under_load() {
@@ -52,7 +19,7 @@ async fn every_acked_event_is_delivered_after_a_sigkill_under_load() {
     // A little latency keeps deliveries in flight when the kill comes.
     receiver.reply_with(Reply { status: 200, delay: Duration::from_millis(5), ..Reply::default() });
 
-    let (mut kernel, endpoint) = start_kernel(&database).await;
+    let (mut kernel, endpoint) = start_kernel(&database, "").await;
     let admin = AdminClient::connect(&endpoint, ROOT_TOKEN).await.unwrap();
     let group = admin.create_group("crash").await.unwrap();
     let definition = serde_json::json!({"event": "load", "url": receiver.base_url, "body": "{{{PARTICLE_EVENT_ID}}}"});
@@ -102,7 +69,7 @@ async fn every_acked_event_is_delivered_after_a_sigkill_under_load() {
     let acked: HashSet<String> = acked.lock().unwrap().iter().cloned().collect();
     let received_before = receiver.requests().len();
 
-    let (mut kernel, _endpoint) = start_kernel(&database).await;
+    let (mut kernel, _endpoint) = start_kernel(&database, "").await;
     let missing_ids = |receiver: &FakeReceiver| -> Vec<String> {
         let received: HashSet<String> = receiver.requests().iter().map(|request| request.text()).collect();
         acked.iter().filter(|id| !received.contains(*id)).cloned().collect()

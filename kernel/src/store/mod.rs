@@ -61,16 +61,8 @@ impl From<sqlx::Error> for StoreError {
                 StoreError::Conflict(database.message().to_owned())
             }
             sqlx::Error::Database(database) => {
-                // SQLite: SQLITE_FULL (13), SQLITE_IOERR (10), SQLITE_BUSY (5), SQLITE_READONLY (8), SQLITE_CANTOPEN (14);
-                // PostgreSQL class 53 (insufficient resources), 57 (operator intervention), 08 (connection), 58
-                // (system error), and 55000, which is how a database that refuses connections answers a new one.
                 let code = database.code().map(|code| code.into_owned()).unwrap_or_default();
-                let transient = matches!(code.as_str(), "5" | "8" | "10" | "13" | "14" | "517" | "261" | "266")
-                    || code.starts_with("53")
-                    || code.starts_with("57")
-                    || code.starts_with("08")
-                    || code.starts_with("58")
-                    || code == "55000";
+                let transient = is_transient_code(&code);
                 if transient {
                     StoreError::Unavailable(error.to_string())
                 } else {
@@ -85,6 +77,19 @@ impl From<sqlx::Error> for StoreError {
             _ => StoreError::Internal(error.to_string()),
         }
     }
+}
+
+/// True for database error codes that mean the database cannot work now (down, full, busy), as opposed to
+/// refusing the data. SQLite's codes are numbers whose low byte is the primary code (an extended code such as 778,
+/// `SQLITE_IOERR_WRITE`, is a kind of `SQLITE_IOERR`): BUSY (5), LOCKED (6), READONLY (8), IOERR (10), FULL (13),
+/// CANTOPEN (14). PostgreSQL's are SQLSTATEs: classes 08 (connection), 53 (insufficient resources), 57 (operator
+/// intervention) and 58 (system error), and 55000, which is how a database that refuses connections answers.
+fn is_transient_code(code: &str) -> bool {
+    // SQLSTATEs always have five characters (some are all digits); SQLite's codes have at most four digits.
+    if code.len() == 5 {
+        return ["08", "53", "57", "58"].iter().any(|class| code.starts_with(class)) || code == "55000";
+    }
+    code.parse::<u32>().is_ok_and(|sqlite| matches!(sqlite & 0xff, 5 | 6 | 8 | 10 | 13 | 14))
 }
 
 /// The store.
@@ -203,6 +208,16 @@ mod tests {
     #[test]
     fn insert_values_numbers_placeholders_row_by_row() {
         assert_eq!(insert_values_sql("t (a, b)", 2, 2), "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4)");
+    }
+
+    #[test]
+    fn outages_and_full_disks_are_transient_and_refused_data_is_not() {
+        for code in ["13", "10", "778", "266", "5", "517", "08006", "53100", "57P01", "55000"] {
+            assert!(is_transient_code(code), "{code}");
+        }
+        for code in ["19", "2067", "1", "23505", "22P02", "42601"] {
+            assert!(!is_transient_code(code), "{code}");
+        }
     }
 
     #[test]
