@@ -298,3 +298,49 @@ async fn webhook_disable_and_enable_print_the_webhook_with_its_run_time_state() 
     assert!(String::from_utf8_lossy(&output.stderr).contains("not found"));
     kernel.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_history_and_replay_print_what_happened_to_a_webhooks_deliveries() {
+    let kernel = TestKernel::spawn().await;
+    let receiver = FakeReceiver::start().await;
+    receiver.respond(503, "busy");
+    let fixture = kernel.fixture().await;
+    let webhook_id = fixture.webhook(serde_json::json!({"event": "job", "url": receiver.base_url})).await;
+    kernel.device(&fixture.device_token).await.publish("job", "1").await.unwrap();
+    receiver.first_request().await;
+
+    // The attempt record is written in the journal's next batch: wait for it.
+    let logs = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let logs = json(&kernel, &["webhook", "logs", &webhook_id]).await;
+            if !logs.as_array().unwrap().is_empty() {
+                return logs;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("the attempt is logged within 10 s");
+    assert_eq!(text(&logs[0], "error_class"), "http_5xx");
+    assert_eq!(logs[0]["response_status"], 503);
+    assert_eq!(text(&logs[0], "response_body"), "busy");
+    assert_eq!(text(&logs[0], "delivery_status"), "failed");
+
+    let history = json(&kernel, &["webhook", "history", &webhook_id]).await;
+    let days = history.as_array().unwrap();
+    assert_eq!(days.len(), 31);
+    assert_eq!(days[30]["failed"], 1);
+    let table = hookwire(&kernel, &["webhook", "history", &webhook_id, "--output", "table", "--days", "2"]).await;
+    let table = String::from_utf8(table.stdout).unwrap();
+    assert!(table.lines().next().unwrap().contains("CHART") || table.to_lowercase().contains("chart"), "{table}");
+    assert!(table.contains('x'), "a failed delivery shows in the chart: {table}");
+
+    receiver.respond(200, "");
+    let replayed = json(&kernel, &["webhook", "replay", &webhook_id, "--since", "1h"]).await;
+    assert_eq!(replayed["replayed"], 1);
+    assert_eq!(receiver.wait_for(2, Duration::from_secs(10)).await.len(), 2);
+    let resent = json(&kernel, &["webhook", "resend", &logs[0]["id"].to_string()]).await;
+    assert_eq!(resent["replayed"], 1);
+    assert_eq!(receiver.wait_for(3, Duration::from_secs(10)).await.len(), 3);
+    kernel.stop().await;
+}
