@@ -91,14 +91,9 @@ impl WebhookIndex {
         });
     }
 
-    /// Finds a webhook by id (admin and recovery paths only: it scans).
-    pub fn find(&self, webhook_id: &WebhookId) -> Option<Arc<CompiledWebhook>> {
-        self.groups
-            .load()
-            .values()
-            .flat_map(|group| group.webhooks.iter())
-            .find(|webhook| &webhook.id == webhook_id)
-            .cloned()
+    /// Finds a webhook of a group by id (admin, recovery and replay paths: it scans the group).
+    pub fn find(&self, group_id: &GroupId, webhook_id: &WebhookId) -> Option<Arc<CompiledWebhook>> {
+        self.group(group_id)?.webhooks.iter().find(|webhook| &webhook.id == webhook_id).cloned()
     }
 }
 
@@ -143,11 +138,11 @@ mod tests {
         let added = webhook(&group, "new");
         index.replace_group(&group, vec![edited, added.clone()]);
 
-        let found = index.find(&original.id).unwrap();
+        let found = index.find(&group, &original.id).unwrap();
         assert_eq!(found.definition.event, "temperature", "the new definition");
         assert!(Arc::ptr_eq(&found.runtime, &original.runtime), "the same state as deliveries in flight");
         assert!(found.runtime.is_disabled() && found.runtime.consecutive_failures() == 1);
-        assert!(!index.find(&added.id).unwrap().runtime.is_disabled(), "a new webhook starts afresh");
+        assert!(!index.find(&group, &added.id).unwrap().runtime.is_disabled(), "a new webhook starts afresh");
 
         found.runtime.enable();
         let mut out = Vec::new();

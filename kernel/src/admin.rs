@@ -220,7 +220,7 @@ impl Kernel {
 
     /// The compiled webhook the index holds, if any.
     fn indexed_webhook(&self, group_id: &GroupId, id: &WebhookId) -> Option<Arc<CompiledWebhook>> {
-        self.services.index.group(group_id)?.webhooks().iter().find(|webhook| &webhook.id == id).cloned()
+        self.services.index.find(group_id, id)
     }
 
     /// Enables a webhook disabled at run time (by its failure limit, a `410 Gone` or an admin) and resets its

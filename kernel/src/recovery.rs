@@ -41,7 +41,7 @@ pub async fn dispatch(kernel: &Kernel, deliveries: Vec<PendingDelivery>) -> usiz
     let mut orphans = Vec::new();
     let mut num_dispatched = 0;
     for pending in deliveries {
-        let Some(webhook) = kernel.services.index.find(&pending.webhook_id) else {
+        let Some(webhook) = kernel.services.index.find(&pending.event.group_id, &pending.webhook_id) else {
             orphans.push(pending.delivery_id);
             continue;
         };
