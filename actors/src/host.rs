@@ -6,12 +6,14 @@
 //! It also decides when its host sleeps ([`AdaptiveSleep`]): while errors outnumber successes it sends nothing and
 //! answers every request at once with [`ErrorClass::Sleeping`]. Webhooks that turned TLS verification off
 //! (`rejectUnauthorized: false`) get a second client, built on first use, whose connections are never shared with
-//! verified requests. With `https_only`, `http://` destinations are refused.
+//! verified requests. With `https_only`, `http://` destinations are refused. Connections go straight to the host or
+//! through the outbound proxy ([`crate::connector`]), under the egress rules either way.
 //!
 //! Webhook actors send it [`Execute`]; the answer is an [`AttemptOutcome`]. Anyone may ask for its
 //! [`HostState`] with [`GetHostState`] (for metrics).
 
-use crate::egress::{Blocked, DnsFailure, EgressPolicy, EgressResolver};
+use crate::connector::{EgressConnector, OutboundProxy, ProxyFailure};
+use crate::egress::{Blocked, DnsFailure, EgressPolicy};
 use crate::messages::Execute;
 use crate::sleep::{AdaptiveSleep, OutcomeKind, SleepSettings, SleepState};
 use crate::time;
@@ -21,7 +23,6 @@ use http::HeaderMap;
 use http_body_util::{BodyExt, Full};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use std::error::Error as StdError;
 use std::fmt;
@@ -73,6 +74,8 @@ pub struct HostSettings {
     pub max_response_bytes: usize,
     /// Refuse `http://` destinations (class `BLOCKED`); only `https://` ones are sent.
     pub https_only: bool,
+    /// Send everything through this HTTP `CONNECT` proxy (to addresses resolved and checked here).
+    pub outbound_proxy: Option<OutboundProxy>,
     /// When a host sleeps.
     pub sleep: SleepSettings,
 }
@@ -85,6 +88,7 @@ impl Default for HostSettings {
             response_timeout: Duration::from_secs(20),
             max_response_bytes: 100 * 1024,
             https_only: false,
+            outbound_proxy: None,
             sleep: SleepSettings::default(),
         }
     }
@@ -208,7 +212,7 @@ pub struct HostState {
     pub num_in_flight: usize,
 }
 
-type HttpsClient = Client<HttpsConnector<HttpConnector<EgressResolver>>, Full<Bytes>>;
+type HttpsClient = Client<HttpsConnector<EgressConnector>, Full<Bytes>>;
 
 /// The actor.
 pub struct HostActor {
@@ -267,12 +271,10 @@ impl HostActor {
     }
 }
 
-/// A pooled client over the egress-checking resolver, HTTP/1.1 and HTTP/2 by ALPN.
+/// A pooled client over the egress-checking connector (direct or through the outbound proxy), HTTP/1.1 and
+/// HTTP/2 by ALPN.
 fn build_client(settings: &HostSettings, tls: rustls::ClientConfig, egress: Arc<EgressPolicy>) -> HttpsClient {
-    let mut http = HttpConnector::new_with_resolver(EgressResolver::new(egress));
-    http.enforce_http(false);
-    http.set_nodelay(true);
-    http.set_connect_timeout(Some(settings.connect_timeout));
+    let http = EgressConnector::new(egress, settings.outbound_proxy.as_ref(), settings.connect_timeout);
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_or_http()
@@ -469,6 +471,9 @@ fn classify(error: &(dyn StdError + 'static), host: &str) -> DeliveryFailure {
         }
         if let Some(dns) = error.downcast_ref::<DnsFailure>() {
             return failure(ErrorClass::Dns, format!("DNS: {dns}"));
+        }
+        if let Some(proxy) = error.downcast_ref::<ProxyFailure>() {
+            return failure(ErrorClass::ConnectionRefused, format!("ECONNREFUSED connecting to {host}: {proxy}"));
         }
         if let Some(tls) = error.downcast_ref::<rustls::Error>() {
             return failure(ErrorClass::Tls, format!("TLS error with {host}: {tls}"));

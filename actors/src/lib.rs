@@ -15,6 +15,7 @@
 #![forbid(unsafe_code)]
 
 pub mod bus;
+pub mod connector;
 pub mod definition;
 pub mod device;
 pub mod egress;

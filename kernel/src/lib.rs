@@ -62,14 +62,14 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let address = listener.local_addr().context("listener has no address")?;
+    let actor_settings = settings.actor_settings().map_err(anyhow::Error::msg)?;
     let store = Store::connect(&settings.database).await?;
 
     let (journal, journal_task) =
         Journal::start(Arc::new(store::journal::SqlJournal::new(store.pool().clone())), JOURNAL_CAPACITY);
     let tls = hookwire_actors::host::default_tls_config().context("TLS configuration")?;
     let egress = EgressPolicy::new(settings.allow_destination.clone());
-    let services =
-        Services::start(settings.actor_settings(), journal, egress, tls).context("starting the actor system")?;
+    let services = Services::start(actor_settings, journal, egress, tls).context("starting the actor system")?;
 
     let root_token = match &settings.root_token {
         Some(token) if !token.is_empty() => token.clone(),

@@ -37,6 +37,9 @@ struct Flags {
     /// Milliseconds allowed to connect to a destination [default: 10000]
     #[arg(long, env = "HOOKWIRE_CONNECT_TIMEOUT_MS")]
     connect_timeout_ms: Option<u64>,
+    /// Send deliveries through this HTTP CONNECT proxy: http://[user:password@]host:port
+    #[arg(long, env = "HOOKWIRE_OUTBOUND_PROXY")]
+    outbound_proxy: Option<String>,
     /// Largest event data in bytes [default: 1024]
     #[arg(long, env = "HOOKWIRE_MAX_DATA_BYTES")]
     max_data_bytes: Option<usize>,
@@ -70,6 +73,9 @@ fn settings(flags: Flags) -> anyhow::Result<Settings> {
     }
     if let Some(value) = flags.connect_timeout_ms {
         settings.connect_timeout_ms = value;
+    }
+    if let Some(proxy) = flags.outbound_proxy {
+        settings.outbound_proxy = Some(proxy);
     }
     if let Some(value) = flags.max_data_bytes {
         settings.max_data_bytes = value;

@@ -42,6 +42,11 @@ pub struct Settings {
     pub response_timeout_ms: u64,
     /// Refuse `http://` destinations: deliveries to them fail with class `BLOCKED` (`https_only`). Default false.
     pub https_only: bool,
+    /// An HTTP proxy every delivery goes through, `http://[user:password@]host:port` (`outbound_proxy`,
+    /// `--outbound-proxy`, `HOOKWIRE_OUTBOUND_PROXY`). Deliveries are tunnelled with `CONNECT` to the destination's
+    /// address, resolved and checked against the egress rules by hookwire, so the proxy never resolves names.
+    /// Default none.
+    pub outbound_proxy: Option<String>,
     /// Whether destination hosts sleep after too many errors, as Particle's do (`sleep_enabled`). Default true.
     pub sleep_enabled: bool,
     /// Seconds of outcomes a host's sleep decision looks at: a sliding time window (`sleep_window_secs`).
@@ -99,6 +104,7 @@ impl Default for Settings {
             connect_timeout_ms: 10_000,
             response_timeout_ms: 20_000,
             https_only: false,
+            outbound_proxy: None,
             sleep_enabled: true,
             sleep_window_secs: 60,
             sleep_min_outcomes: 10,
@@ -126,10 +132,12 @@ impl Settings {
         toml::from_str(&text).map_err(|error| format!("config {}: {error}", path.display()))
     }
 
-    /// The actors' share of the settings.
-    pub fn actor_settings(&self) -> hookwire_actors::supervisor::ActorSettings {
+    /// The actors' share of the settings; fails on a setting that does not read (naming it).
+    pub fn actor_settings(&self) -> Result<hookwire_actors::supervisor::ActorSettings, String> {
         use std::time::Duration;
-        hookwire_actors::supervisor::ActorSettings {
+        let outbound_proxy =
+            self.outbound_proxy.as_deref().map(hookwire_actors::connector::OutboundProxy::parse).transpose()?;
+        Ok(hookwire_actors::supervisor::ActorSettings {
             max_data_bytes: self.max_data_bytes,
             subscriber_queue_capacity: self.subscriber_queue,
             max_response_event_bytes: self.max_response_event_bytes,
@@ -139,6 +147,7 @@ impl Settings {
                 connect_timeout: Duration::from_millis(self.connect_timeout_ms),
                 response_timeout: Duration::from_millis(self.response_timeout_ms),
                 https_only: self.https_only,
+                outbound_proxy,
                 sleep: hookwire_actors::sleep::SleepSettings {
                     enabled: self.sleep_enabled,
                     window: Duration::from_secs(self.sleep_window_secs),
@@ -153,7 +162,7 @@ impl Settings {
             sleep_retry_delays: self.sleep_retry_delays_ms.iter().copied().map(Duration::from_millis).collect(),
             quota_queue_limit: self.quota_queue_limit,
             max_retry_after: Duration::from_millis(self.max_retry_after_ms),
-        }
+        })
     }
 }
 
@@ -176,7 +185,7 @@ mod tests {
     #[test]
     fn delivery_policy_settings_default_to_particles_and_reach_the_actors() {
         use std::time::Duration;
-        let actors = Settings::default().actor_settings();
+        let actors = Settings::default().actor_settings().unwrap();
         assert_eq!(actors.sleep_retry_delays, [Duration::from_secs(30), Duration::from_secs(60)]);
         assert_eq!(actors.quota_queue_limit, 1000);
         assert_eq!(actors.max_retry_after, Duration::from_secs(600));
@@ -188,7 +197,7 @@ mod tests {
             "sleep_retry_delays_ms = [10, 20, 40]\nquota_queue_limit = 5\nmax_retry_after_ms = 250\n",
         )
         .unwrap();
-        let actors = Settings::from_file(&path).unwrap().actor_settings();
+        let actors = Settings::from_file(&path).unwrap().actor_settings().unwrap();
         let delays: Vec<u128> = actors.sleep_retry_delays.iter().map(Duration::as_millis).collect();
         assert_eq!(delays, [10, 20, 40]);
         assert_eq!((actors.quota_queue_limit, actors.max_retry_after), (5, Duration::from_millis(250)));

@@ -254,3 +254,118 @@ async fn a_host_whose_errors_outnumber_its_successes_sleeps_and_other_hosts_carr
     assert_eq!(healthy.first_request().await.path, "/", "sleep is per host");
     kernel.stop().await;
 }
+
+/// A loopback address that accepts no more connections and answers nothing: a listener that never accepts, with
+/// its queue filled. Linux then drops further SYNs, so a connection attempt hangs until its timeout, as with a
+/// firewalled host. Keep the returned sockets alive while testing.
+fn unanswering_address() -> (std::net::SocketAddr, tokio::net::TcpListener, Vec<std::net::TcpStream>) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(0).unwrap();
+    let address = listener.local_addr().unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..16 {
+        match std::net::TcpStream::connect_timeout(&address, Duration::from_millis(300)) {
+            Ok(stream) => fillers.push(stream),
+            Err(error) if error.kind() == std::io::ErrorKind::TimedOut => return (address, listener, fillers),
+            Err(error) => panic!("filling the queue of {address}: {error}"),
+        }
+    }
+    panic!("the queue of {address} never filled");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_that_never_completes_the_connection_fails_with_etimedout() {
+    let kernel = TestKernel::spawn_with(|settings| settings.connect_timeout_ms = 300).await;
+    let (address, _listener, _fillers) = unanswering_address();
+    let fixture = kernel.fixture().await;
+    fixture.webhook(json!({"event": "unreachable", "url": format!("http://{address}/")})).await;
+    let mut session = hook_session(&kernel, &fixture).await;
+
+    let error = hook_error_of(&mut session, &fixture, "unreachable").await;
+    assert_eq!(error, "ETIMEDOUT connecting to 127.0.0.1");
+    kernel.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outbound_proxy_tunnels_to_the_address_hookwire_resolved_and_checked() {
+    let proxy = hookwire_tests::FakeProxy::start().await;
+    let proxy_url = proxy.url.replace("http://", "http://hook%40wire:s3cret@");
+    let kernel = TestKernel::spawn_with(|settings| settings.outbound_proxy = Some(proxy_url)).await;
+    let plain = FakeReceiver::start().await;
+    plain.respond(200, "plain");
+    let secure = FakeReceiver::start_tls().await;
+    secure.respond(200, "through the tunnel");
+    let port_of = |url: &str| url.rsplit(':').next().unwrap().to_owned();
+    let (plain_port, secure_port) = (port_of(&plain.base_url), port_of(&secure.base_url));
+    let fixture = kernel.fixture().await;
+    // By name: hookwire resolves `localhost` (127.0.0.1 and ::1; only 127.0.0.0/8 is allowed) and asks the proxy
+    // for the address, so the proxy resolves nothing.
+    fixture.webhook(json!({"event": "plain", "url": format!("http://localhost:{plain_port}/plain")})).await;
+    let secure_url = format!("https://localhost:{secure_port}/secure");
+    fixture.webhook(json!({"event": "secure", "url": secure_url, "rejectUnauthorized": false})).await;
+    let mut session = hook_session(&kernel, &fixture).await;
+
+    session.publish("plain", "x").await.unwrap();
+    assert_eq!(next_event(&mut session).await.name, format!("{}/hook-response/plain/0", fixture.device_id));
+    assert_eq!(plain.first_request().await.path, "/plain");
+    session.publish("secure", "x").await.unwrap();
+    let response = next_event(&mut session).await;
+    assert_eq!(response.data, "through the tunnel", "TLS end to end inside the tunnel");
+    assert_eq!(secure.first_request().await.version, http::Version::HTTP_2, "ALPN inside the tunnel");
+
+    let requests = proxy.requests();
+    let targets: Vec<&str> = requests.iter().map(|request| request.target.as_str()).collect();
+    assert_eq!(targets, [format!("127.0.0.1:{plain_port}"), format!("127.0.0.1:{secure_port}")]);
+    let credentials = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, "hook@wire:s3cret");
+    assert!(requests.iter().all(|request| request.authorization == Some(format!("Basic {credentials}"))));
+    kernel.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outbound_proxy_cannot_be_used_to_reach_blocked_addresses() {
+    let proxy = hookwire_tests::FakeProxy::start().await;
+    let proxy_url = proxy.url.clone();
+    let kernel = TestKernel::spawn_with(|settings| {
+        settings.allow_destination.clear();
+        settings.outbound_proxy = Some(proxy_url);
+    })
+    .await;
+    let receiver = FakeReceiver::start().await;
+    let port = receiver.base_url.rsplit(':').next().unwrap().to_owned();
+    let fixture = kernel.fixture().await;
+    fixture.webhook(json!({"event": "literal", "url": receiver.base_url})).await;
+    fixture.webhook(json!({"event": "named", "url": format!("http://localhost:{port}/")})).await;
+    let mut session = hook_session(&kernel, &fixture).await;
+
+    let error = hook_error_of(&mut session, &fixture, "literal").await;
+    assert!(error.starts_with("BLOCKED: destination 127.0.0.1: 127.0.0.1 is in the blocked range"), "{error}");
+    let error = hook_error_of(&mut session, &fixture, "named").await;
+    assert!(error.starts_with("BLOCKED: destination localhost: "), "{error}");
+    assert_eq!(proxy.requests(), [], "the proxy was never asked");
+    assert!(receiver.requests().is_empty());
+    kernel.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_that_refuses_the_tunnel_fails_with_econnrefused_and_says_so() {
+    let proxy = hookwire_tests::FakeProxy::start_refusing().await;
+    let proxy_url = proxy.url.clone();
+    let kernel = TestKernel::spawn_with(|settings| settings.outbound_proxy = Some(proxy_url)).await;
+    let receiver = FakeReceiver::start().await;
+    let fixture = kernel.fixture().await;
+    fixture.webhook(json!({"event": "refused", "url": receiver.base_url})).await;
+    let mut session = hook_session(&kernel, &fixture).await;
+
+    let error = hook_error_of(&mut session, &fixture, "refused").await;
+    let port = receiver.base_url.rsplit(':').next().unwrap();
+    assert!(
+        error.starts_with(&format!(
+            "ECONNREFUSED connecting to 127.0.0.1: outbound proxy {} could not open a tunnel to 127.0.0.1:{port}",
+            proxy.url
+        )),
+        "{error}"
+    );
+    assert!(receiver.requests().is_empty());
+    kernel.stop().await;
+}

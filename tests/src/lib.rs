@@ -2,8 +2,10 @@
 //! database (SQLite in a temporary folder, or a fresh PostgreSQL database when `HOOKWIRE_TEST_POSTGRES` names a
 //! server), and [`FakeReceiver`] is a real HTTP destination that records what it receives.
 
+pub mod proxy;
 pub mod receiver;
 
+pub use proxy::{FakeProxy, TunnelRequest};
 pub use receiver::{FakeReceiver, RecordedRequest, Reply};
 
 use hookwire_client::{AdminClient, DeviceClient};
