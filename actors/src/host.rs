@@ -15,6 +15,7 @@
 use crate::connector::{EgressConnector, OutboundProxy, ProxyFailure};
 use crate::egress::{Blocked, DnsFailure, EgressPolicy};
 use crate::messages::Execute;
+use crate::metrics::HostMetrics;
 use crate::sleep::{AdaptiveSleep, OutcomeKind, SleepSettings, SleepState};
 use crate::time;
 use actix::{Actor, Context, Handler, Message, MessageResult, ResponseFuture, Supervised};
@@ -124,6 +125,22 @@ pub enum ErrorClass {
 }
 
 impl ErrorClass {
+    /// Every class, in declaration order (so `class as usize` indexes it).
+    pub const ALL: [ErrorClass; 12] = [
+        ErrorClass::Http3xx,
+        ErrorClass::Http4xx,
+        ErrorClass::Http5xx,
+        ErrorClass::ConnectTimeout,
+        ErrorClass::SocketTimeout,
+        ErrorClass::ConnectionReset,
+        ErrorClass::ConnectionRefused,
+        ErrorClass::Dns,
+        ErrorClass::Tls,
+        ErrorClass::Blocked,
+        ErrorClass::Render,
+        ErrorClass::Sleeping,
+    ];
+
     /// The class as stored and shown.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -232,6 +249,8 @@ pub struct HostActor {
     /// Shared with the requests' tasks, which record their outcomes as they end (a lock rather than a message per
     /// request; it is never contended, since the actor and its requests' tasks run on one arbiter thread).
     sleep: Arc<Mutex<AdaptiveSleep>>,
+    /// Its counters.
+    metrics: Option<HostMetrics>,
 }
 
 impl HostActor {
@@ -253,7 +272,32 @@ impl HostActor {
         let client = build_client(&settings, (*tls).clone(), egress.clone());
         let permits = Arc::new(Semaphore::new(settings.max_in_flight.max(1)));
         let sleep = Arc::new(Mutex::new(AdaptiveSleep::new(settings.sleep.clone())));
-        HostActor { key, host_name, settings, egress, client, unverified_client: None, permits, refusal, sleep }
+        HostActor {
+            key,
+            host_name,
+            settings,
+            egress,
+            client,
+            unverified_client: None,
+            permits,
+            refusal,
+            sleep,
+            metrics: None,
+        }
+    }
+
+    /// Answers at once, without a request.
+    fn answer_now(&self, outcome: AttemptOutcome) -> ResponseFuture<AttemptOutcome> {
+        if let Some(metrics) = &self.metrics {
+            metrics.record(&outcome);
+        }
+        Box::pin(std::future::ready(outcome))
+    }
+
+    /// Counts its attempts into `metrics`.
+    pub fn with_metrics(mut self, metrics: HostMetrics) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// The client for a request: the verifying one, or for `verify_tls: false` on https the one that accepts any
@@ -312,18 +356,19 @@ impl Handler<Execute> for HostActor {
     fn handle(&mut self, message: Execute, _: &mut Self::Context) -> Self::Result {
         if let Some(refusal) = &self.refusal {
             let outcome = AttemptOutcome::not_sent(ErrorClass::Blocked, refusal.clone());
-            return Box::pin(std::future::ready(outcome));
+            return self.answer_now(outcome);
         }
         if lock(&self.sleep).asleep_until(Instant::now()).is_some() {
-            return Box::pin(std::future::ready(AttemptOutcome::sleeping()));
+            return self.answer_now(AttemptOutcome::sleeping());
         }
         let client = match self.client_for(message.verify_tls) {
             Ok(client) => client,
             Err(error) => {
                 let outcome = AttemptOutcome::not_sent(ErrorClass::Tls, format!("TLS configuration: {error}"));
-                return Box::pin(std::future::ready(outcome));
+                return self.answer_now(outcome);
             }
         };
+        let metrics = self.metrics.clone();
         let host_name = self.host_name.clone();
         let permits = self.permits.clone();
         let settings = self.settings.clone();
@@ -333,9 +378,16 @@ impl Handler<Execute> for HostActor {
             let _permit = permits.acquire_owned().await;
             // The host may have fallen asleep while this request waited for its turn.
             if lock(&sleep).asleep_until(Instant::now()).is_some() {
-                return AttemptOutcome::sleeping();
+                let outcome = AttemptOutcome::sleeping();
+                if let Some(metrics) = &metrics {
+                    metrics.record(&outcome);
+                }
+                return outcome;
             }
             let outcome = send(&client, message.request, &settings, &host_name).await;
+            if let Some(metrics) = &metrics {
+                metrics.record(&outcome);
+            }
             let kind = sleep_kind(&outcome, &settings.sleep.ignore_statuses);
             if let Some(cooldown) = lock(&sleep).record(kind, Instant::now()) {
                 let cooldown_secs = cooldown.as_secs();

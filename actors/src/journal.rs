@@ -6,6 +6,7 @@
 
 use crate::event::{PublishError, SharedEvent};
 use crate::ids::{DeliveryId, EventId, WebhookId};
+use crate::metrics::Metrics;
 use futures::future::BoxFuture;
 use hookwire_proto::v1::{KernelMessage, PublishAck, kernel_message};
 use std::time::Duration;
@@ -190,15 +191,35 @@ pub enum JournalEntry {
 #[derive(Debug, Clone)]
 pub struct Journal {
     sender: mpsc::Sender<JournalEntry>,
+    metrics: std::sync::Arc<Metrics>,
 }
 
 impl Journal {
     /// Starts the journal task on the current tokio runtime; it ends when every handle is dropped, after writing
     /// what was queued.
     pub fn start(store: std::sync::Arc<dyn JournalStore>, capacity: usize) -> (Journal, tokio::task::JoinHandle<()>) {
+        Journal::start_with_metrics(store, capacity, std::sync::Arc::default())
+    }
+
+    /// Starts the journal like [`Journal::start`], counting into `metrics` (the kernel's, shared by the actors).
+    pub fn start_with_metrics(
+        store: std::sync::Arc<dyn JournalStore>,
+        capacity: usize,
+        metrics: std::sync::Arc<Metrics>,
+    ) -> (Journal, tokio::task::JoinHandle<()>) {
         let (sender, receiver) = mpsc::channel(capacity.max(1));
-        let task = tokio::spawn(run(store, receiver));
-        (Journal { sender }, task)
+        let task = tokio::spawn(run(store, receiver, metrics.clone()));
+        (Journal { sender, metrics }, task)
+    }
+
+    /// The metrics it counts into.
+    pub fn metrics(&self) -> &std::sync::Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Entries waiting for the next batch.
+    pub fn queue_depth(&self) -> usize {
+        self.sender.max_capacity() - self.sender.capacity()
     }
 
     /// Queues an entry if there is room; gives it back when the queue is full (or the journal has stopped).
@@ -251,7 +272,11 @@ fn ack(ack: AckTarget, record: &EventRecord) {
     }
 }
 
-async fn run(store: std::sync::Arc<dyn JournalStore>, mut receiver: mpsc::Receiver<JournalEntry>) {
+async fn run(
+    store: std::sync::Arc<dyn JournalStore>,
+    mut receiver: mpsc::Receiver<JournalEntry>,
+    metrics: std::sync::Arc<Metrics>,
+) {
     let mut entries = Vec::with_capacity(MAX_BATCH_ENTRIES);
     let mut pending_attempts: Vec<AttemptRecord> = Vec::new();
     let mut pending_states: Vec<WebhookStateRecord> = Vec::new();
@@ -289,9 +314,16 @@ async fn run(store: std::sync::Arc<dyn JournalStore>, mut receiver: mpsc::Receiv
             }
             continue;
         }
-        match store.write_batch(&batch).await {
+        let started = std::time::Instant::now();
+        let written = store.write_batch(&batch).await;
+        metrics.journal_commit_seconds.observe(started.elapsed().as_secs_f64());
+        if written.is_err() {
+            metrics.journal_write_failures.inc();
+        }
+        match written {
             Ok(()) => {
                 num_failures = 0;
+                metrics.events.inc_by(batch.events.len() as u64);
                 for (target, record) in acks.into_iter().zip(&batch.events) {
                     ack(target, record);
                 }
@@ -325,7 +357,7 @@ async fn run(store: std::sync::Arc<dyn JournalStore>, mut receiver: mpsc::Receiv
                 // The data, not the database, was refused: write the entries one by one, so that only the faulty
                 // one fails and every other publish of the batch is acked.
                 tracing::warn!(%error, num_events = batch.events.len(), "journal batch refused; writing its entries one by one");
-                isolate(store.as_ref(), batch, acks).await;
+                isolate(store.as_ref(), batch, acks, &metrics).await;
             }
         }
         if closed && pending_attempts.is_empty() && pending_states.is_empty() {
@@ -350,11 +382,14 @@ fn backoff(num_failures: u32) -> Duration {
 
 /// Writes the entries of a refused batch one at a time: a refused event is answered with an error, a refused
 /// attempt record is logged and dropped (its delivery stays pending and is retried after a restart).
-async fn isolate(store: &dyn JournalStore, batch: JournalBatch, acks: Vec<AckTarget>) {
+async fn isolate(store: &dyn JournalStore, batch: JournalBatch, acks: Vec<AckTarget>, metrics: &Metrics) {
     for (record, target) in batch.events.into_iter().zip(acks) {
         let single = JournalBatch { events: vec![record], ..JournalBatch::default() };
         match store.write_batch(&single).await {
-            Ok(()) => ack(target, &single.events[0]),
+            Ok(()) => {
+                metrics.events.inc();
+                ack(target, &single.events[0]);
+            }
             Err(error) if error.transient => nack(target, PublishError::Unavailable(error.message)),
             Err(error) => {
                 tracing::error!(%error, event_id = %single.events[0].event.id, "event refused by storage");

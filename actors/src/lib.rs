@@ -25,6 +25,7 @@ pub mod ids;
 pub mod index;
 pub mod journal;
 pub mod messages;
+pub mod metrics;
 pub mod policy;
 pub mod request;
 pub mod signing;

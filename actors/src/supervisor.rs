@@ -16,6 +16,7 @@ use crate::ids::{DeviceId, GroupId, WebhookId};
 use crate::index::WebhookIndex;
 use crate::journal::Journal;
 use crate::messages::Disconnect;
+use crate::metrics::{Metrics, Snapshot};
 use crate::request::DeviceProfile;
 use crate::webhook::WebhookActor;
 use actix::{Actor, Addr, AsyncContext};
@@ -87,6 +88,8 @@ pub struct Services {
     pub supervisor: Supervisor,
     /// The settings.
     pub settings: Arc<ActorSettings>,
+    /// The metrics (the journal's).
+    pub metrics: Arc<Metrics>,
 }
 
 impl Services {
@@ -99,9 +102,11 @@ impl Services {
     ) -> std::io::Result<Arc<Services>> {
         let runtime = ActorRuntime::start(settings.num_arbiters)?;
         let settings = Arc::new(settings);
+        let metrics = journal.metrics().clone();
         Ok(Arc::new_cyclic(|services| Services {
             index: Arc::new(WebhookIndex::default()),
             bus: Arc::new(EventBus::default()),
+            metrics: metrics.clone(),
             journal,
             supervisor: Supervisor {
                 inner: Arc::new(SupervisorInner {
@@ -110,6 +115,7 @@ impl Services {
                     host_settings: Arc::new(settings.host.clone()),
                     tls: Arc::new(tls),
                     egress: Arc::new(egress),
+                    metrics,
                     webhooks: RwLock::default(),
                     hosts: RwLock::default(),
                     devices: Mutex::default(),
@@ -164,6 +170,7 @@ struct SupervisorInner {
     host_settings: Arc<HostSettings>,
     tls: Arc<rustls::ClientConfig>,
     egress: Arc<EgressPolicy>,
+    metrics: Arc<Metrics>,
     webhooks: RwLock<HashMap<WebhookId, Addr<WebhookActor>>>,
     hosts: RwLock<HashMap<HostKey, Addr<HostActor>>>,
     devices: Mutex<HashMap<DeviceId, HashMap<u64, Addr<DeviceActor>>>>,
@@ -233,7 +240,10 @@ impl Supervisor {
             .or_insert_with(|| {
                 let inner = &self.inner;
                 let (settings, tls, egress) = (inner.host_settings.clone(), inner.tls.clone(), inner.egress.clone());
-                actix::Supervisor::start_in_arbiter(&arbiter, move |_| HostActor::new(key, settings, tls, egress))
+                let metrics = inner.metrics.host(&key);
+                actix::Supervisor::start_in_arbiter(&arbiter, move |_| {
+                    HostActor::new(key, settings, tls, egress).with_metrics(metrics)
+                })
             })
             .clone()
     }
@@ -288,6 +298,21 @@ impl Supervisor {
     pub fn num_device_sessions(&self) -> usize {
         let devices = self.inner.devices.lock().unwrap_or_else(|poison| poison.into_inner());
         devices.values().map(HashMap::len).sum()
+    }
+
+    /// The running host actors, for metrics.
+    pub fn hosts(&self) -> Vec<Addr<HostActor>> {
+        read(&self.inner.hosts).values().cloned().collect()
+    }
+
+    /// The sizes of the registries and queues, for metrics.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            device_sessions: self.num_device_sessions(),
+            journal_queue: self.services().journal.queue_depth(),
+            webhook_actors: read(&self.inner.webhooks).len(),
+            host_actors: read(&self.inner.hosts).len(),
+        }
     }
 
     /// Stops every actor without waiting: device sessions end (their streams close), deliveries in flight are

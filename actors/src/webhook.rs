@@ -335,6 +335,7 @@ impl WebhookActor {
     fn drop_delivery(&self, delivery: &Delivery, class: &'static str, message: String) {
         let dispatch = &delivery.dispatch;
         tracing::debug!(webhook_id = %self.id, delivery_id = %dispatch.delivery_id, class, %message, "delivery dropped");
+        self.services.metrics.dropped(class);
         self.journal(JournalEntry::Attempt(AttemptRecord {
             delivery_id: dispatch.delivery_id.clone(),
             webhook_id: dispatch.webhook.id.clone(),

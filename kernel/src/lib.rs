@@ -11,6 +11,7 @@ pub mod auth;
 pub mod deliveries;
 pub mod error;
 pub mod grpc;
+pub mod metrics;
 pub mod recovery;
 pub mod retention;
 pub mod settings;
@@ -54,10 +55,26 @@ pub struct Kernel {
 
 /// Runs the kernel on `listener` until `shutdown` completes, then stops cleanly: the server stops accepting,
 /// actors stop (deliveries in flight stay pending and are delivered after the next start), the journal writes
-/// what it holds, and the database is closed.
+/// what it holds, and the database is closed. Metrics are served on `metrics_listen` when it is set.
 pub async fn run(
     settings: Settings,
     listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let metrics_listener = match settings.metrics_listen {
+        Some(address) => {
+            Some(TcpListener::bind(address).await.with_context(|| format!("metrics_listen: binding {address}"))?)
+        }
+        None => None,
+    };
+    run_with_metrics(settings, listener, metrics_listener, shutdown).await
+}
+
+/// [`run`], with the metrics endpoint on a listener already bound (tests bind port 0), or none.
+pub async fn run_with_metrics(
+    settings: Settings,
+    listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -65,8 +82,8 @@ pub async fn run(
     let actor_settings = settings.actor_settings().map_err(anyhow::Error::msg)?;
     let store = Store::connect(&settings.database).await?;
 
-    let (journal, journal_task) =
-        Journal::start(Arc::new(store::journal::SqlJournal::new(store.pool().clone())), JOURNAL_CAPACITY);
+    let sql_journal = Arc::new(store::journal::SqlJournal::new(store.pool().clone()));
+    let (journal, journal_task) = Journal::start_with_metrics(sql_journal, JOURNAL_CAPACITY, Arc::default());
     let tls = hookwire_actors::host::default_tls_config().context("TLS configuration")?;
     let egress = EgressPolicy::new(settings.allow_destination.clone());
     let services = Services::start(actor_settings, journal, egress, tls).context("starting the actor system")?;
@@ -94,6 +111,12 @@ pub async fn run(
         settings.retention_days,
         Duration::from_secs(settings.prune_interval_secs.max(1)),
     ));
+
+    let metrics_server = metrics_listener.map(|listener| {
+        let address = listener.local_addr().ok();
+        tracing::info!(address = ?address, "metrics at /metrics");
+        tokio::spawn(metrics::serve(listener, services.clone()))
+    });
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter.set_serving::<DeviceServiceServer<grpc::device::DeviceApi>>().await;
@@ -135,6 +158,9 @@ pub async fn run(
 
     recovery.abort();
     pruning.abort();
+    if let Some(server) = metrics_server {
+        server.abort();
+    }
     services.supervisor.stop();
     let supervisor = services.supervisor.clone();
     let _ = tokio::task::spawn_blocking(move || supervisor.join()).await;

@@ -43,6 +43,9 @@ struct Flags {
     /// Largest event data in bytes [default: 1024]
     #[arg(long, env = "HOOKWIRE_MAX_DATA_BYTES")]
     max_data_bytes: Option<usize>,
+    /// Serve Prometheus metrics at http://ADDR/metrics
+    #[arg(long, env = "HOOKWIRE_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
     /// Log format
     #[arg(long, env = "HOOKWIRE_LOG_FORMAT", value_enum)]
     log_format: Option<LogFormat>,
@@ -82,6 +85,9 @@ fn settings(flags: Flags) -> anyhow::Result<Settings> {
     }
     if let Some(days) = flags.retention_days {
         settings.retention_days = days;
+    }
+    if let Some(address) = flags.metrics_listen {
+        settings.metrics_listen = Some(address);
     }
     if let Some(format) = flags.log_format {
         settings.log_format = format;

@@ -83,6 +83,9 @@ pub struct Settings {
     /// The longest `Retry-After` honoured by webhooks with `x-retry`, in milliseconds; a longer one is cut to this
     /// (`max_retry_after_ms`). Default 600000 (10 minutes).
     pub max_retry_after_ms: u64,
+    /// Address of the Prometheus metrics endpoint, `GET /metrics` (`metrics_listen`, `--metrics-listen`,
+    /// `HOOKWIRE_METRICS_LISTEN`). Default none: no endpoint.
+    pub metrics_listen: Option<SocketAddr>,
     /// Log format, `text` or `json` (`log_format`, `--log-format`).
     pub log_format: LogFormat,
     /// Days the attempt log is kept (`retention_days`, `--retention-days`). Default 30. Finished deliveries, which
@@ -118,6 +121,7 @@ impl Default for Settings {
             sleep_retry_delays_ms: vec![30_000, 60_000],
             quota_queue_limit: hookwire_actors::supervisor::DEFAULT_QUOTA_QUEUE_LIMIT,
             max_retry_after_ms: 600_000,
+            metrics_listen: None,
             log_format: LogFormat::Text,
             retention_days: 30,
             prune_interval_secs: 3600,

@@ -24,6 +24,9 @@ pub struct TestKernel {
     pub endpoint: String,
     /// The settings it runs with (database included), for restarts.
     pub settings: Settings,
+    /// `http://127.0.0.1:PORT/metrics` when the settings asked for a metrics endpoint (`metrics_listen`; it is
+    /// bound on a fresh loopback port whatever address they give).
+    pub metrics_url: Option<String>,
     directory: Arc<tempfile::TempDir>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
@@ -102,11 +105,25 @@ impl TestKernel {
         }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the kernel");
         let endpoint = format!("http://{}", listener.local_addr().expect("kernel address"));
+        let (metrics_listener, metrics_url) = match settings.metrics_listen {
+            Some(_) => {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the metrics endpoint");
+                let url = format!("http://{}/metrics", listener.local_addr().expect("metrics address"));
+                (Some(listener), Some(url))
+            }
+            None => (None, None),
+        };
         let (shutdown, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(hookwire_kernel::run(settings.clone(), listener, async move {
-            let _ = stopped.await;
-        }));
-        let kernel = TestKernel { endpoint, settings, directory, shutdown: Some(shutdown), task: Some(task) };
+        let task = tokio::spawn(hookwire_kernel::run_with_metrics(
+            Settings { metrics_listen: None, ..settings.clone() },
+            listener,
+            metrics_listener,
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        let kernel =
+            TestKernel { endpoint, settings, metrics_url, directory, shutdown: Some(shutdown), task: Some(task) };
         kernel.wait_until_serving().await;
         kernel
     }

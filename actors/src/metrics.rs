@@ -1,0 +1,246 @@
+//! [`Metrics`]: what the kernel serves in Prometheus text format on `--metrics-listen`, with the
+//! `prometheus-client` crate (the Prometheus project's Rust client: OpenMetrics text, atomics, no global registry).
+//!
+//! The hot path pays an atomic add and, per attempt, one histogram observation: each host actor takes its own
+//! counters out of the families once, when it starts, so no label set is hashed per request. Values that are a
+//! state rather than a count (sessions, queue depths, whether a host sleeps) are read when scraped, by
+//! [`Metrics::refresh`].
+
+use crate::host::{AttemptOutcome, ErrorClass, HostKey, HostState};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// Bounds of the latency histograms, seconds: 0.5 ms to 30 s.
+const LATENCY_BUCKETS: [f64; 14] =
+    [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 30.0];
+
+/// Labels of a destination host.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HostLabels {
+    /// `scheme://host:port`.
+    pub host: String,
+}
+
+/// Labels of an attempt's outcome.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AttemptLabels {
+    /// `scheme://host:port`.
+    pub host: String,
+    /// `success`, `failure`, or `not_sent` (refused before a request went out: sleeping host, egress rule,
+    /// render error).
+    pub outcome: &'static str,
+    /// The error class, empty for a success.
+    pub class: &'static str,
+}
+
+/// Labels of a delivery given up before it reached a host.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DropLabels {
+    /// Why: `QUOTA` or `DISABLED`.
+    pub class: &'static str,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_class_indexes_its_own_counter() {
+        for (index, class) in ErrorClass::ALL.into_iter().enumerate() {
+            assert_eq!(class as usize, index, "{class:?}");
+        }
+    }
+}
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(LATENCY_BUCKETS)
+}
+
+/// Every metric of one kernel.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// Events committed to the journal (acked).
+    pub events: Counter,
+    /// Time to commit one journal batch.
+    pub journal_commit_seconds: Histogram,
+    /// Journal batches the store refused (and retried, or isolated entry by entry).
+    pub journal_write_failures: Counter,
+    attempts: Family<AttemptLabels, Counter>,
+    attempt_seconds: Family<HostLabels, Histogram, fn() -> Histogram>,
+    drops: Family<DropLabels, Counter>,
+    host_in_flight: Family<HostLabels, Gauge>,
+    host_sleeping: Family<HostLabels, Gauge>,
+    host_window_failures: Family<HostLabels, Gauge>,
+    device_sessions: Gauge,
+    journal_queue: Gauge,
+    webhook_actors: Gauge,
+    host_actors: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    /// Registers every metric under the `hookwire_` prefix.
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("hookwire");
+        let metrics = Metrics {
+            events: Counter::default(),
+            journal_commit_seconds: latency_histogram(),
+            journal_write_failures: Counter::default(),
+            attempts: Family::default(),
+            attempt_seconds: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
+            drops: Family::default(),
+            host_in_flight: Family::default(),
+            host_sleeping: Family::default(),
+            host_window_failures: Family::default(),
+            device_sessions: Gauge::default(),
+            journal_queue: Gauge::default(),
+            webhook_actors: Gauge::default(),
+            host_actors: Gauge::default(),
+            registry: Registry::default(),
+        };
+        registry.register("events", "Events published by devices and committed (acked)", metrics.events.clone());
+        registry.register(
+            "attempts",
+            "Delivery attempts by destination host, outcome (success, failure, not_sent) and error class",
+            metrics.attempts.clone(),
+        );
+        registry.register(
+            "attempt_duration_seconds",
+            "Time from sending a request to the end of its answer, by destination host",
+            metrics.attempt_seconds.clone(),
+        );
+        registry.register(
+            "deliveries_dropped",
+            "Deliveries given up before reaching a host: over the rate quota (QUOTA) or webhook disabled (DISABLED)",
+            metrics.drops.clone(),
+        );
+        registry.register(
+            "journal_commit_duration_seconds",
+            "Time to commit one batch of events, deliveries and attempts to the database",
+            metrics.journal_commit_seconds.clone(),
+        );
+        registry.register(
+            "journal_write_failures",
+            "Journal batches the database refused",
+            metrics.journal_write_failures.clone(),
+        );
+        registry.register(
+            "journal_queue_depth",
+            "Entries waiting for the journal's next batch",
+            metrics.journal_queue.clone(),
+        );
+        registry.register("host_in_flight", "Requests in flight to a destination host", metrics.host_in_flight.clone());
+        registry.register(
+            "host_sleeping",
+            "1 while a destination host sleeps after too many errors, else 0",
+            metrics.host_sleeping.clone(),
+        );
+        registry.register(
+            "host_window_failures",
+            "Failures in a destination host's sleep window",
+            metrics.host_window_failures.clone(),
+        );
+        registry.register("device_sessions", "Connected device sessions", metrics.device_sessions.clone());
+        registry.register("webhook_actors", "Running webhook actors", metrics.webhook_actors.clone());
+        registry.register("host_actors", "Running destination host actors", metrics.host_actors.clone());
+        Metrics { registry, ..metrics }
+    }
+
+    /// The counters of one host, taken once when its actor starts.
+    pub fn host(&self, key: &HostKey) -> HostMetrics {
+        let host = key.to_string();
+        let labels = |outcome, class| AttemptLabels { host: host.clone(), outcome, class };
+        HostMetrics {
+            success: self.attempts.get_or_create_owned(&labels("success", "")),
+            failures: ErrorClass::ALL
+                .map(|class| self.attempts.get_or_create_owned(&labels(outcome_of(class), class.as_str()))),
+            seconds: self.attempt_seconds.get_or_create_owned(&HostLabels { host: host.clone() }),
+        }
+    }
+
+    /// Counts a delivery given up before it reached a host.
+    pub fn dropped(&self, class: &'static str) {
+        self.drops.get_or_create(&DropLabels { class }).inc();
+    }
+
+    /// Sets the scrape-time values: the states of the hosts and the sizes of the kernel's queues and registries.
+    pub fn refresh(&self, hosts: &[HostState], snapshot: &Snapshot) {
+        for state in hosts {
+            let labels = HostLabels { host: state.key.to_string() };
+            let sleeping = state.sleep.asleep_until.is_some();
+            self.host_sleeping.get_or_create(&labels).set(i64::from(sleeping));
+            self.host_in_flight.get_or_create(&labels).set(to_i64(state.num_in_flight));
+            self.host_window_failures.get_or_create(&labels).set(i64::from(state.sleep.num_failures));
+        }
+        self.device_sessions.set(to_i64(snapshot.device_sessions));
+        self.journal_queue.set(to_i64(snapshot.journal_queue));
+        self.webhook_actors.set(to_i64(snapshot.webhook_actors));
+        self.host_actors.set(to_i64(snapshot.host_actors));
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        text
+    }
+}
+
+/// Sizes read when scraped.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Snapshot {
+    /// Connected device sessions.
+    pub device_sessions: usize,
+    /// Entries queued to the journal.
+    pub journal_queue: usize,
+    /// Running webhook actors.
+    pub webhook_actors: usize,
+    /// Running host actors.
+    pub host_actors: usize,
+}
+
+fn to_i64(value: usize) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// The outcome label of a failure's class: `not_sent` for refusals before a request went out.
+fn outcome_of(class: ErrorClass) -> &'static str {
+    match class {
+        ErrorClass::Blocked | ErrorClass::Render | ErrorClass::Sleeping => "not_sent",
+        _ => "failure",
+    }
+}
+
+/// One host's counters: shared with the families, so counting is an atomic add.
+#[derive(Debug, Clone)]
+pub struct HostMetrics {
+    success: Counter,
+    /// By class, indexed by `class as usize`.
+    failures: [Counter; ErrorClass::ALL.len()],
+    seconds: Histogram,
+}
+
+impl HostMetrics {
+    /// Counts an attempt's outcome, and its duration when a request went out.
+    pub fn record(&self, outcome: &AttemptOutcome) {
+        match &outcome.failure {
+            None => self.success.inc(),
+            Some(failure) => self.failures[failure.class as usize].inc(),
+        };
+        let refused = outcome.failure.as_ref().is_some_and(|failure| outcome_of(failure.class) == "not_sent");
+        if !refused {
+            self.seconds.observe(outcome.duration.as_secs_f64());
+        }
+    }
+}

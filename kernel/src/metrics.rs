@@ -1,0 +1,64 @@
+//! The metrics endpoint: `GET /metrics` on `--metrics-listen` answers the Prometheus text exposition
+//! (OpenMetrics) of [`hookwire_actors::metrics::Metrics`], with the scrape-time values (host states, queue depths,
+//! sessions) read first. Any other path is 404. Plain HTTP/1.1; put it on a private address.
+
+use bytes::Bytes;
+use hookwire_actors::host::GetHostState;
+use hookwire_actors::supervisor::Services;
+use http_body_util::Full;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// The content type of the OpenMetrics text format, which Prometheus reads.
+const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Serves metrics on `listener` until the task is aborted.
+pub async fn serve(listener: TcpListener, services: Arc<Services>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else { continue };
+        let services = services.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+                let services = services.clone();
+                async move { Ok::<_, std::convert::Infallible>(answer(&request, &services).await) }
+            });
+            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                .http1_only()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+async fn answer(request: &hyper::Request<hyper::body::Incoming>, services: &Services) -> hyper::Response<Full<Bytes>> {
+    let reply = |status: u16, content_type: &str, body: String| {
+        hyper::Response::builder()
+            .status(status)
+            .header(http::header::CONTENT_TYPE, content_type)
+            .body(Full::new(Bytes::from(body)))
+            .unwrap_or_default()
+    };
+    if request.uri().path() != "/metrics" {
+        return reply(404, "text/plain", "not found: metrics are at /metrics\n".into());
+    }
+    if request.method() != http::Method::GET && request.method() != http::Method::HEAD {
+        return reply(405, "text/plain", "method not allowed: GET /metrics\n".into());
+    }
+    reply(200, CONTENT_TYPE, scrape(services).await)
+}
+
+/// Reads the scrape-time values and encodes every metric.
+pub async fn scrape(services: &Services) -> String {
+    let supervisor = &services.supervisor;
+    let mut states = Vec::new();
+    for host in supervisor.hosts() {
+        // A host actor that stopped meanwhile is simply left out.
+        if let Ok(state) = host.send(GetHostState).await {
+            states.push(state);
+        }
+    }
+    services.metrics.refresh(&states, &supervisor.snapshot());
+    services.metrics.encode()
+}
