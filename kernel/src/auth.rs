@@ -270,7 +270,7 @@ impl AdminAuth {
                 cached
             }
         };
-        touch(store, &cached);
+        touch(store, &cached).await;
         Ok(cached.principal.clone())
     }
 
@@ -284,9 +284,9 @@ impl AdminAuth {
     }
 }
 
-/// Writes a token's `last_used_at` when the last write is a minute old, in the background: the call does not wait
-/// for it, and a failed write only loses the time of use.
-fn touch(store: &Store, cached: &CachedToken) {
+/// Writes a token's `last_used_at` when the last write is a minute old: one write per token and minute, on the
+/// call that crosses the minute. A failed write only loses the time of use, never the call.
+async fn touch(store: &Store, cached: &CachedToken) {
     let Principal::Group { token_id, .. } = &cached.principal else {
         return;
     };
@@ -297,12 +297,9 @@ fn touch(store: &Store, cached: &CachedToken) {
     {
         return;
     }
-    let (pool, token_id) = (store.pool().clone(), token_id.clone());
-    tokio::spawn(async move {
-        if let Err(error) = store::tokens::touch_token(&pool, &token_id, now).await {
-            tracing::debug!(%token_id, %error, "could not record the token's last use");
-        }
-    });
+    if let Err(error) = store::tokens::touch_token(store.pool(), token_id, now).await {
+        tracing::debug!(%token_id, %error, "could not record the token's last use");
+    }
 }
 
 /// A device that presented a valid token.
