@@ -9,6 +9,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "hookwire/v1/device.proto",
         "hookwire/v1/admin.proto",
         "hookwire/v1/deliveries.proto",
+        "hookwire/v1/tokens.proto",
     ];
     for file in files {
         println!("cargo:rerun-if-changed={file}");

@@ -38,7 +38,8 @@ pub struct DeviceFields {
     pub owner: String,
 }
 
-fn check_text(field: &str, value: &str, required: bool) -> Result<(), KernelError> {
+/// Checks a text field: not empty when `required`, at most 200 characters, no control characters.
+pub(crate) fn check_text(field: &str, value: &str, required: bool) -> Result<(), KernelError> {
     if required && value.trim().is_empty() {
         return Err(KernelError::InvalidArgument(format!("{field}: must not be empty")));
     }
@@ -84,6 +85,7 @@ impl Kernel {
             self.services.supervisor.forget_webhook(&webhook.id);
         }
         self.devices.forget(|device| &device.group_id == id);
+        self.admin.forget(|principal| principal.group() == Some(id));
         for device in &devices {
             self.services.supervisor.disconnect_device(&device.id);
         }

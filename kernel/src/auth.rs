@@ -4,14 +4,17 @@
 use crate::error::KernelError;
 use crate::store::{self, Store};
 use base64::Engine as _;
-use hookwire_actors::ids::{DeviceId, GroupId};
+use hookwire_actors::ids::{DeviceId, GroupId, IdError};
 use hookwire_actors::request::DeviceProfile;
+use hookwire_actors::time;
 use rand::RngCore as _;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 
-/// Makes a new token with a prefix naming its kind (`hwd_` device, `hwr_` root).
+/// Makes a new token with a prefix naming its kind (`hwd_` device, `hwa_` group admin, `hwr_` root).
 pub fn generate_token(prefix: &str) -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
@@ -50,33 +53,252 @@ pub fn bearer(metadata: &tonic::metadata::MetadataMap) -> Result<&str, KernelErr
     Ok(token.trim())
 }
 
-/// Who an admin call acts as.
+/// The prefix of group tokens.
+pub const GROUP_TOKEN_PREFIX: &str = "hwa_";
+/// The prefix of device tokens.
+pub const DEVICE_TOKEN_PREFIX: &str = "hwd_";
+/// How often, at most, a token's `last_used_at` is written: once a minute.
+const LAST_USED_RESOLUTION_MS: i64 = 60_000;
+
+/// The id of a group token: `tok_` and 32 hex digits of a UUIDv7, as the ids of `hookwire_actors::ids`.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TokenId(Arc<str>);
+
+impl TokenId {
+    /// The prefix every token id starts with.
+    pub const PREFIX: &'static str = "tok_";
+
+    /// Makes a new, time-ordered id.
+    pub fn generate() -> Self {
+        Self(format!("{}{}", Self::PREFIX, uuid::Uuid::now_v7().simple()).into())
+    }
+
+    /// Parses an id, refusing any string that is not `tok_` followed by 32 hex digits.
+    pub fn parse(value: &str) -> Result<Self, IdError> {
+        let valid = value
+            .strip_prefix(Self::PREFIX)
+            .is_some_and(|rest| rest.len() == 32 && rest.bytes().all(|b| b.is_ascii_hexdigit()));
+        if valid {
+            return Ok(Self(value.into()));
+        }
+        let shown = value.char_indices().take_while(|(index, _)| *index < 80).map(|(_, c)| c).collect();
+        Err(IdError { value: shown, kind: "token", prefix: Self::PREFIX })
+    }
+
+    /// Wraps a string read back from storage, where it was validated when written.
+    pub fn from_trusted(value: &str) -> Self {
+        Self(value.into())
+    }
+
+    /// Returns the id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for TokenId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for TokenId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What a group token may do in its group. Ordered: an editor may do all a viewer may.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    /// Reads: gets, lists, the attempt log, history, the live event stream.
+    Viewer,
+    /// Reads and changes, replay and resend included, and the group's tokens.
+    Editor,
+}
+
+impl Role {
+    /// The role's name, as stored and shown: `viewer`, `editor`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Editor => "editor",
+        }
+    }
+
+    /// Reads a role's name.
+    pub fn parse(name: &str) -> Option<Role> {
+        match name {
+            "viewer" => Some(Role::Viewer),
+            "editor" => Some(Role::Editor),
+            _ => None,
+        }
+    }
+}
+
+/// Who an admin call acts as. Handlers state what they need in one line after authenticating: a call naming a
+/// group [`require`](Principal::require)s it with a role; a call naming an object (device, webhook, attempt,
+/// token) goes through [`Kernel::require_object`](crate::Kernel::require_object), which resolves the object's
+/// group and hides other groups' objects as absent; root-only calls [`require_root`](Principal::require_root).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Principal {
     /// The root token: everything.
     Root,
+    /// A group token: its group only, as its role allows.
+    Group {
+        /// The token.
+        token_id: TokenId,
+        /// The one group it acts on.
+        group_id: GroupId,
+        /// What it may do there.
+        role: Role,
+    },
 }
 
-/// Checks admin calls.
+impl Principal {
+    /// Checks a call on the group `group_id`, named by the request's field `field`, that needs `role`. A token of
+    /// another group gets `PERMISSION_DENIED` whether or not that group exists, so the answer reveals nothing.
+    pub fn require(&self, field: &str, group_id: &GroupId, role: Role) -> Result<(), KernelError> {
+        match self {
+            Principal::Root => Ok(()),
+            Principal::Group { group_id: own, .. } if own != group_id => {
+                Err(KernelError::PermissionDenied(format!("{field}: this token acts on group {own} only")))
+            }
+            Principal::Group { .. } => self.require_role(role),
+        }
+    }
+
+    /// Checks that the caller's role is at least `role` (in its own group, already checked).
+    pub fn require_role(&self, role: Role) -> Result<(), KernelError> {
+        match self {
+            Principal::Group { role: own, .. } if *own < role => Err(KernelError::PermissionDenied(format!(
+                "authorization: a {} token may not do this; it needs an {} token",
+                own.as_str(),
+                role.as_str()
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Checks a call only the root token may make; `what` says what it does (`create groups`).
+    pub fn require_root(&self, what: &str) -> Result<(), KernelError> {
+        match self {
+            Principal::Root => Ok(()),
+            Principal::Group { .. } => {
+                Err(KernelError::PermissionDenied(format!("authorization: only the root token may {what}")))
+            }
+        }
+    }
+
+    /// The group a group token is limited to; `None` for root.
+    pub fn group(&self) -> Option<&GroupId> {
+        match self {
+            Principal::Root => None,
+            Principal::Group { group_id, .. } => Some(group_id),
+        }
+    }
+}
+
+/// A group token as cached: who it is, and when its use was last written.
+#[derive(Debug)]
+struct CachedToken {
+    principal: Principal,
+    last_used_written_ms: AtomicI64,
+}
+
+/// Checks admin calls: the root token, then group tokens, cached by hash in front of the store so that a call
+/// costs no query once its token was seen.
+///
+/// Revoking a token or deleting its group forgets it here at once, so revocation takes effect immediately on
+/// this node. Several kernels on one database would each hold their own cache: they would need to learn of
+/// revocations too (PostgreSQL `LISTEN`/`NOTIFY` on a revocation channel, or a short time to live on the
+/// entries), or a revoked token would keep working on the other nodes until they restart.
 #[derive(Debug)]
 pub struct AdminAuth {
     root_token_hash: String,
+    by_token_hash: RwLock<HashMap<String, Arc<CachedToken>>>,
 }
 
 impl AdminAuth {
-    /// Checks against a root token.
+    /// Checks against a root token and the group tokens of the store.
     pub fn new(root_token: &str) -> Self {
-        AdminAuth { root_token_hash: hash_token(root_token) }
+        AdminAuth { root_token_hash: hash_token(root_token), by_token_hash: RwLock::default() }
     }
 
-    /// Authenticates an admin call.
-    pub fn authenticate(&self, metadata: &tonic::metadata::MetadataMap) -> Result<Principal, KernelError> {
+    /// Authenticates an admin call: the root token, or a group token that has not been revoked.
+    pub async fn authenticate(
+        &self,
+        store: &Store,
+        metadata: &tonic::metadata::MetadataMap,
+    ) -> Result<Principal, KernelError> {
         let token = bearer(metadata)?;
-        if constant_time_eq(hash_token(token).as_bytes(), self.root_token_hash.as_bytes()) {
-            Ok(Principal::Root)
-        } else {
-            Err(KernelError::Unauthenticated("authorization: unknown token".into()))
+        let token_hash = hash_token(token);
+        if constant_time_eq(token_hash.as_bytes(), self.root_token_hash.as_bytes()) {
+            return Ok(Principal::Root);
         }
+        if token.starts_with(DEVICE_TOKEN_PREFIX) {
+            return Err(KernelError::Unauthenticated(
+                "authorization: a device token cannot call the admin services; use an admin token".into(),
+            ));
+        }
+        if !token.starts_with(GROUP_TOKEN_PREFIX) {
+            return Err(KernelError::Unauthenticated("authorization: unknown token".into()));
+        }
+        let cached = self.by_token_hash.read().unwrap_or_else(|poison| poison.into_inner()).get(&token_hash).cloned();
+        let cached = match cached {
+            Some(cached) => cached,
+            None => {
+                let row = store::tokens::find_by_token_hash(store.pool(), &token_hash)
+                    .await?
+                    .ok_or_else(|| KernelError::Unauthenticated("authorization: unknown or revoked token".into()))?;
+                let cached = Arc::new(CachedToken {
+                    principal: Principal::Group { token_id: row.id, group_id: row.group_id, role: row.role },
+                    last_used_written_ms: AtomicI64::new(row.last_used_at.unwrap_or(i64::MIN)),
+                });
+                // A revocation that ran between the query and here removed nothing from the cache: the entry is
+                // only kept when the row is still there after it is in place.
+                self.by_token_hash
+                    .write()
+                    .unwrap_or_else(|poison| poison.into_inner())
+                    .insert(token_hash.clone(), cached.clone());
+                if let Principal::Group { token_id, .. } = &cached.principal
+                    && store::tokens::get_token(store.pool(), token_id).await?.is_none()
+                {
+                    self.forget(|principal| principal == &cached.principal);
+                    return Err(KernelError::Unauthenticated("authorization: unknown or revoked token".into()));
+                }
+                cached
+            }
+        };
+        touch(store, &cached).await;
+        Ok(cached.principal.clone())
+    }
+
+    /// Forgets the cached group tokens that match (revoked, or their group deleted): they are refused from the
+    /// next call on.
+    pub fn forget(&self, matches: impl Fn(&Principal) -> bool) {
+        self.by_token_hash
+            .write()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .retain(|_, cached| !matches(&cached.principal));
+    }
+}
+
+/// Writes a token's `last_used_at` when the last write is a minute old: one write per token and minute, on the
+/// call that crosses the minute. A failed write only loses the time of use, never the call.
+async fn touch(store: &Store, cached: &CachedToken) {
+    let Principal::Group { token_id, .. } = &cached.principal else {
+        return;
+    };
+    let now = time::now_ms();
+    let last = cached.last_used_written_ms.load(Ordering::Relaxed);
+    if now.saturating_sub(last) < LAST_USED_RESOLUTION_MS
+        || cached.last_used_written_ms.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_err()
+    {
+        return;
+    }
+    if let Err(error) = store::tokens::touch_token(store.pool(), token_id, now).await {
+        tracing::debug!(%token_id, %error, "could not record the token's last use");
     }
 }
 
@@ -144,14 +366,48 @@ mod tests {
         assert_eq!(hash_token(&a).len(), 64);
     }
 
-    #[test]
-    fn the_root_token_is_checked_from_the_bearer_header() {
+    #[tokio::test]
+    async fn the_root_token_is_checked_from_the_bearer_header() {
+        let directory = tempfile::tempdir().unwrap();
+        let store = Store::connect(&format!("sqlite://{}", directory.path().join("t.db").display())).await.unwrap();
         let auth = AdminAuth::new("secret");
         let mut metadata = tonic::metadata::MetadataMap::new();
-        assert!(matches!(auth.authenticate(&metadata), Err(KernelError::Unauthenticated(_))));
+        assert!(matches!(auth.authenticate(&store, &metadata).await, Err(KernelError::Unauthenticated(_))));
         metadata.insert("authorization", "Bearer wrong".parse().unwrap());
-        assert!(auth.authenticate(&metadata).is_err());
+        assert!(auth.authenticate(&store, &metadata).await.is_err());
+        metadata.insert("authorization", "Bearer hwa_unknown".parse().unwrap());
+        let error = auth.authenticate(&store, &metadata).await.unwrap_err();
+        assert!(error.to_string().contains("unknown or revoked"), "{error}");
+        metadata.insert("authorization", "Bearer hwd_device".parse().unwrap());
+        let error = auth.authenticate(&store, &metadata).await.unwrap_err();
+        assert!(error.to_string().contains("device token"), "{error}");
         metadata.insert("authorization", "Bearer secret".parse().unwrap());
-        assert_eq!(auth.authenticate(&metadata).unwrap(), Principal::Root);
+        assert_eq!(auth.authenticate(&store, &metadata).await.unwrap(), Principal::Root);
+        store.close().await;
+    }
+
+    #[test]
+    fn a_group_token_acts_on_its_group_as_its_role_allows() {
+        let (own, other) = (GroupId::generate(), GroupId::generate());
+        let viewer = Principal::Group { token_id: TokenId::generate(), group_id: own.clone(), role: Role::Viewer };
+        let editor = Principal::Group { token_id: TokenId::generate(), group_id: own.clone(), role: Role::Editor };
+        assert!(viewer.require("group_id", &own, Role::Viewer).is_ok());
+        let error = viewer.require("group_id", &own, Role::Editor).unwrap_err();
+        assert!(matches!(error, KernelError::PermissionDenied(_)) && error.to_string().contains("editor"), "{error}");
+        assert!(editor.require("group_id", &own, Role::Editor).is_ok());
+        let error = editor.require("group_id", &other, Role::Viewer).unwrap_err();
+        assert!(matches!(error, KernelError::PermissionDenied(_)), "{error}");
+        assert!(error.to_string().starts_with("group_id:"), "{error}");
+        assert!(editor.require_root("create groups").is_err());
+        assert!(Principal::Root.require("id", &other, Role::Editor).is_ok());
+        assert!(Principal::Root.require_root("create groups").is_ok());
+    }
+
+    #[test]
+    fn token_ids_parse_back_and_refuse_other_kinds() {
+        let id = TokenId::generate();
+        assert_eq!(TokenId::parse(id.as_str()).unwrap(), id);
+        let error = TokenId::parse(GroupId::generate().as_str()).unwrap_err();
+        assert!(error.to_string().contains("is not a token id"), "{error}");
     }
 }

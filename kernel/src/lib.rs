@@ -6,6 +6,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod admin;
 pub mod auth;
 pub mod deliveries;
@@ -17,6 +18,7 @@ pub mod retention;
 pub mod settings;
 pub mod store;
 pub mod telemetry;
+pub mod tokens;
 
 use anyhow::Context as _;
 use hookwire_actors::egress::EgressPolicy;
@@ -27,6 +29,7 @@ use hookwire_proto::v1::device_admin_service_server::DeviceAdminServiceServer;
 use hookwire_proto::v1::device_service_server::DeviceServiceServer;
 use hookwire_proto::v1::event_service_server::EventServiceServer;
 use hookwire_proto::v1::group_service_server::GroupServiceServer;
+use hookwire_proto::v1::token_service_server::TokenServiceServer;
 use hookwire_proto::v1::webhook_service_server::WebhookServiceServer;
 use settings::Settings;
 use std::future::Future;
@@ -47,7 +50,7 @@ pub struct Kernel {
     pub services: Arc<Services>,
     /// Device tokens.
     pub devices: auth::DeviceDirectory,
-    /// Admin tokens.
+    /// Admin tokens: the root token and group tokens.
     pub admin: auth::AdminAuth,
     /// Turns true when the kernel begins to shut down; long-lived streams end then.
     pub shutting_down: tokio::sync::watch::Receiver<bool>,
@@ -125,6 +128,7 @@ pub async fn run_with_metrics(
     health_reporter.set_serving::<WebhookServiceServer<grpc::admin::AdminApi>>().await;
     health_reporter.set_serving::<EventServiceServer<grpc::admin::AdminApi>>().await;
     health_reporter.set_serving::<DeliveryServiceServer<grpc::deliveries::DeliveryApi>>().await;
+    health_reporter.set_serving::<TokenServiceServer<grpc::tokens::TokenApi>>().await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(hookwire_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -141,7 +145,8 @@ pub async fn run_with_metrics(
         .add_service(DeviceAdminServiceServer::new(admin.clone()))
         .add_service(WebhookServiceServer::new(admin.clone()))
         .add_service(EventServiceServer::new(admin))
-        .add_service(DeliveryServiceServer::new(grpc::deliveries::DeliveryApi::new(kernel.clone())));
+        .add_service(DeliveryServiceServer::new(grpc::deliveries::DeliveryApi::new(kernel.clone())))
+        .add_service(TokenServiceServer::new(grpc::tokens::TokenApi::new(kernel.clone())));
 
     tracing::info!(%address, database = %store::redact(&settings.database), num_webhooks, "hookwired ready");
     // The server drains open calls before it returns, so the long-lived ones must end first: stopping the actors

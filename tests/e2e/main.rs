@@ -1,5 +1,6 @@
 //! hookwire's end-to-end suite: one test binary, real kernels, real gRPC clients, real HTTP receivers.
 
+mod access;
 mod conformance;
 mod core;
 mod deliveries;

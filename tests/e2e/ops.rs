@@ -20,10 +20,12 @@ async fn health_reports_every_service_serving_and_reflection_lists_them() {
         "hookwire.v1.DeviceAdminService",
         "hookwire.v1.WebhookService",
         "hookwire.v1.EventService",
+        "hookwire.v1.DeliveryService",
+        "hookwire.v1.TokenService",
     ];
 
     let mut health = HealthClient::new(channel.clone());
-    for service in ["", services[0], services[1], services[2], services[3], services[4]] {
+    for service in std::iter::once("").chain(services) {
         let status = health.check(HealthCheckRequest { service: service.into() }).await.unwrap().into_inner().status;
         assert_eq!(status, ServingStatus::Serving as i32, "{service:?}");
     }

@@ -15,6 +15,7 @@ mod output;
 mod publish;
 mod receive;
 mod subscribe;
+mod token;
 mod webhook;
 
 use std::io;
@@ -94,6 +95,9 @@ enum Command {
     /// Run a local webhook receiver that prints every request it gets (for trying webhooks out)
     #[command(after_help = receive::EXAMPLES)]
     Receive(receive::ReceiveArgs),
+    /// Create, list and revoke admin tokens scoped to one group (viewer or editor)
+    #[command(subcommand, after_help = token::EXAMPLES)]
+    Token(token::TokenCommand),
     /// Measure hookwire end to end: events/s, deliveries/s, latency, memory, against the raw HTTP ceiling
     #[command(after_help = bench::EXAMPLES)]
     Bench(bench::BenchArgs),
@@ -125,6 +129,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Publish(args) => publish::run(args, global).await,
         Command::Subscribe(args) => subscribe::run(args, global).await,
         Command::Receive(args) => receive::run(args, global).await,
+        Command::Token(command) => token::run(command, global).await,
         Command::Bench(args) => bench::run(args, global).await,
     }
 }

@@ -4,13 +4,15 @@ use hookwire_proto::v1::delivery_service_client::DeliveryServiceClient;
 use hookwire_proto::v1::device_admin_service_client::DeviceAdminServiceClient;
 use hookwire_proto::v1::event_service_client::EventServiceClient;
 use hookwire_proto::v1::group_service_client::GroupServiceClient;
+use hookwire_proto::v1::token_service_client::TokenServiceClient;
 use hookwire_proto::v1::webhook_service_client::WebhookServiceClient;
 use tonic::codec::Streaming;
 
 use crate::connection::{self, AuthenticatedChannel};
 use crate::{Result, proto};
 
-/// A client of the admin services, authenticated with an admin token.
+/// A client of the admin services, authenticated with an admin token: the root token, or a group token
+/// (`hwa_...`) that acts on one group as its role allows.
 ///
 /// Cloning is cheap: clones share one connection. Every method is one gRPC call; the errors the server
 /// answers with come back as [`Error::Status`](crate::Error::Status).
@@ -21,6 +23,7 @@ pub struct AdminClient {
     webhooks: WebhookServiceClient<AuthenticatedChannel>,
     events: EventServiceClient<AuthenticatedChannel>,
     pub(crate) deliveries: DeliveryServiceClient<AuthenticatedChannel>,
+    pub(crate) tokens: TokenServiceClient<AuthenticatedChannel>,
 }
 
 impl AdminClient {
@@ -37,7 +40,8 @@ impl AdminClient {
             devices: DeviceAdminServiceClient::with_interceptor(channel.clone(), bearer_token.clone()),
             webhooks: WebhookServiceClient::with_interceptor(channel.clone(), bearer_token.clone()),
             events: EventServiceClient::with_interceptor(channel.clone(), bearer_token.clone()),
-            deliveries: DeliveryServiceClient::with_interceptor(channel, bearer_token),
+            deliveries: DeliveryServiceClient::with_interceptor(channel.clone(), bearer_token.clone()),
+            tokens: TokenServiceClient::with_interceptor(channel, bearer_token),
         })
     }
 

@@ -1,7 +1,8 @@
 //! Rust SDK for hookwire, the self-hosted webhook engine.
 //!
 //! - [`AdminClient`] manages groups, devices and webhooks with an admin token, and follows a group's live
-//!   events ([`EventStream`]).
+//!   events ([`EventStream`]); the root token also makes group tokens (`hwa_...`) that act on one group as a
+//!   viewer or an editor ([`AdminClient::create_token`]).
 //! - [`DeviceClient`] publishes as one device with its device token, either one event at a time or over a
 //!   long-lived [`DeviceSession`] that also receives the events the device subscribed to.
 //!
@@ -42,6 +43,7 @@ mod connection;
 mod deliveries;
 mod device;
 mod error;
+mod tokens;
 
 use std::future::Future;
 use std::time::Duration;

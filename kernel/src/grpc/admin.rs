@@ -1,7 +1,9 @@
 //! Admin services: groups, devices, webhooks and the group event stream.
 
 use crate::Kernel;
+use crate::access::Object;
 use crate::admin::DeviceFields;
+use crate::auth::{Principal, Role};
 use crate::error::{KernelError, parse_id};
 use futures::Stream;
 use hookwire_actors::ids::{DeviceId, GroupId, WebhookId};
@@ -26,9 +28,9 @@ impl AdminApi {
         AdminApi { kernel }
     }
 
-    /// Authenticates an admin call.
-    fn authorize<T>(&self, request: &Request<T>) -> Result<(), KernelError> {
-        self.kernel.admin.authenticate(request.metadata()).map(|_| ())
+    /// Authenticates an admin call; the handler then states what it needs of the caller (see [`crate::access`]).
+    async fn authorize<T>(&self, request: &Request<T>) -> Result<Principal, KernelError> {
+        self.kernel.admin.authenticate(&self.kernel.store, request.metadata()).await
     }
 }
 
@@ -37,25 +39,31 @@ type Reply<T> = Result<Response<T>, Status>;
 #[tonic::async_trait]
 impl GroupService for AdminApi {
     async fn create_group(&self, request: Request<proto::CreateGroupRequest>) -> Reply<proto::Group> {
-        self.authorize(&request)?;
+        self.authorize(&request).await?.require_root("create groups")?;
         let group = self.kernel.create_group(&request.into_inner().name).await?;
         Ok(Response::new(group.into()))
     }
 
     async fn get_group(&self, request: Request<proto::GetGroupRequest>) -> Reply<proto::Group> {
-        self.authorize(&request)?;
+        let who = self.authorize(&request).await?;
         let id = parse_id("id", &request.get_ref().id, GroupId::parse)?;
+        who.require("id", &id, Role::Viewer)?;
         Ok(Response::new(self.kernel.get_group(&id).await?.into()))
     }
 
     async fn list_groups(&self, request: Request<proto::ListGroupsRequest>) -> Reply<proto::ListGroupsResponse> {
-        self.authorize(&request)?;
-        let groups = self.kernel.list_groups().await?.into_iter().map(Into::into).collect();
+        // A group token sees its own group only.
+        let groups = match self.authorize(&request).await?.group() {
+            None => self.kernel.list_groups().await?,
+            Some(own) => vec![self.kernel.get_group(own).await?],
+        };
+        let groups = groups.into_iter().map(Into::into).collect();
         Ok(Response::new(proto::ListGroupsResponse { groups }))
     }
 
     async fn delete_group(&self, request: Request<proto::DeleteGroupRequest>) -> Reply<proto::DeleteGroupResponse> {
-        self.authorize(&request)?;
+        // Groups are the root token's: deleting one also deletes its tokens, so not even its editors may.
+        self.authorize(&request).await?.require_root("delete groups")?;
         let id = parse_id("id", &request.get_ref().id, GroupId::parse)?;
         self.kernel.delete_group(&id).await?;
         Ok(Response::new(proto::DeleteGroupResponse {}))
@@ -65,9 +73,10 @@ impl GroupService for AdminApi {
 #[tonic::async_trait]
 impl DeviceAdminService for AdminApi {
     async fn create_device(&self, request: Request<proto::CreateDeviceRequest>) -> Reply<proto::CreateDeviceResponse> {
-        self.authorize(&request)?;
+        let who = self.authorize(&request).await?;
         let message = request.into_inner();
         let group_id = parse_id("group_id", &message.group_id, GroupId::parse)?;
+        who.require("group_id", &group_id, Role::Editor)?;
         let fields = DeviceFields {
             name: message.name,
             product_id: message.product_id,
@@ -79,21 +88,24 @@ impl DeviceAdminService for AdminApi {
     }
 
     async fn get_device(&self, request: Request<proto::GetDeviceRequest>) -> Reply<proto::Device> {
-        self.authorize(&request)?;
+        let who = self.authorize(&request).await?;
         let id = parse_id("id", &request.get_ref().id, DeviceId::parse)?;
+        self.kernel.require_object(&who, Object::Device(&id), Role::Viewer).await?;
         Ok(Response::new(self.kernel.get_device(&id).await?.into()))
     }
 
     async fn list_devices(&self, request: Request<proto::ListDevicesRequest>) -> Reply<proto::ListDevicesResponse> {
-        self.authorize(&request)?;
+        let who = self.authorize(&request).await?;
         let group_id = parse_id("group_id", &request.get_ref().group_id, GroupId::parse)?;
+        who.require("group_id", &group_id, Role::Viewer)?;
         let devices = self.kernel.list_devices(&group_id).await?.into_iter().map(Into::into).collect();
         Ok(Response::new(proto::ListDevicesResponse { devices }))
     }
 
     async fn delete_device(&self, request: Request<proto::DeleteDeviceRequest>) -> Reply<proto::DeleteDeviceResponse> {
-        self.authorize(&request)?;
+        let who = self.authorize(&request).await?;
         let id = parse_id("id", &request.get_ref().id, DeviceId::parse)?;
+        self.kernel.require_object(&who, Object::Device(&id), Role::Editor).await?;
         self.kernel.delete_device(&id).await?;
         Ok(Response::new(proto::DeleteDeviceResponse {}))
     }
@@ -102,23 +114,26 @@ impl DeviceAdminService for AdminApi {
 #[tonic::async_trait]
 impl WebhookService for AdminApi {
     async fn create_webhook(&self, request: Request<proto::CreateWebhookRequest>) -> Reply<proto::Webhook> {
-        self.authorize(&request)?;
+        let who = self.authorize(&request).await?;
         let message = request.into_inner();
         let group_id = parse_id("group_id", &message.group_id, GroupId::parse)?;
+        who.require("group_id", &group_id, Role::Editor)?;
         let (webhook, signing_secret) = self.kernel.create_webhook(&group_id, &message.definition_json).await?;
         Ok(Response::new(with_secret(webhook.into(), signing_secret)))
     }
 
     async fn get_webhook(&self, request: Request<proto::GetWebhookRequest>) -> Reply<proto::Webhook> {
-        self.authorize(&request)?;
+        let who = self.authorize(&request).await?;
         let id = parse_id("id", &request.get_ref().id, WebhookId::parse)?;
+        self.kernel.require_object(&who, Object::Webhook(&id), Role::Viewer).await?;
         Ok(Response::new(self.kernel.get_webhook(&id).await?.into()))
     }
 
     async fn list_webhooks(&self, request: Request<proto::ListWebhooksRequest>) -> Reply<proto::ListWebhooksResponse> {
-        self.authorize(&request)?;
+        let who = self.authorize(&request).await?;
         let message = request.into_inner();
         let group_id = parse_id("group_id", &message.group_id, GroupId::parse)?;
+        who.require("group_id", &group_id, Role::Viewer)?;
         let device_id = match message.device_id.as_str() {
             "" => None,
             device_id => Some(parse_id("device_id", device_id, DeviceId::parse)?),
@@ -129,9 +144,10 @@ impl WebhookService for AdminApi {
     }
 
     async fn update_webhook(&self, request: Request<proto::UpdateWebhookRequest>) -> Reply<proto::Webhook> {
-        self.authorize(&request)?;
+        let who = self.authorize(&request).await?;
         let message = request.into_inner();
         let id = parse_id("id", &message.id, WebhookId::parse)?;
+        self.kernel.require_object(&who, Object::Webhook(&id), Role::Editor).await?;
         let (webhook, signing_secret) = self.kernel.update_webhook(&id, &message.definition_json).await?;
         Ok(Response::new(with_secret(webhook.into(), signing_secret)))
     }
@@ -140,8 +156,9 @@ impl WebhookService for AdminApi {
         &self,
         request: Request<proto::DeleteWebhookRequest>,
     ) -> Reply<proto::DeleteWebhookResponse> {
-        self.authorize(&request)?;
+        let who = self.authorize(&request).await?;
         let id = parse_id("id", &request.get_ref().id, WebhookId::parse)?;
+        self.kernel.require_object(&who, Object::Webhook(&id), Role::Editor).await?;
         self.kernel.delete_webhook(&id).await?;
         Ok(Response::new(proto::DeleteWebhookResponse {}))
     }
@@ -150,22 +167,25 @@ impl WebhookService for AdminApi {
         &self,
         request: Request<proto::RotateWebhookSecretRequest>,
     ) -> Reply<proto::Webhook> {
-        self.authorize(&request)?;
+        let who = self.authorize(&request).await?;
         let message = request.into_inner();
         let id = parse_id("id", &message.id, WebhookId::parse)?;
+        self.kernel.require_object(&who, Object::Webhook(&id), Role::Editor).await?;
         let (webhook, signing_secret) = self.kernel.rotate_webhook_secret(&id, message.grace_seconds).await?;
         Ok(Response::new(with_secret(webhook.into(), Some(signing_secret))))
     }
 
     async fn enable_webhook(&self, request: Request<proto::EnableWebhookRequest>) -> Reply<proto::Webhook> {
-        self.authorize(&request)?;
+        let who = self.authorize(&request).await?;
         let id = parse_id("id", &request.get_ref().id, WebhookId::parse)?;
+        self.kernel.require_object(&who, Object::Webhook(&id), Role::Editor).await?;
         Ok(Response::new(self.kernel.enable_webhook(&id).await?.into()))
     }
 
     async fn disable_webhook(&self, request: Request<proto::DisableWebhookRequest>) -> Reply<proto::Webhook> {
-        self.authorize(&request)?;
+        let who = self.authorize(&request).await?;
         let id = parse_id("id", &request.get_ref().id, WebhookId::parse)?;
+        self.kernel.require_object(&who, Object::Webhook(&id), Role::Editor).await?;
         Ok(Response::new(self.kernel.disable_webhook(&id).await?.into()))
     }
 }
@@ -183,9 +203,10 @@ impl EventService for AdminApi {
     type SubscribeStream = EventStream;
 
     async fn subscribe(&self, request: Request<proto::SubscribeEventsRequest>) -> Reply<Self::SubscribeStream> {
-        self.authorize(&request)?;
+        let who = self.authorize(&request).await?;
         let message = request.into_inner();
         let group_id = parse_id("group_id", &message.group_id, GroupId::parse)?;
+        who.require("group_id", &group_id, Role::Viewer)?;
         if message.prefix.len() > hookwire_actors::event::MAX_NAME_BYTES {
             return Err(KernelError::InvalidArgument("prefix: must be at most 64 bytes".into()).into());
         }

@@ -1,6 +1,8 @@
 //! The delivery service: attempt log, history and replay.
 
 use crate::Kernel;
+use crate::access::Object;
+use crate::auth::Role;
 use crate::deliveries::parse_since;
 use crate::error::parse_id;
 use hookwire_actors::ids::WebhookId;
@@ -59,9 +61,10 @@ impl From<crate::store::attempts::AttemptRow> for proto::Attempt {
 #[tonic::async_trait]
 impl DeliveryService for DeliveryApi {
     async fn list_attempts(&self, request: Request<proto::ListAttemptsRequest>) -> Reply<proto::ListAttemptsResponse> {
-        self.kernel.admin.authenticate(request.metadata())?;
+        let who = self.kernel.admin.authenticate(&self.kernel.store, request.metadata()).await?;
         let message = request.into_inner();
         let webhook_id = parse_id("webhook_id", &message.webhook_id, WebhookId::parse)?;
+        self.kernel.require_object(&who, Object::Webhook(&webhook_id), Role::Viewer).await?;
         let since = parse_since("since", &message.since)?;
         let page =
             self.kernel.list_attempts(&webhook_id, message.all, since, message.limit, &message.page_token).await?;
@@ -72,9 +75,10 @@ impl DeliveryService for DeliveryApi {
     }
 
     async fn get_history(&self, request: Request<proto::GetHistoryRequest>) -> Reply<proto::GetHistoryResponse> {
-        self.kernel.admin.authenticate(request.metadata())?;
+        let who = self.kernel.admin.authenticate(&self.kernel.store, request.metadata()).await?;
         let message = request.into_inner();
         let webhook_id = parse_id("webhook_id", &message.webhook_id, WebhookId::parse)?;
+        self.kernel.require_object(&who, Object::Webhook(&webhook_id), Role::Viewer).await?;
         let history = self.kernel.history(&webhook_id, message.days).await?;
         let days = history
             .into_iter()
@@ -91,9 +95,10 @@ impl DeliveryService for DeliveryApi {
     }
 
     async fn replay(&self, request: Request<proto::ReplayRequest>) -> Reply<proto::ReplayResponse> {
-        self.kernel.admin.authenticate(request.metadata())?;
+        let who = self.kernel.admin.authenticate(&self.kernel.store, request.metadata()).await?;
         let message = request.into_inner();
         let webhook_id = parse_id("webhook_id", &message.webhook_id, WebhookId::parse)?;
+        self.kernel.require_object(&who, Object::Webhook(&webhook_id), Role::Editor).await?;
         let since = parse_since("since", &message.since)?
             .ok_or_else(|| crate::error::KernelError::InvalidArgument("since: required (ISO-8601 UTC)".into()))?;
         let num_replayed = self.kernel.replay(&webhook_id, since, &message.status).await?;
@@ -101,8 +106,10 @@ impl DeliveryService for DeliveryApi {
     }
 
     async fn resend_attempt(&self, request: Request<proto::ResendAttemptRequest>) -> Reply<proto::ReplayResponse> {
-        self.kernel.admin.authenticate(request.metadata())?;
-        let num_replayed = self.kernel.resend_attempt(request.get_ref().attempt_id).await?;
+        let who = self.kernel.admin.authenticate(&self.kernel.store, request.metadata()).await?;
+        let attempt_id = request.get_ref().attempt_id;
+        self.kernel.require_object(&who, Object::Attempt(attempt_id), Role::Editor).await?;
+        let num_replayed = self.kernel.resend_attempt(attempt_id).await?;
         Ok(Response::new(proto::ReplayResponse { num_replayed }))
     }
 }

@@ -1,9 +1,11 @@
 //! The gRPC layer: adapters from protobuf messages to kernel operations and back. No business logic lives here:
-//! each handler authenticates, parses ids (naming the field at fault), calls the kernel, converts the answer.
+//! each handler authenticates, parses ids (naming the field at fault), states in one line what it needs (the group
+//! or object it acts on and the role; see [`crate::access`]), calls the kernel, converts the answer.
 
 pub mod admin;
 pub mod deliveries;
 pub mod device;
+pub mod tokens;
 
 use crate::store::devices::DeviceRow;
 use crate::store::groups::GroupRow;

@@ -8,6 +8,7 @@ pub mod devices;
 pub mod groups;
 pub mod journal;
 pub mod secrets;
+pub mod tokens;
 pub mod webhook_state;
 pub mod webhooks;
 
