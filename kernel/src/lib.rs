@@ -11,6 +11,7 @@ pub mod auth;
 pub mod deliveries;
 pub mod error;
 pub mod grpc;
+pub mod listing;
 pub mod recovery;
 pub mod retention;
 pub mod settings;
