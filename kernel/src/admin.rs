@@ -262,7 +262,12 @@ impl Kernel {
     }
 
     /// Validates a definition for a group and makes the webhook to insert, with a signing secret when it signs.
-    async fn new_webhook(&self, group_id: &GroupId, definition_json: &str, now: i64) -> Result<NewWebhook, KernelError> {
+    async fn new_webhook(
+        &self,
+        group_id: &GroupId,
+        definition_json: &str,
+        now: i64,
+    ) -> Result<NewWebhook, KernelError> {
         let compiled = self.compile_for_group(WebhookId::generate(), group_id, definition_json).await?;
         let row = WebhookRow {
             id: compiled.id.clone(),

@@ -229,7 +229,8 @@ impl Kernel {
             deliveries: vec![DeliveryRecord { id: delivery_id.clone(), webhook_id: webhook.id.clone() }],
         };
         // Durable first, as for any publish: the test delivery is then retried, replayed and recovered like others.
-        let unavailable = || KernelError::Store(crate::store::StoreError::Unavailable("the kernel is shutting down".into()));
+        let unavailable =
+            || KernelError::Store(crate::store::StoreError::Unavailable("the kernel is shutting down".into()));
         let (reply, durable) = tokio::sync::oneshot::channel();
         let entry = JournalEntry::Event { record, ack: AckTarget::Reply(reply) };
         self.services.journal.append(entry).await.map_err(|_| unavailable())?;

@@ -231,7 +231,8 @@ mod tests {
             rows.iter().map(|row| DefinitionSummary::of(&row.definition).name).collect()
         };
         let page = |offset, limit, order, descending| Page { offset, limit, order, descending };
-        let (by_created, total) = page_webhooks(rows.clone(), &WebhookFilter::default(), &page(0, 2, Order::Created, false));
+        let (by_created, total) =
+            page_webhooks(rows.clone(), &WebhookFilter::default(), &page(0, 2, Order::Created, false));
         assert_eq!((names(&by_created), total), (vec!["".to_owned(), "A".to_owned()], 3));
         let (by_name, _) = page_webhooks(rows.clone(), &WebhookFilter::default(), &page(1, 5, Order::Name, true));
         assert_eq!(names(&by_name), ["A", ""]);

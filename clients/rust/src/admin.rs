@@ -55,13 +55,15 @@ impl AdminClient {
 
     /// Lists every group, oldest first, fetching the pages one after the other.
     pub async fn list_groups(&self) -> Result<Vec<proto::Group>> {
+        self.list_all_groups(proto::ListGroupsRequest::default()).await
+    }
+
+    /// Lists every group in the order `request` asks (its `offset` and `limit` are ignored), fetching the pages
+    /// one after the other.
+    pub async fn list_all_groups(&self, request: proto::ListGroupsRequest) -> Result<Vec<proto::Group>> {
         let mut groups = Vec::new();
         loop {
-            let request = proto::ListGroupsRequest {
-                offset: page_offset(groups.len()),
-                limit: MAX_PAGE,
-                ..Default::default()
-            };
+            let request = proto::ListGroupsRequest { offset: page_offset(groups.len()), limit: MAX_PAGE, ..request };
             let page = self.list_groups_page(request).await?;
             let is_last = page.groups.len() < MAX_PAGE as usize;
             groups.extend(page.groups);
@@ -118,15 +120,16 @@ impl AdminClient {
 
     /// Lists every device of the group `group_id`, oldest first, fetching the pages one after the other.
     pub async fn list_devices(&self, group_id: impl Into<String>) -> Result<Vec<proto::Device>> {
-        let group_id = group_id.into();
+        self.list_all_devices(proto::ListDevicesRequest { group_id: group_id.into(), ..Default::default() }).await
+    }
+
+    /// Lists every device that `request` selects (its group, `name_contains` and order; its `offset` and `limit`
+    /// are ignored), fetching the pages one after the other.
+    pub async fn list_all_devices(&self, request: proto::ListDevicesRequest) -> Result<Vec<proto::Device>> {
         let mut devices = Vec::new();
         loop {
-            let request = proto::ListDevicesRequest {
-                group_id: group_id.clone(),
-                offset: page_offset(devices.len()),
-                limit: MAX_PAGE,
-                ..Default::default()
-            };
+            let request =
+                proto::ListDevicesRequest { offset: page_offset(devices.len()), limit: MAX_PAGE, ..request.clone() };
             let page = self.list_devices_page(request).await?;
             let is_last = page.devices.len() < MAX_PAGE as usize;
             devices.extend(page.devices);
@@ -242,7 +245,11 @@ impl AdminClient {
     /// Tests the webhook `id` as Particle's Test button does: an event named after its event prefix, published as
     /// device `api` with `data` (`test-event` when `None`), delivered to this webhook only. Returns its first
     /// attempt (status, error class, response headers and body, duration) and whether it succeeded.
-    pub async fn test_webhook(&self, id: impl Into<String>, data: Option<String>) -> Result<proto::TestWebhookResponse> {
+    pub async fn test_webhook(
+        &self,
+        id: impl Into<String>,
+        data: Option<String>,
+    ) -> Result<proto::TestWebhookResponse> {
         let request = proto::TestWebhookRequest { id: id.into(), data };
         Ok(self.webhooks.clone().test_webhook(request).await?.into_inner())
     }

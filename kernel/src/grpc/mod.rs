@@ -5,8 +5,8 @@ pub mod admin;
 pub mod deliveries;
 pub mod device;
 
-use crate::listing::{DefinitionSummary, Order, Page};
 use crate::error::KernelError;
+use crate::listing::{DefinitionSummary, Order, Page};
 use crate::store::devices::DeviceRow;
 use crate::store::groups::GroupRow;
 use crate::store::webhooks::WebhookRow;

@@ -125,16 +125,15 @@ fn like_pattern(text: &str) -> String {
 
 /// Replaces a device's name and `PRODUCT_*` fields; false when there is no such device.
 pub async fn update_device(pool: &AnyPool, device: &DeviceRow) -> Result<bool, StoreError> {
-    let result = sqlx::query(
-        "UPDATE devices SET name = $1, product_id = $2, firmware_version = $3, owner = $4 WHERE id = $5",
-    )
-    .bind(device.name.as_str())
-    .bind(device.product_id.as_str())
-    .bind(device.firmware_version.as_str())
-    .bind(device.owner.as_str())
-    .bind(device.id.as_str())
-    .execute(pool)
-    .await?;
+    let result =
+        sqlx::query("UPDATE devices SET name = $1, product_id = $2, firmware_version = $3, owner = $4 WHERE id = $5")
+            .bind(device.name.as_str())
+            .bind(device.product_id.as_str())
+            .bind(device.firmware_version.as_str())
+            .bind(device.owner.as_str())
+            .bind(device.id.as_str())
+            .execute(pool)
+            .await?;
     Ok(result.rows_affected() > 0)
 }
 
