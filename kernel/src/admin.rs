@@ -4,11 +4,12 @@
 use crate::Kernel;
 use crate::auth;
 use crate::error::KernelError;
+use crate::listing::{self, Page, WebhookFilter};
 use crate::store::devices::{self, DeviceRow};
 use crate::store::groups::{self, GroupRow};
 use crate::store::secrets::{self, SecretRow};
 use crate::store::webhook_state::{self, WebhookStateRow};
-use crate::store::webhooks::{self, WebhookRow, WebhookUpdate};
+use crate::store::webhooks::{self, NewWebhook, WebhookRow, WebhookUpdate};
 use hookwire_actors::definition::{CompiledWebhook, WebhookDefinition};
 use hookwire_actors::ids::{DeviceId, GroupId, WebhookId};
 use hookwire_actors::signing::{SigningKey, SigningKeys};
@@ -36,6 +37,19 @@ pub struct DeviceFields {
     pub firmware_version: String,
     /// `PRODUCT_USER_ID`.
     pub owner: String,
+}
+
+/// A change to a device: each field given replaces the stored one, the others stay.
+#[derive(Debug, Clone, Default)]
+pub struct DeviceUpdate {
+    /// A human name.
+    pub name: Option<String>,
+    /// `PRODUCT_ID`.
+    pub product_id: Option<String>,
+    /// `PRODUCT_VERSION`.
+    pub firmware_version: Option<String>,
+    /// `PRODUCT_USER_ID`.
+    pub owner: Option<String>,
 }
 
 /// Checks a text field: not empty when `required`, at most 200 characters, no control characters.
@@ -71,6 +85,21 @@ impl Kernel {
     /// Lists the groups.
     pub async fn list_groups(&self) -> Result<Vec<GroupRow>, KernelError> {
         Ok(groups::list_groups(self.store.pool()).await?)
+    }
+
+    /// A page of the groups, and how many there are.
+    pub async fn list_groups_page(&self, page: &Page) -> Result<(Vec<GroupRow>, u64), KernelError> {
+        Ok(groups::list_groups_page(self.store.pool(), page).await?)
+    }
+
+    /// Renames a group (resolved by the caller).
+    pub async fn rename_group(&self, group: GroupRow, name: &str) -> Result<GroupRow, KernelError> {
+        check_text("name", name, true)?;
+        let name = name.trim().to_owned();
+        if !groups::rename_group(self.store.pool(), &group.id, &name).await? {
+            return Err(KernelError::NotFound(format!("group {} not found", group.id)));
+        }
+        Ok(GroupRow { name, ..group })
     }
 
     /// Deletes a group with its devices and webhooks, and ends its devices' sessions.
@@ -131,6 +160,64 @@ impl Kernel {
         Ok(devices::list_devices(self.store.pool(), group_id).await?)
     }
 
+    /// A page of a group's devices, optionally only those whose name contains a text, and how many match.
+    pub async fn list_devices_page(
+        &self,
+        group_id: &GroupId,
+        name_contains: &str,
+        page: &Page,
+    ) -> Result<(Vec<DeviceRow>, u64), KernelError> {
+        if name_contains.len() > 2048 {
+            return Err(KernelError::InvalidArgument("name_contains: must be at most 2048 bytes".into()));
+        }
+        self.get_group(group_id).await?;
+        Ok(devices::list_devices_page(self.store.pool(), group_id, name_contains, page).await?)
+    }
+
+    /// Changes a device (resolved by the caller): the fields given replace the stored ones. The cached token is
+    /// forgotten, so that the next connection and every unary publish read the new `PRODUCT_*` values; sessions
+    /// already open keep the values they connected with.
+    pub async fn update_device(&self, device: DeviceRow, update: DeviceUpdate) -> Result<DeviceRow, KernelError> {
+        let fields = [
+            ("name", &update.name),
+            ("product_id", &update.product_id),
+            ("firmware_version", &update.firmware_version),
+            ("owner", &update.owner),
+        ];
+        for (field, value) in fields {
+            if let Some(value) = value {
+                check_text(field, value, false)?;
+            }
+        }
+        let updated = DeviceRow {
+            name: update.name.unwrap_or(device.name),
+            product_id: update.product_id.unwrap_or(device.product_id),
+            firmware_version: update.firmware_version.unwrap_or(device.firmware_version),
+            owner: update.owner.unwrap_or(device.owner),
+            ..device
+        };
+        if !devices::update_device(self.store.pool(), &updated).await? {
+            return Err(KernelError::NotFound(format!("device {} not found", updated.id)));
+        }
+        self.devices.forget(|cached| cached.device_id == updated.id);
+        tracing::info!(device_id = %updated.id, "device updated");
+        Ok(updated)
+    }
+
+    /// Gives a device (resolved by the caller) a new token, returned this once: the old token is refused from now
+    /// on and the device's open sessions are closed.
+    pub async fn rotate_device_token(&self, device: DeviceRow) -> Result<(DeviceRow, String), KernelError> {
+        let token = auth::generate_token("hwd_");
+        let token_hash = auth::hash_token(&token);
+        if !devices::set_token_hash(self.store.pool(), &device.id, &token_hash).await? {
+            return Err(KernelError::NotFound(format!("device {} not found", device.id)));
+        }
+        self.devices.forget(|cached| cached.device_id == device.id);
+        self.services.supervisor.disconnect_device(&device.id);
+        tracing::info!(device_id = %device.id, "device token rotated");
+        Ok((DeviceRow { token_hash, ..device }, token))
+    }
+
     /// Deletes a device and the webhooks limited to it alone, and ends its sessions.
     pub async fn delete_device(&self, id: &DeviceId) -> Result<(), KernelError> {
         let device = self.get_device(id).await?;
@@ -176,15 +263,14 @@ impl Kernel {
         Ok(compiled)
     }
 
-    /// Creates a webhook from its JSON definition. With `x-signing`, it gets a signing secret, returned this once.
-    pub async fn create_webhook(
+    /// Validates a definition for a group and makes the webhook to insert, with a signing secret when it signs.
+    async fn new_webhook(
         &self,
         group_id: &GroupId,
         definition_json: &str,
-    ) -> Result<(WebhookRow, Option<String>), KernelError> {
-        self.get_group(group_id).await?;
+        now: i64,
+    ) -> Result<NewWebhook, KernelError> {
         let compiled = self.compile_for_group(WebhookId::generate(), group_id, definition_json).await?;
-        let now = time::now_ms();
         let row = WebhookRow {
             id: compiled.id.clone(),
             group_id: group_id.clone(),
@@ -194,9 +280,81 @@ impl Kernel {
             state: Default::default(),
         };
         let signing_secret = compiled.definition.signs().then(auth::generate_signing_secret);
-        webhooks::insert_webhook(self.store.pool(), &row, &compiled.devices, signing_secret.as_deref()).await?;
+        Ok(NewWebhook { row, devices: compiled.devices, signing_secret })
+    }
+
+    /// Creates a webhook from its JSON definition. With `x-signing`, it gets a signing secret, returned this once.
+    pub async fn create_webhook(
+        &self,
+        group_id: &GroupId,
+        definition_json: &str,
+    ) -> Result<(WebhookRow, Option<String>), KernelError> {
+        self.get_group(group_id).await?;
+        let new = self.new_webhook(group_id, definition_json, time::now_ms()).await?;
+        webhooks::insert_webhook(self.store.pool(), &new.row, &new.devices, new.signing_secret.as_deref()).await?;
         self.refresh_group_index(group_id).await?;
-        Ok((row, signing_secret))
+        Ok((new.row, new.signing_secret))
+    }
+
+    /// Creates several webhooks of a group in one transaction, all or none. A refused definition is named by its
+    /// index: `webhooks[3].url: ...`. Each signing webhook's secret is returned this once.
+    pub async fn batch_create_webhooks(
+        &self,
+        group_id: &GroupId,
+        definitions_json: &[String],
+    ) -> Result<Vec<(WebhookRow, Option<String>)>, KernelError> {
+        if definitions_json.is_empty() || definitions_json.len() > listing::MAX_BATCH {
+            return Err(KernelError::InvalidArgument(format!(
+                "webhooks: give 1 to {} definitions, got {}",
+                listing::MAX_BATCH,
+                definitions_json.len()
+            )));
+        }
+        self.get_group(group_id).await?;
+        let now = time::now_ms();
+        let mut batch = Vec::with_capacity(definitions_json.len());
+        for (index, definition_json) in definitions_json.iter().enumerate() {
+            let new = self.new_webhook(group_id, definition_json, now).await.map_err(|error| match error {
+                KernelError::InvalidArgument(message) => {
+                    KernelError::InvalidArgument(format!("webhooks[{index}].{message}"))
+                }
+                other => other,
+            })?;
+            batch.push(new);
+        }
+        webhooks::insert_webhooks(self.store.pool(), &batch).await?;
+        self.refresh_group_index(group_id).await?;
+        tracing::info!(%group_id, num_webhooks = batch.len(), "webhooks created in a batch");
+        Ok(batch.into_iter().map(|new| (new.row, new.signing_secret)).collect())
+    }
+
+    /// Gets webhooks by id, for a batch: `NOT_FOUND` names the first missing one by index (`ids[2]: ...`).
+    pub async fn get_webhooks(&self, ids: &[WebhookId]) -> Result<Vec<WebhookRow>, KernelError> {
+        let mut rows = Vec::with_capacity(ids.len());
+        for (index, id) in ids.iter().enumerate() {
+            let row = webhooks::get_webhook(self.store.pool(), id)
+                .await?
+                .ok_or_else(|| KernelError::NotFound(format!("ids[{index}]: webhook {id} not found")))?;
+            rows.push(row);
+        }
+        Ok(rows)
+    }
+
+    /// Deletes webhooks (resolved by the caller with [`Kernel::get_webhooks`]) in one transaction, all or none.
+    pub async fn batch_delete_webhooks(&self, rows: &[WebhookRow]) -> Result<(), KernelError> {
+        let ids: Vec<WebhookId> = rows.iter().map(|row| row.id.clone()).collect();
+        if let Some(index) = webhooks::delete_webhooks(self.store.pool(), &ids).await? {
+            return Err(KernelError::NotFound(format!("ids[{index}]: webhook {} not found", ids[index])));
+        }
+        let groups: std::collections::BTreeSet<&GroupId> = rows.iter().map(|row| &row.group_id).collect();
+        for group_id in groups {
+            self.refresh_group_index(group_id).await?;
+        }
+        for id in &ids {
+            self.services.supervisor.forget_webhook(id);
+        }
+        tracing::info!(num_webhooks = ids.len(), "webhooks deleted in a batch");
+        Ok(())
     }
 
     /// Gets a webhook, with its run-time state.
@@ -274,6 +432,26 @@ impl Kernel {
             webhooks.push(self.with_state(row).await?);
         }
         Ok(webhooks)
+    }
+
+    /// A page of a group's webhooks (or those limited to one of its devices) that pass `filter`, with their
+    /// run-time state, and how many pass in all.
+    pub async fn list_webhooks_page(
+        &self,
+        group_id: &GroupId,
+        device_id: Option<&DeviceId>,
+        filter: &WebhookFilter,
+        page: &Page,
+    ) -> Result<(Vec<WebhookRow>, u64), KernelError> {
+        filter.validate()?;
+        self.get_group(group_id).await?;
+        let rows = webhooks::list_webhooks(self.store.pool(), group_id, device_id).await?;
+        let (rows, total) = listing::page_webhooks(rows, filter, page);
+        let mut webhooks = Vec::with_capacity(rows.len());
+        for row in rows {
+            webhooks.push(self.with_state(row).await?);
+        }
+        Ok((webhooks, total as u64))
     }
 
     /// Replaces a webhook's definition.

@@ -4,9 +4,15 @@ use crate::Kernel;
 use crate::error::KernelError;
 use crate::recovery;
 use crate::store::attempts::{self, AttemptRow};
-use hookwire_actors::ids::WebhookId;
-use hookwire_actors::journal::DeliveryStatus;
+use crate::store::webhooks::WebhookRow;
+use hookwire_actors::event::{Event, validate_publish};
+use hookwire_actors::ids::{DeliveryId, EventId, WebhookId};
+use hookwire_actors::journal::{AckTarget, DeliveryRecord, DeliveryStatus, EventRecord, JournalEntry};
+use hookwire_actors::messages::Dispatch;
+use hookwire_actors::request::{DeviceProfile, render_context};
 use hookwire_actors::time;
+use std::sync::Arc;
+use std::time::Duration;
 
 /// How many successes and how many errors the default attempt listing shows, as Particle's console.
 pub const RECENT_PER_KIND: i64 = 10;
@@ -14,6 +20,24 @@ pub const RECENT_PER_KIND: i64 = 10;
 pub const MAX_PAGE: u32 = 200;
 /// The most days of history one call returns.
 pub const MAX_HISTORY_DAYS: u32 = 90;
+
+/// The data of a test event when the caller gives none, as Particle's Test button sends.
+pub const DEFAULT_TEST_DATA: &str = "test-event";
+/// The name of a test event when the webhook's event prefix is empty (it matches every event).
+pub const EMPTY_PREFIX_TEST_EVENT: &str = "test-event";
+/// How often a test looks for its attempt in the attempt log.
+const TEST_POLL_INTERVAL: Duration = Duration::from_millis(20);
+/// How long a test waits beyond the connect and response timeouts, for the attempt to be written.
+const TEST_MARGIN: Duration = Duration::from_secs(5);
+
+/// The outcome of a test delivery.
+#[derive(Debug)]
+pub struct TestOutcome {
+    /// The test event.
+    pub event_id: EventId,
+    /// Its first attempt, as the attempt log holds it.
+    pub attempt: AttemptRow,
+}
 
 /// A page of attempts and the token of the next.
 #[derive(Debug)]
@@ -165,6 +189,86 @@ impl Kernel {
             .await?
             .ok_or_else(|| KernelError::NotFound(format!("the delivery of attempt {attempt_id} no longer exists")))?;
         Ok(recovery::dispatch(self, vec![delivery]).await as u64)
+    }
+}
+
+impl Kernel {
+    /// Tests a webhook (resolved by the caller) as Particle's Test button does: an event named after its event
+    /// prefix, published as device `api` with `data` (`test-event` by default), journaled like any event and
+    /// delivered to this webhook only, through its actor (quota, signing, retries and failure limit apply).
+    /// Waits for the first attempt to be in the attempt log, at most the connect and response timeouts and 5 s.
+    pub async fn test_webhook(&self, webhook: &WebhookRow, data: Option<String>) -> Result<TestOutcome, KernelError> {
+        let compiled = self.services.index.find(&webhook.group_id, &webhook.id).ok_or_else(|| {
+            KernelError::InvalidArgument(format!(
+                "id: webhook {} cannot fire: its stored definition no longer compiles (see the server log)",
+                webhook.id
+            ))
+        })?;
+        let name = match compiled.definition.event.as_str() {
+            "" => EMPTY_PREFIX_TEST_EVENT.to_owned(),
+            prefix => prefix.to_owned(),
+        };
+        let data = data.unwrap_or_else(|| DEFAULT_TEST_DATA.to_owned());
+        let max_data_bytes = self.services.settings.max_data_bytes;
+        if data.len() > max_data_bytes {
+            return Err(KernelError::InvalidArgument(format!(
+                "data: {} bytes, more than the {max_data_bytes} an event may hold",
+                data.len()
+            )));
+        }
+        validate_publish(&name, &data, max_data_bytes).map_err(|error| {
+            KernelError::InvalidArgument(format!(
+                "id: webhook {}'s event `{name}` cannot be published: {error}",
+                webhook.id
+            ))
+        })?;
+        let event = Arc::new(Event::new(webhook.group_id.clone(), None, name, data, 0));
+        let delivery_id = DeliveryId::generate();
+        let record = EventRecord {
+            event: event.clone(),
+            deliveries: vec![DeliveryRecord { id: delivery_id.clone(), webhook_id: webhook.id.clone() }],
+        };
+        // Durable first, as for any publish: the test delivery is then retried, replayed and recovered like others.
+        let unavailable =
+            || KernelError::Store(crate::store::StoreError::Unavailable("the kernel is shutting down".into()));
+        let (reply, durable) = tokio::sync::oneshot::channel();
+        let entry = JournalEntry::Event { record, ack: AckTarget::Reply(reply) };
+        self.services.journal.append(entry).await.map_err(|_| unavailable())?;
+        match durable.await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                return Err(KernelError::Store(crate::store::StoreError::Unavailable(error.to_string())));
+            }
+            Err(_) => return Err(unavailable()),
+        }
+        let context = Arc::new(render_context(&event, &DeviceProfile::default()));
+        self.services.supervisor.webhook(&compiled.id).do_send(Dispatch {
+            delivery_id: delivery_id.clone(),
+            webhook: compiled,
+            event: event.clone(),
+            context,
+            attempt: 1,
+        });
+        tracing::info!(webhook_id = %webhook.id, %delivery_id, "test delivery dispatched");
+
+        let host = &self.services.settings.host;
+        let wait = host.connect_timeout + host.response_timeout + TEST_MARGIN;
+        let deadline = tokio::time::Instant::now() + wait;
+        let delivery = delivery_id.to_string();
+        loop {
+            if let Some(attempt) = attempts::first_attempt_of(self.store.pool(), &delivery).await? {
+                return Ok(TestOutcome { event_id: event.id.clone(), attempt });
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(KernelError::DeadlineExceeded(format!(
+                    "id: the test delivery {delivery_id} of webhook {} made no attempt within {} s (its quota queue \
+                     may hold it); see its attempt log",
+                    webhook.id,
+                    wait.as_secs()
+                )));
+            }
+            tokio::time::sleep(TEST_POLL_INTERVAL).await;
+        }
     }
 }
 

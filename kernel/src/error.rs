@@ -19,6 +19,9 @@ pub enum KernelError {
     /// Credentials that may not do this.
     #[error("{0}")]
     PermissionDenied(String),
+    /// What the call waited for did not happen in time.
+    #[error("{0}")]
+    DeadlineExceeded(String),
     /// A storage failure.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -32,6 +35,7 @@ impl KernelError {
             KernelError::NotFound(_) => ErrorCode::NotFound,
             KernelError::Unauthenticated(_) => ErrorCode::Unauthenticated,
             KernelError::PermissionDenied(_) => ErrorCode::PermissionDenied,
+            KernelError::DeadlineExceeded(_) => ErrorCode::DeadlineExceeded,
             KernelError::Store(error) => error.code(),
         }
     }

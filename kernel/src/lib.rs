@@ -12,6 +12,7 @@ pub mod auth;
 pub mod deliveries;
 pub mod error;
 pub mod grpc;
+pub mod listing;
 pub mod metrics;
 pub mod recovery;
 pub mod retention;

@@ -29,6 +29,8 @@ pub enum ErrorCode {
     ResourceExhausted,
     /// A dependency (the database) is down; retrying later may succeed.
     Unavailable,
+    /// What the call waits for did not happen in time (a test delivery without an answer).
+    DeadlineExceeded,
     /// A bug or an unexpected condition; details are logged, not returned.
     Internal,
 }
@@ -44,6 +46,7 @@ impl ErrorCode {
             ErrorCode::PermissionDenied => tonic::Code::PermissionDenied,
             ErrorCode::ResourceExhausted => tonic::Code::ResourceExhausted,
             ErrorCode::Unavailable => tonic::Code::Unavailable,
+            ErrorCode::DeadlineExceeded => tonic::Code::DeadlineExceeded,
             ErrorCode::Internal => tonic::Code::Internal,
         }
     }
@@ -58,6 +61,7 @@ impl ErrorCode {
             ErrorCode::PermissionDenied => "PERMISSION_DENIED",
             ErrorCode::ResourceExhausted => "RESOURCE_EXHAUSTED",
             ErrorCode::Unavailable => "UNAVAILABLE",
+            ErrorCode::DeadlineExceeded => "DEADLINE_EXCEEDED",
             ErrorCode::Internal => "INTERNAL",
         }
     }

@@ -101,10 +101,17 @@ fn rpcs() -> Vec<Rpc> {
         rpc!("GroupService/CreateGroup", Root, Group, |c, _o| c.create_group("walk")),
         rpc!("GroupService/GetGroup", Viewer, Group, |c, o| c.get_group(o.group_id)),
         rpc!("GroupService/ListGroups", Viewer, Caller, |c, _o| c.list_groups()),
+        rpc!("GroupService/RenameGroup", Editor, Group, |c, o| c.rename_group(o.group_id, "walk")),
         rpc!("GroupService/DeleteGroup", Root, Group, |c, o| c.delete_group(o.group_id)),
         rpc!("DeviceAdminService/CreateDevice", Editor, Group, |c, o| c.create_device(o.group_id, "walk")),
         rpc!("DeviceAdminService/GetDevice", Viewer, Object, |c, o| c.get_device(o.device_id)),
         rpc!("DeviceAdminService/ListDevices", Viewer, Group, |c, o| c.list_devices(o.group_id)),
+        rpc!("DeviceAdminService/UpdateDevice", Editor, Object, |c, o| c.update_device(proto::UpdateDeviceRequest {
+            id: o.device_id,
+            name: Some("walk".into()),
+            ..Default::default()
+        })),
+        rpc!("DeviceAdminService/RotateDeviceToken", Editor, Object, |c, o| c.rotate_device_token(o.device_id)),
         rpc!("DeviceAdminService/DeleteDevice", Editor, Object, |c, o| c.delete_device(o.device_id)),
         rpc!("WebhookService/CreateWebhook", Editor, Group, |c, o| c
             .create_webhook(o.group_id.clone(), o.definition())),
@@ -112,7 +119,11 @@ fn rpcs() -> Vec<Rpc> {
         rpc!("WebhookService/ListWebhooks", Viewer, Group, |c, o| c.list_webhooks(o.group_id, None)),
         rpc!("WebhookService/UpdateWebhook", Editor, Object, |c, o| c
             .update_webhook(o.webhook_id.clone(), o.definition())),
+        rpc!("WebhookService/BatchCreateWebhooks", Editor, Group, |c, o| c
+            .batch_create_webhooks(o.group_id.clone(), vec![o.definition()])),
+        rpc!("WebhookService/TestWebhook", Editor, Object, |c, o| c.test_webhook(o.webhook_id, None)),
         rpc!("WebhookService/DeleteWebhook", Editor, Object, |c, o| c.delete_webhook(o.webhook_id)),
+        rpc!("WebhookService/BatchDeleteWebhooks", Editor, Object, |c, o| c.batch_delete_webhooks(vec![o.webhook_id])),
         rpc!("WebhookService/RotateWebhookSecret", Editor, Object, |c, o| c
             .rotate_webhook_secret(o.webhook_id, Some(0))),
         rpc!("WebhookService/EnableWebhook", Editor, Object, |c, o| c.enable_webhook(o.webhook_id)),

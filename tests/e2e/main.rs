@@ -5,6 +5,7 @@ mod conformance;
 mod core;
 mod deliveries;
 mod hosts;
+mod management;
 mod ops;
 mod policies;
 mod responses;

@@ -7,11 +7,14 @@ use serde_json::{Value, json};
 
 use crate::GlobalArgs;
 use crate::output::{DELETED_COLUMNS, print_document};
+use crate::paging::{PageArgs, note_page};
 
 pub const EXAMPLES: &str = "\
 Examples:
   hookwire device create --group grp_0123456789abcdef --name sensor-1
-  hookwire device list --group grp_0123456789abcdef --output table";
+  hookwire device list --group grp_0123456789abcdef --output table
+  hookwire device update dev_0123456789abcdef --firmware-version 4
+  hookwire device rotate-token dev_0123456789abcdef --field token";
 
 const CREATED_COLUMNS: &[&str] = &["id", "token", "group_id", "name", "created_at"];
 const COLUMNS: &[&str] = &["id", "group_id", "name", "created_at", "product_id", "firmware_version", "owner"];
@@ -25,12 +28,63 @@ Examples:
   hookwire device create --group grp_0123456789abcdef
   hookwire device create --group grp_0123456789abcdef --name sensor-1 --product-id 4711 --firmware-version 3")]
     Create(CreateArgs),
-    /// List the devices of a group, oldest first; prints an array of devices
-    #[command(after_help = "Example:\n  hookwire device list --group grp_0123456789abcdef")]
+    /// List the devices of a group, oldest first, 50 at a time; prints an array of devices (when more match, a
+    /// note on stderr says how to get the next page)
+    #[command(after_help = "\
+Examples:
+  hookwire device list --group grp_0123456789abcdef
+  hookwire device list --group grp_0123456789abcdef --name sensor --order name --output table
+  hookwire device list --group grp_0123456789abcdef --all --field id")]
     List {
         /// The group id, grp_...
         #[arg(long, value_name = "ID")]
         group: String,
+        /// Only devices whose name contains this text, ignoring case
+        #[arg(long, value_name = "TEXT")]
+        name: Option<String>,
+        #[command(flatten)]
+        page: PageArgs,
+    },
+    /// Rename a device; prints the device
+    #[command(after_help = "Example:\n  hookwire device rename dev_0123456789abcdef sensor-2")]
+    Rename {
+        /// The device id, dev_...
+        id: String,
+        /// The new name, up to 200 characters (may be empty)
+        name: String,
+    },
+    /// Change a device's name or the fields behind the PRODUCT_* template variables; flags left out keep their
+    /// value, an empty value clears it. Connections opened afterwards see the new values; prints the device
+    #[command(after_help = "\
+Examples:
+  hookwire device update dev_0123456789abcdef --firmware-version 4
+  hookwire device update dev_0123456789abcdef --product-id 4711 --owner alice@example.com
+  hookwire device update dev_0123456789abcdef --owner ''")]
+    Update {
+        /// The device id, dev_...
+        id: String,
+        /// A human name, up to 200 characters
+        #[arg(long)]
+        name: Option<String>,
+        /// The product id, the PRODUCT_ID template variable
+        #[arg(long)]
+        product_id: Option<String>,
+        /// The firmware version, the PRODUCT_VERSION template variable
+        #[arg(long, value_name = "VERSION")]
+        firmware_version: Option<String>,
+        /// The owner, the PRODUCT_USER_ID template variable
+        #[arg(long)]
+        owner: Option<String>,
+    },
+    /// Give a device a new token, shown only this once; the old token is refused at once and the device's open
+    /// sessions are closed. Prints {"id", "token", "group_id", "name", "created_at"}
+    #[command(after_help = "\
+Examples:
+  hookwire device rotate-token dev_0123456789abcdef
+  hookwire device rotate-token dev_0123456789abcdef --field token > sensor-1.token")]
+    RotateToken {
+        /// The device id, dev_...
+        id: String,
     },
     /// Show one device
     #[command(after_help = "Example:\n  hookwire device get dev_0123456789abcdef")]
@@ -78,19 +132,37 @@ pub async fn run(command: DeviceCommand, global: &GlobalArgs) -> anyhow::Result<
                 owner: args.owner.unwrap_or_default(),
             };
             let created = admin.create_device_with(request).await?;
-            let device = created.device.context("the server answered without the new device")?;
-            let device_json = json!({
-                "id": device.id,
-                "token": created.token,
-                "group_id": device.group_id,
-                "name": device.name,
-                "created_at": device.created_at,
-            });
-            print_document(format, &device_json, CREATED_COLUMNS)?;
+            print_document(format, &created_json(created)?, CREATED_COLUMNS)?;
         }
-        DeviceCommand::List { group } => {
-            let devices = admin.list_devices(group).await?;
+        DeviceCommand::List { group, name, page } => {
+            let request = proto::ListDevicesRequest {
+                group_id: group,
+                offset: page.offset,
+                limit: page.limit,
+                order_by: page.order_by(),
+                descending: page.desc,
+                name_contains: name.unwrap_or_default(),
+            };
+            let devices = if page.all {
+                admin.list_all_devices(request).await?
+            } else {
+                let listed = admin.list_devices_page(request).await?;
+                note_page(page.offset, listed.devices.len(), listed.total);
+                listed.devices
+            };
             print_document(format, &devices.iter().map(device_json).collect(), COLUMNS)?;
+        }
+        DeviceCommand::Rename { id, name } => {
+            let request = proto::UpdateDeviceRequest { id, name: Some(name), ..Default::default() };
+            print_document(format, &device_json(&admin.update_device(request).await?), COLUMNS)?;
+        }
+        DeviceCommand::Update { id, name, product_id, firmware_version, owner } => {
+            let request = proto::UpdateDeviceRequest { id, name, product_id, firmware_version, owner };
+            print_document(format, &device_json(&admin.update_device(request).await?), COLUMNS)?;
+        }
+        DeviceCommand::RotateToken { id } => {
+            let rotated = admin.rotate_device_token(id).await?;
+            print_document(format, &created_json(rotated)?, CREATED_COLUMNS)?;
         }
         DeviceCommand::Get { id } => {
             let device = admin.get_device(id).await?;
@@ -102,6 +174,18 @@ pub async fn run(command: DeviceCommand, global: &GlobalArgs) -> anyhow::Result<
         }
     }
     Ok(())
+}
+
+/// A device with its new token, as `create` and `rotate-token` print it.
+fn created_json(created: proto::CreateDeviceResponse) -> anyhow::Result<Value> {
+    let device = created.device.context("the server answered without the device")?;
+    Ok(json!({
+        "id": device.id,
+        "token": created.token,
+        "group_id": device.group_id,
+        "name": device.name,
+        "created_at": device.created_at,
+    }))
 }
 
 fn device_json(device: &proto::Device) -> Value {

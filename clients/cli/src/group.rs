@@ -6,11 +6,13 @@ use serde_json::{Value, json};
 
 use crate::GlobalArgs;
 use crate::output::{DELETED_COLUMNS, print_document};
+use crate::paging::{PageArgs, note_page};
 
 pub const EXAMPLES: &str = "\
 Examples:
   hookwire group create greenhouse
-  hookwire group list --output table";
+  hookwire group list --output table
+  hookwire group rename grp_0123456789abcdef greenhouse-north";
 
 const COLUMNS: &[&str] = &["id", "name", "created_at"];
 
@@ -22,9 +24,25 @@ pub enum GroupCommand {
         /// A human name, 1 to 200 characters
         name: String,
     },
-    /// List the groups, oldest first; prints an array of groups
-    #[command(after_help = "Examples:\n  hookwire group list\n  hookwire group list --output table")]
-    List,
+    /// List the groups, oldest first, 50 at a time; prints an array of groups (when there are more, a note on
+    /// stderr says how to get the next page)
+    #[command(after_help = "\
+Examples:
+  hookwire group list
+  hookwire group list --order name --output table
+  hookwire group list --all --field id")]
+    List {
+        #[command(flatten)]
+        page: PageArgs,
+    },
+    /// Rename a group; prints the group
+    #[command(after_help = "Example:\n  hookwire group rename grp_0123456789abcdef greenhouse-north")]
+    Rename {
+        /// The group id, grp_...
+        id: String,
+        /// The new name, 1 to 200 characters
+        name: String,
+    },
     /// Show one group
     #[command(after_help = "Example:\n  hookwire group get grp_0123456789abcdef")]
     Get {
@@ -47,9 +65,25 @@ pub async fn run(command: GroupCommand, global: &GlobalArgs) -> anyhow::Result<(
             let group = admin.create_group(name).await?;
             print_document(format, &group_json(&group), COLUMNS)?;
         }
-        GroupCommand::List => {
-            let groups = admin.list_groups().await?;
+        GroupCommand::List { page } => {
+            let request = proto::ListGroupsRequest {
+                offset: page.offset,
+                limit: page.limit,
+                order_by: page.order_by(),
+                descending: page.desc,
+            };
+            let groups = if page.all {
+                admin.list_all_groups(request).await?
+            } else {
+                let listed = admin.list_groups_page(request).await?;
+                note_page(page.offset, listed.groups.len(), listed.total);
+                listed.groups
+            };
             print_document(format, &groups.iter().map(group_json).collect(), COLUMNS)?;
+        }
+        GroupCommand::Rename { id, name } => {
+            let group = admin.rename_group(id, name).await?;
+            print_document(format, &group_json(&group), COLUMNS)?;
         }
         GroupCommand::Get { id } => {
             let group = admin.get_group(id).await?;

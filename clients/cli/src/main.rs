@@ -12,6 +12,7 @@ mod device;
 mod events;
 mod group;
 mod output;
+mod paging;
 mod publish;
 mod receive;
 mod subscribe;
@@ -77,13 +78,13 @@ pub struct GlobalArgs {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Create, list, show and delete groups
+    /// Create, list, show, rename and delete groups
     #[command(subcommand, after_help = group::EXAMPLES)]
     Group(group::GroupCommand),
-    /// Create, list, show and delete devices
+    /// Create, list, show, rename, update and delete devices, and rotate their tokens
     #[command(subcommand, after_help = device::EXAMPLES)]
     Device(device::DeviceCommand),
-    /// Create, list, show, update, export and delete webhooks, and rotate their signing secrets
+    /// Create, import, list, show, update, test, export and delete webhooks, and rotate their signing secrets
     #[command(subcommand, after_help = webhook::EXAMPLES)]
     Webhook(webhook::WebhookCommand),
     /// Publish an event as a device, then optionally print the events that follow

@@ -15,11 +15,15 @@ use serde_json::{Map, Value, json};
 
 use crate::GlobalArgs;
 use crate::output::{DELETED_COLUMNS, Format, print_document};
+use crate::paging::{PageArgs, note_page};
 
 pub const EXAMPLES: &str = "\
 Examples:
   hookwire webhook create --group grp_0123456789abcdef --file temp-hook.json
-  hookwire webhook export whk_0123456789abcdef > temp-hook.json";
+  hookwire webhook import --group grp_0123456789abcdef hooks.json
+  hookwire webhook list --group grp_0123456789abcdef --name temp --meta team=ops --output table
+  hookwire webhook test whk_0123456789abcdef
+  hookwire webhook export --group grp_0123456789abcdef > hooks.json";
 
 const COLUMNS: &[&str] = &["id", "name", "event", "url", "disabled", "auto_disabled"];
 /// The table columns of an answer that shows a new signing secret, which must not be left out.
@@ -54,11 +58,15 @@ Examples:
         #[arg(long = "header", value_name = "NAME=VALUE", requires = "device")]
         header: Vec<String>,
     },
-    /// List the webhooks of a group, oldest first; prints an array of webhooks
+    /// List the webhooks of a group, oldest first, 50 at a time; prints an array of webhooks (when more match, a
+    /// note on stderr says how to get the next page)
     #[command(after_help = "\
 Examples:
   hookwire webhook list --group grp_0123456789abcdef --output table
-  hookwire webhook list --group grp_0123456789abcdef --device dev_0123456789abcdef")]
+  hookwire webhook list --group grp_0123456789abcdef --device dev_0123456789abcdef
+  hookwire webhook list --group grp_0123456789abcdef --name temp --url example.com --meta team=ops
+  hookwire webhook list --group grp_0123456789abcdef --order name --offset 50 --limit 50
+  hookwire webhook list --group grp_0123456789abcdef --all --field id")]
     List {
         /// The group id, grp_...
         #[arg(long, value_name = "ID")]
@@ -66,6 +74,45 @@ Examples:
         /// Only the webhooks limited to this device (by deviceID or x-devices), dev_...
         #[arg(long, value_name = "ID")]
         device: Option<String>,
+        /// Only webhooks whose name contains this text, ignoring case
+        #[arg(long, value_name = "TEXT")]
+        name: Option<String>,
+        /// Only webhooks whose URL contains this text
+        #[arg(long, value_name = "TEXT")]
+        url: Option<String>,
+        /// Only webhooks whose x-metadata has KEY with VALUE (repeatable: all must match)
+        #[arg(long = "meta", value_name = "KEY=VALUE")]
+        meta: Vec<String>,
+        #[command(flatten)]
+        page: PageArgs,
+    },
+    /// Create webhooks from a Particle webhook JSON file holding one definition or an array of them, all or
+    /// nothing: when one is refused, none is created and the error names it (webhooks[3].url: ...); prints an
+    /// array of the created webhooks
+    #[command(after_help = "\
+Examples:
+  hookwire webhook import --group grp_0123456789abcdef hooks.json
+  hookwire webhook export --group grp_0123456789abcdef | hookwire webhook import --group grp_fedcba9876543210 -")]
+    Import {
+        /// The group id, grp_...
+        #[arg(long, value_name = "ID")]
+        group: String,
+        /// A Particle webhook JSON file: one object, or an array of up to 200; - reads standard input
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// Send a test event to a webhook, as Particle's Test button does: its event name, data "test-event" (or
+    /// --data), device "api"; prints what the destination answered and exits non-zero when the attempt failed
+    #[command(after_help = "\
+Examples:
+  hookwire webhook test whk_0123456789abcdef
+  hookwire webhook test whk_0123456789abcdef --data '{\"temp\": 21.5}' --output table")]
+    Test {
+        /// The webhook id, whk_...
+        id: String,
+        /// The event data (default: test-event)
+        #[arg(long, value_name = "DATA")]
+        data: Option<String>,
     },
     /// Show one stored webhook
     #[command(after_help = "Example:\n  hookwire webhook get whk_0123456789abcdef")]
@@ -136,13 +183,15 @@ Examples:
         /// The attempt id
         attempt_id: i64,
     },
-    /// Delete webhooks, stopping at the first failure; prints {"deleted": [ID, ...]}, the ones deleted
+    /// Delete webhooks, all or nothing: when one does not exist, none is deleted and the error names it; prints
+    /// {"deleted": [ID, ...]}
     #[command(after_help = "\
 Examples:
   hookwire webhook delete whk_0123456789abcdef
-  hookwire webhook delete whk_0123456789abcdef whk_fedcba9876543210")]
+  hookwire webhook delete whk_0123456789abcdef whk_fedcba9876543210
+  hookwire webhook list --group grp_0123456789abcdef --meta team=old --all --field id | xargs hookwire webhook delete")]
     Delete {
-        /// The webhook ids, whk_...
+        /// The webhook ids, whk_... (up to 200)
         #[arg(required = true, value_name = "ID")]
         ids: Vec<String>,
     },
@@ -173,14 +222,24 @@ Examples:
         /// The webhook id, whk_...
         id: String,
     },
-    /// Print only a webhook's definition JSON, as `webhook create` takes it (always JSON, whatever --output)
+    /// Print only a webhook's definition JSON, as `webhook create` takes it, or with --group an array of the
+    /// definitions of a group's webhooks, as `webhook import` takes it (always JSON, whatever --output)
     #[command(after_help = "\
-Example:
+Examples:
   hookwire webhook export whk_0123456789abcdef > temp-hook.json
-  hookwire webhook create --group grp_fedcba9876543210 --file temp-hook.json")]
+  hookwire webhook create --group grp_fedcba9876543210 --file temp-hook.json
+  hookwire webhook export --group grp_0123456789abcdef > hooks.json
+  hookwire webhook import --group grp_fedcba9876543210 hooks.json")]
     Export {
         /// The webhook id, whk_...
-        id: String,
+        #[arg(required_unless_present = "group", conflicts_with = "group")]
+        id: Option<String>,
+        /// Every webhook of this group, grp_...
+        #[arg(long, value_name = "ID")]
+        group: Option<String>,
+        /// With --group: only the webhooks limited to this device, dev_...
+        #[arg(long, value_name = "ID", requires = "group")]
+        device: Option<String>,
     },
 }
 
@@ -205,11 +264,57 @@ pub async fn run(command: WebhookCommand, global: &GlobalArgs) -> anyhow::Result
             let webhook = admin.create_webhook(group, definition_json).await?;
             print_webhook(format, webhook)?;
         }
-        WebhookCommand::List { group, device } => {
+        WebhookCommand::List { group, device, name, url, meta, page } => {
             let admin = global.admin_client().await?;
-            let webhooks = admin.list_webhooks(group, device.as_deref()).await?;
+            let mut metadata = std::collections::HashMap::new();
+            for pair in &meta {
+                let (key, value) =
+                    pair.split_once('=').with_context(|| format!("--meta {pair}: expected KEY=VALUE"))?;
+                metadata.insert(key.to_owned(), value.to_owned());
+            }
+            let request = proto::ListWebhooksRequest {
+                group_id: group,
+                device_id: device.unwrap_or_default(),
+                offset: page.offset,
+                limit: page.limit,
+                order_by: page.order_by(),
+                descending: page.desc,
+                name_contains: name.unwrap_or_default(),
+                url_contains: url.unwrap_or_default(),
+                metadata,
+            };
+            let webhooks = if page.all {
+                admin.list_all_webhooks(request).await?
+            } else {
+                let listed = admin.list_webhooks_page(request).await?;
+                note_page(page.offset, listed.webhooks.len(), listed.total);
+                listed.webhooks
+            };
             let webhooks_json = webhooks.into_iter().map(webhook_json).collect::<anyhow::Result<_>>()?;
             print_document(format, &Value::Array(webhooks_json), COLUMNS)?;
+        }
+        WebhookCommand::Import { group, file } => {
+            let definitions = read_definitions(&file)?;
+            let admin = global.admin_client().await?;
+            let webhooks = admin.batch_create_webhooks(group, definitions).await?;
+            let columns = if webhooks.iter().any(|webhook| !webhook.signing_secret.is_empty()) {
+                SECRET_COLUMNS
+            } else {
+                COLUMNS
+            };
+            let webhooks_json = webhooks.into_iter().map(webhook_json).collect::<anyhow::Result<_>>()?;
+            print_document(format, &Value::Array(webhooks_json), columns)?;
+        }
+        WebhookCommand::Test { id, data } => {
+            let admin = global.admin_client().await?;
+            let tested = admin.test_webhook(&id, data).await?;
+            let document = test_json(&tested);
+            print_document(format, &document, TEST_COLUMNS)?;
+            if !tested.succeeded {
+                let class = document["error_class"].as_str().unwrap_or("failed");
+                let message = document["error_message"].as_str().unwrap_or_default();
+                bail!("the test delivery to {id} failed: {class}: {message}");
+            }
         }
         WebhookCommand::Get { id } => {
             let admin = global.admin_client().await?;
@@ -245,31 +350,78 @@ pub async fn run(command: WebhookCommand, global: &GlobalArgs) -> anyhow::Result
             let admin = global.admin_client().await?;
             print_webhook(format, admin.disable_webhook(id).await?)?;
         }
-        WebhookCommand::Export { id } => {
+        WebhookCommand::Export { id, group, device } => {
             let admin = global.admin_client().await?;
-            let webhook = admin.get_webhook(id).await?;
-            print_document(Format::Json, &definition(&webhook)?, &[])?;
+            match (id, group) {
+                (Some(id), _) => {
+                    let webhook = admin.get_webhook(id).await?;
+                    print_document(Format::Json, &definition(&webhook)?, &[])?;
+                }
+                (None, Some(group)) => {
+                    let webhooks = admin.list_webhooks(group, device.as_deref()).await?;
+                    let definitions = webhooks.iter().map(definition).collect::<anyhow::Result<_>>()?;
+                    print_document(Format::Json, &Value::Array(definitions), &[])?;
+                }
+                (None, None) => bail!("give a webhook id, or --group"),
+            }
         }
     }
     Ok(())
 }
 
-/// Deletes the webhooks in order. On a failure, the ones deleted before it are still printed, then the failure
-/// is returned.
+/// Deletes the webhooks in one call, all or none.
 async fn delete(admin: &AdminClient, ids: Vec<String>, format: Format) -> anyhow::Result<()> {
-    let mut deleted_ids = Vec::new();
-    let mut failure = None;
-    for id in ids {
-        match admin.delete_webhook(&id).await {
-            Ok(()) => deleted_ids.push(id),
-            Err(error) => {
-                failure = Some(anyhow::Error::new(error).context(format!("cannot delete {id}")));
-                break;
-            }
-        }
+    admin.batch_delete_webhooks(ids.clone()).await?;
+    print_document(format, &json!({ "deleted": ids }), DELETED_COLUMNS)?;
+    Ok(())
+}
+
+/// The table columns of `webhook test`.
+const TEST_COLUMNS: &[&str] = &["succeeded", "status", "error_class", "duration_ms", "response_body"];
+
+/// What `webhook test` prints: the outcome, then the attempt as the attempt log shows it, the response body as
+/// text (invalid UTF-8 replaced).
+fn test_json(tested: &proto::TestWebhookResponse) -> Value {
+    let attempt = tested.attempt.clone().unwrap_or_default();
+    let status = (attempt.response_status != 0).then_some(attempt.response_status);
+    let error_class = Some(attempt.error_class).filter(|class| !class.is_empty());
+    let error_message = Some(attempt.error_message).filter(|message| !message.is_empty());
+    let response_headers: Map<String, Value> =
+        attempt.response_headers.into_iter().map(|(name, value)| (name, Value::String(value))).collect();
+    json!({
+        "succeeded": tested.succeeded,
+        "event_id": tested.event_id,
+        "delivery_id": attempt.delivery_id,
+        "attempt_id": attempt.id,
+        "request_method": attempt.request_method,
+        "request_url": attempt.request_url,
+        "status": status,
+        "error_class": error_class,
+        "error_message": error_message,
+        "duration_ms": attempt.duration_ms,
+        "response_headers": response_headers,
+        "response_body": String::from_utf8_lossy(&attempt.response_body),
+    })
+}
+
+/// Reads a file of definitions for `import`: one JSON object, or an array of objects. Each is sent as JSON text,
+/// its fields in the file's order.
+fn read_definitions(path: &Path) -> anyhow::Result<Vec<String>> {
+    let text = read_definition(path)?;
+    let source = if path == Path::new("-") { "the standard input".to_owned() } else { path.display().to_string() };
+    match serde_json::from_str::<Value>(&text).with_context(|| format!("{source} is not JSON"))? {
+        Value::Object(_) => Ok(vec![text]),
+        Value::Array(elements) if elements.is_empty() => bail!("{source}: the array holds no webhook"),
+        Value::Array(elements) => elements
+            .into_iter()
+            .enumerate()
+            .map(|(index, element)| match element {
+                Value::Object(_) => Ok(element.to_string()),
+                _ => bail!("{source}: element {index} is not a webhook definition (a JSON object)"),
+            })
+            .collect(),
+        _ => bail!("{source}: expected a webhook definition (a JSON object) or an array of them"),
     }
-    print_document(format, &json!({ "deleted": deleted_ids }), DELETED_COLUMNS)?;
-    failure.map_or(Ok(()), Err)
 }
 
 /// Reads a definition file (`-`: standard input) and checks that it is JSON; the server judges the rest. The

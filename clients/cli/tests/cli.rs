@@ -419,3 +419,118 @@ async fn token_create_list_and_revoke_print_the_documented_json_and_scope_the_to
     assert!(stderr.contains("id: ") && stderr.contains("INVALID_ARGUMENT"), "{stderr}");
     kernel.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_takes_an_array_all_or_nothing_and_export_group_gives_it_back() {
+    let kernel = TestKernel::spawn().await;
+    let group_id = text(&json(&kernel, &["group", "create", "fleet"]).await, "id");
+    let directory = tempfile::tempdir().unwrap();
+    let file = directory.path().join("hooks.json");
+    let file = file.to_str().unwrap();
+
+    // A bad definition at index 1: nothing is created, and the error names it.
+    let broken = r#"[{"event": "a", "url": "https://example.com/a"}, {"event": "b"}]"#;
+    std::fs::write(file, broken).unwrap();
+    let output = hookwire(&kernel, &["webhook", "import", "--group", &group_id, file]).await;
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("webhooks[1].url") && stderr.contains("INVALID_ARGUMENT"), "{stderr}");
+    assert_eq!(json(&kernel, &["webhook", "list", "--group", &group_id]).await, serde_json::json!([]));
+
+    let hooks = r#"[
+        {"event": "a", "url": "https://example.com/a", "name": "alpha", "x-metadata": {"team": "ops"}},
+        {"event": "b", "url": "https://example.com/b", "name": "beta"}
+    ]"#;
+    std::fs::write(file, hooks).unwrap();
+    let created = json(&kernel, &["webhook", "import", "--group", &group_id, file]).await;
+    let created = created.as_array().unwrap();
+    assert_eq!(created.iter().map(|webhook| text(webhook, "name")).collect::<Vec<_>>(), ["alpha", "beta"]);
+    assert!(created.iter().all(|webhook| text(webhook, "id").starts_with("whk_")));
+
+    // A single object imports too.
+    std::fs::write(file, r#"{"event": "c", "url": "https://example.com/c", "name": "gamma"}"#).unwrap();
+    assert_eq!(json(&kernel, &["webhook", "import", "--group", &group_id, file]).await.as_array().unwrap().len(), 1);
+
+    // Filters and paging: the page is printed, the note goes to stderr.
+    let ops = json(&kernel, &["webhook", "list", "--group", &group_id, "--meta", "team=ops"]).await;
+    assert_eq!(ops.as_array().unwrap().len(), 1);
+    assert_eq!(text(&ops[0], "name"), "alpha");
+    let output =
+        hookwire(&kernel, &["webhook", "list", "--group", &group_id, "--limit", "2", "--order", "name", "--desc"])
+            .await;
+    assert!(output.status.success());
+    let page: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        page.as_array().unwrap().iter().map(|webhook| text(webhook, "name")).collect::<Vec<_>>(),
+        ["gamma", "beta"]
+    );
+    assert!(String::from_utf8_lossy(&output.stderr).contains("showing 1-2 of 3; next page: --offset 2"));
+    let output = hookwire(&kernel, &["webhook", "list", "--group", &group_id, "--limit", "500"]).await;
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("limit: must be at most 200"));
+
+    // The group's export is an array that imports into another group as it is.
+    let exported = json(&kernel, &["webhook", "export", "--group", &group_id]).await;
+    assert_eq!(exported.as_array().unwrap().len(), 3);
+    assert_eq!(exported[0], serde_json::from_str::<Value>(hooks).unwrap()[0]);
+    let other_group = text(&json(&kernel, &["group", "create", "copy"]).await, "id");
+    std::fs::write(file, exported.to_string()).unwrap();
+    json(&kernel, &["webhook", "import", "--group", &other_group, file]).await;
+    assert_eq!(json(&kernel, &["webhook", "export", "--group", &other_group]).await, exported);
+
+    // Deleting several: one unknown id deletes none.
+    let ids: Vec<String> = created.iter().map(|webhook| text(webhook, "id")).collect();
+    let output = hookwire(&kernel, &["webhook", "delete", &ids[0], "whk_00000000000000000000000000000000"]).await;
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&output.stderr)
+            .contains("ids[1]: webhook whk_00000000000000000000000000000000 not found")
+    );
+    assert_eq!(json(&kernel, &["webhook", "list", "--group", &group_id]).await.as_array().unwrap().len(), 3);
+    kernel.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_test_prints_the_answer_and_fails_when_the_destination_does() {
+    let kernel = TestKernel::spawn().await;
+    let receiver = FakeReceiver::start().await;
+    let group_id = text(&json(&kernel, &["group", "create", "fleet"]).await, "id");
+    let directory = tempfile::tempdir().unwrap();
+    let file = directory.path().join("hook.json");
+    let definition = serde_json::json!({"event": "temp", "url": format!("{}/t", receiver.base_url)});
+    std::fs::write(&file, definition.to_string()).unwrap();
+    let webhook = json(&kernel, &["webhook", "create", "--group", &group_id, "--file", file.to_str().unwrap()]).await;
+    let webhook_id = text(&webhook, "id");
+
+    receiver.respond(200, "ok!");
+    let tested = json(&kernel, &["webhook", "test", &webhook_id]).await;
+    assert_eq!(tested["succeeded"], true);
+    assert_eq!(tested["status"], 200);
+    assert_eq!(tested["error_class"], Value::Null);
+    assert_eq!(tested["response_body"], "ok!");
+    assert!(text(&tested, "event_id").starts_with("evt_"));
+    let form = receiver.first_request().await.form();
+    assert!(form.contains(&("data".to_owned(), "test-event".to_owned())));
+    assert!(form.contains(&("coreid".to_owned(), "api".to_owned())));
+
+    receiver.respond(500, "down");
+    let output = hookwire(&kernel, &["webhook", "test", &webhook_id, "--data", "21.5"]).await;
+    assert_eq!(output.status.code(), Some(1), "a failed test exits non-zero");
+    let printed: Value = serde_json::from_slice(&output.stdout).expect("the outcome is still printed");
+    assert_eq!((printed["succeeded"].clone(), printed["status"].clone()), (Value::Bool(false), Value::from(500)));
+    assert_eq!(printed["error_class"], "http_5xx");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(&format!("the test delivery to {webhook_id} failed: http_5xx")), "{stderr}");
+    let requests = receiver.wait_for(2, Duration::from_secs(10)).await;
+    assert!(requests[1].form().contains(&("data".to_owned(), "21.5".to_owned())));
+
+    // Devices: rename, update and a new token in one go.
+    let device = json(&kernel, &["device", "create", "--group", &group_id, "--name", "old"]).await;
+    let device_id = text(&device, "id");
+    assert_eq!(text(&json(&kernel, &["device", "rename", &device_id, "new"]).await, "name"), "new");
+    let updated = json(&kernel, &["device", "update", &device_id, "--firmware-version", "7"]).await;
+    assert_eq!((text(&updated, "name"), text(&updated, "firmware_version")), ("new".to_owned(), "7".to_owned()));
+    let rotated = json(&kernel, &["device", "rotate-token", &device_id]).await;
+    assert!(text(&rotated, "token").starts_with("hwd_") && text(&rotated, "token") != text(&device, "token"));
+    kernel.stop().await;
+}

@@ -36,7 +36,7 @@ except ImportError as error:  # pragma: no cover - only outside an installed pac
         "import it from outside clients/python"
     ) from error
 
-from hookwire.client import AdminClient, Definition, DeviceClient, DeviceSession, EventStream, Webhook
+from hookwire.client import AdminClient, Definition, DeviceClient, DeviceSession, EventStream, Page, Webhook
 from hookwire.errors import HookwireError, HookwireTimeoutError
 
 __all__ = [
@@ -47,6 +47,7 @@ __all__ = [
     "EventStream",
     "HookwireError",
     "HookwireTimeoutError",
+    "Page",
     "Webhook",
     "__version__",
 ]

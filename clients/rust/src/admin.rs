@@ -57,10 +57,36 @@ impl AdminClient {
         Ok(self.groups.clone().get_group(request).await?.into_inner())
     }
 
-    /// Lists the groups, oldest first.
+    /// Lists every group, oldest first, fetching the pages one after the other.
     pub async fn list_groups(&self) -> Result<Vec<proto::Group>> {
-        let request = proto::ListGroupsRequest {};
-        Ok(self.groups.clone().list_groups(request).await?.into_inner().groups)
+        self.list_all_groups(proto::ListGroupsRequest::default()).await
+    }
+
+    /// Lists every group in the order `request` asks (its `offset` and `limit` are ignored), fetching the pages
+    /// one after the other.
+    pub async fn list_all_groups(&self, request: proto::ListGroupsRequest) -> Result<Vec<proto::Group>> {
+        let mut groups = Vec::new();
+        loop {
+            let request = proto::ListGroupsRequest { offset: page_offset(groups.len()), limit: MAX_PAGE, ..request };
+            let page = self.list_groups_page(request).await?;
+            let is_last = page.groups.len() < MAX_PAGE as usize;
+            groups.extend(page.groups);
+            if is_last || groups.len() >= page.total as usize {
+                return Ok(groups);
+            }
+        }
+    }
+
+    /// Lists one page of groups (`offset`, `limit` up to 200, `order_by`, `descending`); the answer's `total`
+    /// counts them all.
+    pub async fn list_groups_page(&self, request: proto::ListGroupsRequest) -> Result<proto::ListGroupsResponse> {
+        Ok(self.groups.clone().list_groups(request).await?.into_inner())
+    }
+
+    /// Renames the group `id`.
+    pub async fn rename_group(&self, id: impl Into<String>, name: impl Into<String>) -> Result<proto::Group> {
+        let request = proto::RenameGroupRequest { id: id.into(), name: name.into() };
+        Ok(self.groups.clone().rename_group(request).await?.into_inner())
     }
 
     /// Deletes the group `id` with its devices and webhooks.
@@ -96,10 +122,45 @@ impl AdminClient {
         Ok(self.devices.clone().get_device(request).await?.into_inner())
     }
 
-    /// Lists the devices of the group `group_id`, oldest first.
+    /// Lists every device of the group `group_id`, oldest first, fetching the pages one after the other.
     pub async fn list_devices(&self, group_id: impl Into<String>) -> Result<Vec<proto::Device>> {
-        let request = proto::ListDevicesRequest { group_id: group_id.into() };
-        Ok(self.devices.clone().list_devices(request).await?.into_inner().devices)
+        self.list_all_devices(proto::ListDevicesRequest { group_id: group_id.into(), ..Default::default() }).await
+    }
+
+    /// Lists every device that `request` selects (its group, `name_contains` and order; its `offset` and `limit`
+    /// are ignored), fetching the pages one after the other.
+    pub async fn list_all_devices(&self, request: proto::ListDevicesRequest) -> Result<Vec<proto::Device>> {
+        let mut devices = Vec::new();
+        loop {
+            let request =
+                proto::ListDevicesRequest { offset: page_offset(devices.len()), limit: MAX_PAGE, ..request.clone() };
+            let page = self.list_devices_page(request).await?;
+            let is_last = page.devices.len() < MAX_PAGE as usize;
+            devices.extend(page.devices);
+            if is_last || devices.len() >= page.total as usize {
+                return Ok(devices);
+            }
+        }
+    }
+
+    /// Lists one page of a group's devices (`offset`, `limit` up to 200, `order_by`, `descending`,
+    /// `name_contains`); the answer's `total` counts all that match.
+    pub async fn list_devices_page(&self, request: proto::ListDevicesRequest) -> Result<proto::ListDevicesResponse> {
+        Ok(self.devices.clone().list_devices(request).await?.into_inner())
+    }
+
+    /// Changes a device: each field set in the request replaces the stored one (`name`, and `product_id`,
+    /// `firmware_version`, `owner` behind the `PRODUCT_*` template variables). Connections opened afterwards see
+    /// the new values.
+    pub async fn update_device(&self, request: proto::UpdateDeviceRequest) -> Result<proto::Device> {
+        Ok(self.devices.clone().update_device(request).await?.into_inner())
+    }
+
+    /// Gives the device `id` a new token, in the answer (shown only this once); the old token is refused at once
+    /// and the device's open sessions are closed.
+    pub async fn rotate_device_token(&self, id: impl Into<String>) -> Result<proto::CreateDeviceResponse> {
+        let request = proto::RotateDeviceTokenRequest { id: id.into() };
+        Ok(self.devices.clone().rotate_device_token(request).await?.into_inner())
     }
 
     /// Deletes the device `id`; its open sessions are closed and the webhooks limited to it are deleted.
@@ -128,8 +189,8 @@ impl AdminClient {
         Ok(self.webhooks.clone().get_webhook(request).await?.into_inner())
     }
 
-    /// Lists the webhooks of the group `group_id`, oldest first; with `device_id`, only those limited to that
-    /// device.
+    /// Lists every webhook of the group `group_id`, oldest first, fetching the pages one after the other; with
+    /// `device_id`, only those limited to that device.
     pub async fn list_webhooks(
         &self,
         group_id: impl Into<String>,
@@ -138,8 +199,63 @@ impl AdminClient {
         let request = proto::ListWebhooksRequest {
             group_id: group_id.into(),
             device_id: device_id.unwrap_or_default().to_owned(),
+            ..Default::default()
         };
-        Ok(self.webhooks.clone().list_webhooks(request).await?.into_inner().webhooks)
+        self.list_all_webhooks(request).await
+    }
+
+    /// Lists every webhook that `request` selects (its filters and order; its `offset` and `limit` are ignored),
+    /// fetching the pages one after the other.
+    pub async fn list_all_webhooks(&self, request: proto::ListWebhooksRequest) -> Result<Vec<proto::Webhook>> {
+        let mut webhooks = Vec::new();
+        loop {
+            let request =
+                proto::ListWebhooksRequest { offset: page_offset(webhooks.len()), limit: MAX_PAGE, ..request.clone() };
+            let page = self.list_webhooks_page(request).await?;
+            let is_last = page.webhooks.len() < MAX_PAGE as usize;
+            webhooks.extend(page.webhooks);
+            if is_last || webhooks.len() >= page.total as usize {
+                return Ok(webhooks);
+            }
+        }
+    }
+
+    /// Lists one page of a group's webhooks: `offset`, `limit` up to 200, `order_by`, `descending`, and the
+    /// filters `device_id`, `name_contains` (ignoring case), `url_contains` and `metadata` (key = value, all must
+    /// match). The answer's `total` counts all that match.
+    pub async fn list_webhooks_page(&self, request: proto::ListWebhooksRequest) -> Result<proto::ListWebhooksResponse> {
+        Ok(self.webhooks.clone().list_webhooks(request).await?.into_inner())
+    }
+
+    /// Creates webhooks in the group `group_id` from their Particle webhook JSON definitions, all or none: when
+    /// one is refused, none is stored and the error names it (`webhooks[3].url: ...`). At most 200 at once.
+    pub async fn batch_create_webhooks(
+        &self,
+        group_id: impl Into<String>,
+        definitions_json: Vec<String>,
+    ) -> Result<Vec<proto::Webhook>> {
+        let request = proto::BatchCreateWebhooksRequest { group_id: group_id.into(), webhooks: definitions_json };
+        Ok(self.webhooks.clone().batch_create_webhooks(request).await?.into_inner().webhooks)
+    }
+
+    /// Deletes webhooks, all or none: when one does not exist, none is deleted and `NOT_FOUND` names it
+    /// (`ids[2]: ...`). At most 200 at once.
+    pub async fn batch_delete_webhooks(&self, ids: Vec<String>) -> Result<()> {
+        let request = proto::BatchDeleteWebhooksRequest { ids };
+        self.webhooks.clone().batch_delete_webhooks(request).await?;
+        Ok(())
+    }
+
+    /// Tests the webhook `id` as Particle's Test button does: an event named after its event prefix, published as
+    /// device `api` with `data` (`test-event` when `None`), delivered to this webhook only. Returns its first
+    /// attempt (status, error class, response headers and body, duration) and whether it succeeded.
+    pub async fn test_webhook(
+        &self,
+        id: impl Into<String>,
+        data: Option<String>,
+    ) -> Result<proto::TestWebhookResponse> {
+        let request = proto::TestWebhookRequest { id: id.into(), data };
+        Ok(self.webhooks.clone().test_webhook(request).await?.into_inner())
     }
 
     /// Replaces the definition of the webhook `id`; the id stays. When the new definition turns `x-signing` on,
@@ -194,6 +310,14 @@ impl AdminClient {
         let events = self.events.clone().subscribe(request).await?.into_inner();
         Ok(EventStream { events })
     }
+}
+
+/// The largest page the server gives.
+const MAX_PAGE: u32 = 200;
+
+/// The offset of the next page after `num_seen` items.
+fn page_offset(num_seen: usize) -> u32 {
+    u32::try_from(num_seen).unwrap_or(u32::MAX)
 }
 
 /// The live events of a group, from [`AdminClient::subscribe`].

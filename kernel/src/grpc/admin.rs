@@ -2,9 +2,11 @@
 
 use crate::Kernel;
 use crate::access::Object;
-use crate::admin::DeviceFields;
+use crate::admin::{DeviceFields, DeviceUpdate};
 use crate::auth::{Principal, Role};
 use crate::error::{KernelError, parse_id};
+use crate::grpc::{page, total};
+use crate::listing::WebhookFilter;
 use futures::Stream;
 use hookwire_actors::ids::{DeviceId, GroupId, WebhookId};
 use hookwire_proto::v1 as proto;
@@ -52,13 +54,25 @@ impl GroupService for AdminApi {
     }
 
     async fn list_groups(&self, request: Request<proto::ListGroupsRequest>) -> Reply<proto::ListGroupsResponse> {
+        let who = self.authorize(&request).await?;
+        let message = request.into_inner();
+        let page = page(message.offset, message.limit, message.order_by, message.descending)?;
         // A group token sees its own group only.
-        let groups = match self.authorize(&request).await?.group() {
-            None => self.kernel.list_groups().await?,
-            Some(own) => vec![self.kernel.get_group(own).await?],
+        let (groups, count) = match who.group() {
+            None => self.kernel.list_groups_page(&page).await?,
+            Some(own) => (vec![self.kernel.get_group(own).await?], 1),
         };
         let groups = groups.into_iter().map(Into::into).collect();
-        Ok(Response::new(proto::ListGroupsResponse { groups }))
+        Ok(Response::new(proto::ListGroupsResponse { groups, total: total(count) }))
+    }
+
+    async fn rename_group(&self, request: Request<proto::RenameGroupRequest>) -> Reply<proto::Group> {
+        let who = self.authorize(&request).await?;
+        let message = request.into_inner();
+        let id = parse_id("id", &message.id, GroupId::parse)?;
+        who.require("id", &id, Role::Editor)?;
+        let group = self.kernel.get_group(&id).await?;
+        Ok(Response::new(self.kernel.rename_group(group, &message.name).await?.into()))
     }
 
     async fn delete_group(&self, request: Request<proto::DeleteGroupRequest>) -> Reply<proto::DeleteGroupResponse> {
@@ -96,10 +110,40 @@ impl DeviceAdminService for AdminApi {
 
     async fn list_devices(&self, request: Request<proto::ListDevicesRequest>) -> Reply<proto::ListDevicesResponse> {
         let who = self.authorize(&request).await?;
-        let group_id = parse_id("group_id", &request.get_ref().group_id, GroupId::parse)?;
+        let message = request.into_inner();
+        let group_id = parse_id("group_id", &message.group_id, GroupId::parse)?;
         who.require("group_id", &group_id, Role::Viewer)?;
-        let devices = self.kernel.list_devices(&group_id).await?.into_iter().map(Into::into).collect();
-        Ok(Response::new(proto::ListDevicesResponse { devices }))
+        let page = page(message.offset, message.limit, message.order_by, message.descending)?;
+        let (devices, count) = self.kernel.list_devices_page(&group_id, &message.name_contains, &page).await?;
+        let devices = devices.into_iter().map(Into::into).collect();
+        Ok(Response::new(proto::ListDevicesResponse { devices, total: total(count) }))
+    }
+
+    async fn update_device(&self, request: Request<proto::UpdateDeviceRequest>) -> Reply<proto::Device> {
+        let who = self.authorize(&request).await?;
+        let message = request.into_inner();
+        let id = parse_id("id", &message.id, DeviceId::parse)?;
+        self.kernel.require_object(&who, Object::Device(&id), Role::Editor).await?;
+        let device = self.kernel.get_device(&id).await?;
+        let update = DeviceUpdate {
+            name: message.name,
+            product_id: message.product_id,
+            firmware_version: message.firmware_version,
+            owner: message.owner,
+        };
+        Ok(Response::new(self.kernel.update_device(device, update).await?.into()))
+    }
+
+    async fn rotate_device_token(
+        &self,
+        request: Request<proto::RotateDeviceTokenRequest>,
+    ) -> Reply<proto::CreateDeviceResponse> {
+        let who = self.authorize(&request).await?;
+        let id = parse_id("id", &request.get_ref().id, DeviceId::parse)?;
+        self.kernel.require_object(&who, Object::Device(&id), Role::Editor).await?;
+        let device = self.kernel.get_device(&id).await?;
+        let (device, token) = self.kernel.rotate_device_token(device).await?;
+        Ok(Response::new(proto::CreateDeviceResponse { device: Some(device.into()), token }))
     }
 
     async fn delete_device(&self, request: Request<proto::DeleteDeviceRequest>) -> Reply<proto::DeleteDeviceResponse> {
@@ -138,9 +182,76 @@ impl WebhookService for AdminApi {
             "" => None,
             device_id => Some(parse_id("device_id", device_id, DeviceId::parse)?),
         };
-        let webhooks =
-            self.kernel.list_webhooks(&group_id, device_id.as_ref()).await?.into_iter().map(Into::into).collect();
-        Ok(Response::new(proto::ListWebhooksResponse { webhooks }))
+        let page = page(message.offset, message.limit, message.order_by, message.descending)?;
+        let filter = WebhookFilter {
+            name_contains: message.name_contains,
+            url_contains: message.url_contains,
+            metadata: message.metadata.into_iter().collect(),
+        };
+        let (webhooks, count) = self.kernel.list_webhooks_page(&group_id, device_id.as_ref(), &filter, &page).await?;
+        let webhooks = webhooks.into_iter().map(Into::into).collect();
+        Ok(Response::new(proto::ListWebhooksResponse { webhooks, total: total(count) }))
+    }
+
+    async fn batch_create_webhooks(
+        &self,
+        request: Request<proto::BatchCreateWebhooksRequest>,
+    ) -> Reply<proto::BatchCreateWebhooksResponse> {
+        let who = self.authorize(&request).await?;
+        let message = request.into_inner();
+        let group_id = parse_id("group_id", &message.group_id, GroupId::parse)?;
+        who.require("group_id", &group_id, Role::Editor)?;
+        let created = self.kernel.batch_create_webhooks(&group_id, &message.webhooks).await?;
+        let webhooks = created.into_iter().map(|(webhook, secret)| with_secret(webhook.into(), secret)).collect();
+        Ok(Response::new(proto::BatchCreateWebhooksResponse { webhooks }))
+    }
+
+    async fn batch_delete_webhooks(
+        &self,
+        request: Request<proto::BatchDeleteWebhooksRequest>,
+    ) -> Reply<proto::BatchDeleteWebhooksResponse> {
+        let who = self.authorize(&request).await?;
+        let message = request.into_inner();
+        if message.ids.is_empty() || message.ids.len() > crate::listing::MAX_BATCH {
+            let error = format!("ids: give 1 to {} webhook ids, got {}", crate::listing::MAX_BATCH, message.ids.len());
+            return Err(KernelError::InvalidArgument(error).into());
+        }
+        let mut ids = Vec::with_capacity(message.ids.len());
+        for (index, id) in message.ids.iter().enumerate() {
+            let id = parse_id(&format!("ids[{index}]"), id, WebhookId::parse)?;
+            if let Some(first) = ids.iter().position(|seen| seen == &id) {
+                let error = format!("ids[{index}]: {id} is already ids[{first}]");
+                return Err(KernelError::InvalidArgument(error).into());
+            }
+            ids.push(id);
+        }
+        // Every id is checked before anything is deleted; another group's webhook answers as one that does not
+        // exist.
+        let rows = self.kernel.get_webhooks(&ids).await?;
+        if let Some(own) = who.group()
+            && let Some(index) = rows.iter().position(|row| &row.group_id != own)
+        {
+            return Err(KernelError::NotFound(format!("ids[{index}]: webhook {} not found", ids[index])).into());
+        }
+        who.require_role(Role::Editor)?;
+        self.kernel.batch_delete_webhooks(&rows).await?;
+        Ok(Response::new(proto::BatchDeleteWebhooksResponse {}))
+    }
+
+    async fn test_webhook(&self, request: Request<proto::TestWebhookRequest>) -> Reply<proto::TestWebhookResponse> {
+        let who = self.authorize(&request).await?;
+        let message = request.into_inner();
+        let id = parse_id("id", &message.id, WebhookId::parse)?;
+        // A test sends a real request: an editor's call.
+        self.kernel.require_object(&who, Object::Webhook(&id), Role::Editor).await?;
+        let webhook = self.kernel.get_webhook(&id).await?;
+        let outcome = self.kernel.test_webhook(&webhook, message.data).await?;
+        let attempt: proto::Attempt = outcome.attempt.into();
+        Ok(Response::new(proto::TestWebhookResponse {
+            succeeded: attempt.error_class.is_empty(),
+            event_id: outcome.event_id.to_string(),
+            attempt: Some(attempt),
+        }))
     }
 
     async fn update_webhook(&self, request: Request<proto::UpdateWebhookRequest>) -> Reply<proto::Webhook> {

@@ -7,6 +7,8 @@ pub mod deliveries;
 pub mod device;
 pub mod tokens;
 
+use crate::error::KernelError;
+use crate::listing::{DefinitionSummary, Order, Page};
 use crate::store::devices::DeviceRow;
 use crate::store::groups::GroupRow;
 use crate::store::webhooks::WebhookRow;
@@ -35,6 +37,7 @@ impl From<DeviceRow> for proto::Device {
 
 impl From<WebhookRow> for proto::Webhook {
     fn from(webhook: WebhookRow) -> Self {
+        let summary = DefinitionSummary::of(&webhook.definition);
         proto::Webhook {
             id: webhook.id.to_string(),
             group_id: webhook.group_id.to_string(),
@@ -45,6 +48,29 @@ impl From<WebhookRow> for proto::Webhook {
             auto_disabled: webhook.state.disabled_reason.is_some(),
             disabled_reason: webhook.state.disabled_reason.unwrap_or_default(),
             consecutive_failures: webhook.state.consecutive_failures,
+            name: summary.name,
+            event: summary.event,
+            url: summary.url,
+            metadata: summary.metadata.into_iter().collect(),
         }
     }
+}
+
+/// Reads the paging fields of a list request.
+pub(crate) fn page(offset: u32, limit: u32, order_by: i32, descending: bool) -> Result<Page, KernelError> {
+    let order = match proto::ListOrder::try_from(order_by) {
+        Ok(proto::ListOrder::Created) => Order::Created,
+        Ok(proto::ListOrder::Name) => Order::Name,
+        Err(_) => {
+            return Err(KernelError::InvalidArgument(format!(
+                "order_by: {order_by} is not a ListOrder (0 created, 1 name)"
+            )));
+        }
+    };
+    Page::new(offset, limit, order, descending)
+}
+
+/// A count as the protocol carries it.
+pub(crate) fn total(count: u64) -> u32 {
+    u32::try_from(count).unwrap_or(u32::MAX)
 }

@@ -118,6 +118,13 @@ pub async fn attempt_page(
     select_attempts(pool, "id < $3", (webhook_id, since_ms, before_id, limit)).await
 }
 
+/// The first attempt of a delivery, once it is written.
+pub async fn first_attempt_of(pool: &AnyPool, delivery_id: &str) -> Result<Option<AttemptRow>, StoreError> {
+    let sql = format!("SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE delivery_id = $1 ORDER BY id LIMIT 1");
+    let row = sqlx::query(AssertSqlSafe(sql)).bind(delivery_id).fetch_optional(pool).await?;
+    Ok(row.as_ref().map(from_row).transpose()?)
+}
+
 /// One attempt.
 pub async fn get_attempt(pool: &AnyPool, id: i64) -> Result<Option<AttemptRow>, StoreError> {
     let sql = format!("SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE id = $1");

@@ -1,6 +1,7 @@
 //! Devices. Only a hash of each device's token is stored.
 
 use super::StoreError;
+use crate::listing::Page;
 use hookwire_actors::ids::{DeviceId, GroupId, WebhookId};
 use sqlx::{AnyPool, Row};
 
@@ -80,6 +81,72 @@ pub async fn list_devices(pool: &AnyPool, group_id: &GroupId) -> Result<Vec<Devi
     rows.iter().map(from_row).collect()
 }
 
+/// A page of a group's devices, optionally only those whose name contains `name_contains` (ignoring the case of
+/// ASCII letters on SQLite, of every letter on PostgreSQL), and how many match in all.
+pub async fn list_devices_page(
+    pool: &AnyPool,
+    group_id: &GroupId,
+    name_contains: &str,
+    page: &Page,
+) -> Result<(Vec<DeviceRow>, u64), StoreError> {
+    let pattern = like_pattern(name_contains);
+    let condition = "WHERE group_id = $1 AND LOWER(name) LIKE $2 ESCAPE '\\'";
+    let sql = format!("{} {} LIMIT $3 OFFSET $4", select_devices(condition), page.order_by_sql());
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(group_id.as_str())
+        .bind(pattern.as_str())
+        .bind(i64::from(page.limit))
+        .bind(i64::from(page.offset))
+        .fetch_all(pool)
+        .await?;
+    let count_sql = format!("SELECT COUNT(*) AS total FROM devices {condition}");
+    let total: i64 = sqlx::query(sqlx::AssertSqlSafe(count_sql))
+        .bind(group_id.as_str())
+        .bind(pattern.as_str())
+        .fetch_one(pool)
+        .await?
+        .try_get("total")?;
+    Ok((rows.iter().map(from_row).collect::<Result<_, _>>()?, u64::try_from(total).unwrap_or(0)))
+}
+
+/// A `LIKE` pattern matching names that contain `text` (lower-cased), with `%`, `_` and `\` escaped by `\`.
+fn like_pattern(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 2);
+    pattern.push('%');
+    for character in text.to_lowercase().chars() {
+        if matches!(character, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(character);
+    }
+    pattern.push('%');
+    pattern
+}
+
+/// Replaces a device's name and `PRODUCT_*` fields; false when there is no such device.
+pub async fn update_device(pool: &AnyPool, device: &DeviceRow) -> Result<bool, StoreError> {
+    let result =
+        sqlx::query("UPDATE devices SET name = $1, product_id = $2, firmware_version = $3, owner = $4 WHERE id = $5")
+            .bind(device.name.as_str())
+            .bind(device.product_id.as_str())
+            .bind(device.firmware_version.as_str())
+            .bind(device.owner.as_str())
+            .bind(device.id.as_str())
+            .execute(pool)
+            .await?;
+    Ok(result.rows_affected() > 0)
+}
+
+/// Replaces a device's token hash; false when there is no such device.
+pub async fn set_token_hash(pool: &AnyPool, id: &DeviceId, token_hash: &str) -> Result<bool, StoreError> {
+    let result = sqlx::query("UPDATE devices SET token_hash = $1 WHERE id = $2")
+        .bind(token_hash)
+        .bind(id.as_str())
+        .execute(pool)
+        .await?;
+    Ok(result.rows_affected() > 0)
+}
+
 fn select_devices(condition: &str) -> String {
     format!("SELECT {COLUMNS} FROM devices {condition}")
 }
@@ -107,4 +174,16 @@ pub async fn delete_device(pool: &AnyPool, id: &DeviceId) -> Result<(bool, Vec<W
     let result = sqlx::query("DELETE FROM devices WHERE id = $1").bind(id.as_str()).execute(&mut *transaction).await?;
     transaction.commit().await?;
     Ok((result.rows_affected() > 0, webhook_ids))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_patterns_escape_wildcards_and_lower_case() {
+        assert_eq!(like_pattern(""), "%%");
+        assert_eq!(like_pattern("Ab"), "%ab%");
+        assert_eq!(like_pattern("50%_x\\"), "%50\\%\\_x\\\\%");
+    }
 }

@@ -1,6 +1,7 @@
 //! Groups.
 
 use super::StoreError;
+use crate::listing::Page;
 use hookwire_actors::ids::GroupId;
 use sqlx::{AnyPool, Row};
 
@@ -47,6 +48,25 @@ pub async fn get_group(pool: &AnyPool, id: &GroupId) -> Result<Option<GroupRow>,
 pub async fn list_groups(pool: &AnyPool) -> Result<Vec<GroupRow>, StoreError> {
     let rows = sqlx::query("SELECT id, name, created_at FROM groups ORDER BY id").fetch_all(pool).await?;
     rows.iter().map(from_row).collect()
+}
+
+/// A page of the groups and how many there are.
+pub async fn list_groups_page(pool: &AnyPool, page: &Page) -> Result<(Vec<GroupRow>, u64), StoreError> {
+    let sql = format!("SELECT id, name, created_at FROM groups {} LIMIT $1 OFFSET $2", page.order_by_sql());
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(i64::from(page.limit))
+        .bind(i64::from(page.offset))
+        .fetch_all(pool)
+        .await?;
+    let total: i64 = sqlx::query("SELECT COUNT(*) AS total FROM groups").fetch_one(pool).await?.try_get("total")?;
+    Ok((rows.iter().map(from_row).collect::<Result<_, _>>()?, u64::try_from(total).unwrap_or(0)))
+}
+
+/// Renames a group; false when there is none.
+pub async fn rename_group(pool: &AnyPool, id: &GroupId, name: &str) -> Result<bool, StoreError> {
+    let result =
+        sqlx::query("UPDATE groups SET name = $1 WHERE id = $2").bind(name).bind(id.as_str()).execute(pool).await?;
+    Ok(result.rows_affected() > 0)
 }
 
 /// Deletes a group with its devices and webhooks; false when there was none.

@@ -52,6 +52,34 @@ async fn replace_devices(
     Ok(())
 }
 
+/// A webhook to insert, with the devices it is limited to and, when it signs, its signing secret.
+#[derive(Debug, Clone)]
+pub struct NewWebhook {
+    /// The webhook.
+    pub row: WebhookRow,
+    /// The devices it is limited to.
+    pub devices: Vec<DeviceId>,
+    /// Its signing secret, when it signs.
+    pub signing_secret: Option<String>,
+}
+
+async fn insert_one(connection: &mut sqlx::AnyConnection, webhook: &NewWebhook) -> Result<(), StoreError> {
+    let row = &webhook.row;
+    sqlx::query("INSERT INTO webhooks (id, group_id, definition, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)")
+        .bind(row.id.as_str())
+        .bind(row.group_id.as_str())
+        .bind(row.definition.as_str())
+        .bind(row.created_at)
+        .bind(row.updated_at)
+        .execute(&mut *connection)
+        .await?;
+    replace_devices(connection, &row.id, &webhook.devices).await?;
+    if let Some(secret) = &webhook.signing_secret {
+        secrets::ensure_current_secret(connection, &row.id, secret, row.created_at).await?;
+    }
+    Ok(())
+}
+
 /// Inserts a webhook, the devices it is limited to and, when it signs, its signing secret.
 pub async fn insert_webhook(
     pool: &AnyPool,
@@ -59,18 +87,19 @@ pub async fn insert_webhook(
     devices: &[DeviceId],
     signing_secret: Option<&str>,
 ) -> Result<(), StoreError> {
+    let new = NewWebhook {
+        row: webhook.clone(),
+        devices: devices.to_vec(),
+        signing_secret: signing_secret.map(str::to_owned),
+    };
+    insert_webhooks(pool, std::slice::from_ref(&new)).await
+}
+
+/// Inserts webhooks in one transaction: all of them, or none when one fails.
+pub async fn insert_webhooks(pool: &AnyPool, webhooks: &[NewWebhook]) -> Result<(), StoreError> {
     let mut transaction = pool.begin().await?;
-    sqlx::query("INSERT INTO webhooks (id, group_id, definition, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)")
-        .bind(webhook.id.as_str())
-        .bind(webhook.group_id.as_str())
-        .bind(webhook.definition.as_str())
-        .bind(webhook.created_at)
-        .bind(webhook.updated_at)
-        .execute(&mut *transaction)
-        .await?;
-    replace_devices(&mut transaction, &webhook.id, devices).await?;
-    if let Some(secret) = signing_secret {
-        secrets::ensure_current_secret(&mut transaction, &webhook.id, secret, webhook.created_at).await?;
+    for webhook in webhooks {
+        insert_one(&mut transaction, webhook).await?;
     }
     transaction.commit().await?;
     Ok(())
@@ -168,12 +197,25 @@ pub async fn list_all_webhooks(pool: &AnyPool) -> Result<Vec<WebhookRow>, StoreE
 
 /// Deletes a webhook; false when there was none.
 pub async fn delete_webhook(pool: &AnyPool, id: &WebhookId) -> Result<bool, StoreError> {
+    Ok(delete_webhooks(pool, std::slice::from_ref(id)).await?.is_none())
+}
+
+/// Deletes webhooks in one transaction, all or none: when one of them does not exist, nothing is deleted and its
+/// index in `ids` is returned.
+pub async fn delete_webhooks(pool: &AnyPool, ids: &[WebhookId]) -> Result<Option<usize>, StoreError> {
     let mut transaction = pool.begin().await?;
-    sqlx::query("DELETE FROM webhook_devices WHERE webhook_id = $1")
-        .bind(id.as_str())
-        .execute(&mut *transaction)
-        .await?;
-    let result = sqlx::query("DELETE FROM webhooks WHERE id = $1").bind(id.as_str()).execute(&mut *transaction).await?;
+    for (index, id) in ids.iter().enumerate() {
+        sqlx::query("DELETE FROM webhook_devices WHERE webhook_id = $1")
+            .bind(id.as_str())
+            .execute(&mut *transaction)
+            .await?;
+        let result =
+            sqlx::query("DELETE FROM webhooks WHERE id = $1").bind(id.as_str()).execute(&mut *transaction).await?;
+        if result.rows_affected() == 0 {
+            transaction.rollback().await?;
+            return Ok(Some(index));
+        }
+    }
     transaction.commit().await?;
-    Ok(result.rows_affected() > 0)
+    Ok(None)
 }
