@@ -8,6 +8,7 @@
 
 mod bench;
 mod deliveries;
+mod demo;
 mod device;
 mod events;
 mod group;
@@ -99,6 +100,9 @@ enum Command {
     /// Create, list and revoke admin tokens scoped to one group (viewer or editor)
     #[command(subcommand, after_help = token::EXAMPLES)]
     Token(token::TokenCommand),
+    /// See hookwire work in a few seconds: a kernel, a receiver, a device and a webhook on this machine
+    #[command(after_help = demo::EXAMPLES)]
+    Demo(demo::DemoArgs),
     /// Measure hookwire end to end: events/s, deliveries/s, latency, memory, against the raw HTTP ceiling
     #[command(after_help = bench::EXAMPLES)]
     Bench(bench::BenchArgs),
@@ -132,6 +136,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Receive(args) => receive::run(args, global).await,
         Command::Token(command) => token::run(command, global).await,
         Command::Bench(args) => bench::run(args, global).await,
+        Command::Demo(args) => demo::run(args).await,
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use bytes::Bytes;
@@ -47,8 +47,28 @@ pub async fn run(args: ReceiveArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     eprintln!("receiving on http://{}", listener.local_addr()?);
-    let (sender, mut requests) = mpsc::unbounded_channel::<Value>();
-    let reply = Arc::new(Mutex::new((status, Bytes::from(args.body))));
+    let mut requests = serve(listener, status, Bytes::from(args.body));
+    let mut printer = LinePrinter::new(global.output, COLUMNS);
+    let mut num_printed = 0;
+    while args.count.is_none_or(|count| num_printed < count) {
+        let Some(request) = requests.recv().await else {
+            break;
+        };
+        printer.print(&request)?;
+        num_printed += 1;
+    }
+    Ok(())
+}
+
+/// Serves every connection of `listener` in the background, answering `status` and `body`; each request arrives on
+/// the returned channel as JSON (method, path, query, headers, body).
+pub fn serve(
+    listener: tokio::net::TcpListener,
+    status: hyper::StatusCode,
+    body: Bytes,
+) -> mpsc::UnboundedReceiver<Value> {
+    let (sender, requests) = mpsc::unbounded_channel::<Value>();
+    let reply = Arc::new((status, body));
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             let (sender, reply) = (sender.clone(), reply.clone());
@@ -72,7 +92,7 @@ pub async fn run(args: ReceiveArgs, global: &GlobalArgs) -> anyhow::Result<()> {
                             "headers": headers,
                             "body": String::from_utf8_lossy(&body),
                         }));
-                        let (status, body) = reply.lock().map(|reply| reply.clone()).unwrap_or_default();
+                        let (status, body) = (reply.0, reply.1.clone());
                         let response = hyper::Response::builder().status(status).body(Full::new(body));
                         Ok::<_, Infallible>(response.unwrap_or_default())
                     }
@@ -83,14 +103,5 @@ pub async fn run(args: ReceiveArgs, global: &GlobalArgs) -> anyhow::Result<()> {
             });
         }
     });
-    let mut printer = LinePrinter::new(global.output, COLUMNS);
-    let mut num_printed = 0;
-    while args.count.is_none_or(|count| num_printed < count) {
-        let Some(request) = requests.recv().await else {
-            break;
-        };
-        printer.print(&request)?;
-        num_printed += 1;
-    }
-    Ok(())
+    requests
 }

@@ -534,3 +534,25 @@ async fn webhook_test_prints_the_answer_and_fails_when_the_destination_does() {
     assert!(text(&rotated, "token").starts_with("hwd_") && text(&rotated, "token") != text(&device, "token"));
     kernel.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_with_no_arguments_shows_events_flowing_and_exits_zero() {
+    // No endpoint, no token: the demo needs nothing but itself.
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookwire"))
+        .arg("demo")
+        .env_remove("HOOKWIRE_ENDPOINT")
+        .env_remove("HOOKWIRE_TOKEN")
+        .output()
+        .await
+        .expect("run hookwire demo");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    let count = |prefix: &str, contains: &str| {
+        stdout.lines().filter(|line| line.starts_with(prefix) && line.contains(contains)).count()
+    };
+    assert_eq!(count("publish ", "temperature"), 5, "{stdout}");
+    assert_eq!(count("receiver ", "POST /readings {\"sensor\":\"dev_"), 5, "{stdout}");
+    assert_eq!(count("event ", " hook-sent/temperature"), 5, "{stdout}");
+    assert_eq!(count("event ", "/hook-response/temperature/0 {\"stored\":true}"), 5, "{stdout}");
+    assert!(stdout.contains("5 readings published, 5 requests received, 5 responses back to the device."));
+}
