@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 /// Makes a new token with a prefix naming its kind (`hwd_` device, `hwa_` group admin, `hwr_` root).
 pub fn generate_token(prefix: &str) -> String {
@@ -59,6 +60,8 @@ pub const GROUP_TOKEN_PREFIX: &str = "hwa_";
 pub const DEVICE_TOKEN_PREFIX: &str = "hwd_";
 /// How often, at most, a token's `last_used_at` is written: once a minute.
 const LAST_USED_RESOLUTION_MS: i64 = 60_000;
+/// How long a device or group token stays cached before it is read from the store again (`token_cache_secs`).
+pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(30);
 
 /// The id of a group token: `tok_` and 32 hex digits of a UUIDv7, as the ids of `hookwire_actors::ids`.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -204,25 +207,32 @@ impl Principal {
 struct CachedToken {
     principal: Principal,
     last_used_written_ms: AtomicI64,
+    /// When it was read from the store; past the time to live it is read again.
+    cached_at: Instant,
 }
 
 /// Checks admin calls: the root token, then group tokens, cached by hash in front of the store so that a call
 /// costs no query once its token was seen.
 ///
 /// Revoking a token or deleting its group forgets it here at once, so revocation takes effect immediately on
-/// this node. Several kernels on one database would each hold their own cache: they would need to learn of
-/// revocations too (PostgreSQL `LISTEN`/`NOTIFY` on a revocation channel, or a short time to live on the
-/// entries), or a revoked token would keep working on the other nodes until they restart.
+/// this node. Other kernels on the same database hold their own caches: an entry is read from the store again
+/// once it is older than the time to live (`token_cache_secs`), so there a revoked token is refused within it.
 #[derive(Debug)]
 pub struct AdminAuth {
     root_token_hash: String,
     by_token_hash: RwLock<HashMap<String, Arc<CachedToken>>>,
+    cache_ttl: Duration,
 }
 
 impl AdminAuth {
-    /// Checks against a root token and the group tokens of the store.
+    /// Checks against a root token and the group tokens of the store, caching those for [`DEFAULT_CACHE_TTL`].
     pub fn new(root_token: &str) -> Self {
-        AdminAuth { root_token_hash: hash_token(root_token), by_token_hash: RwLock::default() }
+        AdminAuth::with_cache_ttl(root_token, DEFAULT_CACHE_TTL)
+    }
+
+    /// Like [`AdminAuth::new`], with group tokens read again from the store once cached for `cache_ttl`.
+    pub fn with_cache_ttl(root_token: &str, cache_ttl: Duration) -> Self {
+        AdminAuth { root_token_hash: hash_token(root_token), by_token_hash: RwLock::default(), cache_ttl }
     }
 
     /// Authenticates an admin call: the root token, or a group token that has not been revoked.
@@ -244,7 +254,13 @@ impl AdminAuth {
         if !token.starts_with(GROUP_TOKEN_PREFIX) {
             return Err(KernelError::Unauthenticated("authorization: unknown token".into()));
         }
-        let cached = self.by_token_hash.read().unwrap_or_else(|poison| poison.into_inner()).get(&token_hash).cloned();
+        let cached = self
+            .by_token_hash
+            .read()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .get(&token_hash)
+            .filter(|cached| cached.cached_at.elapsed() < self.cache_ttl)
+            .cloned();
         let cached = match cached {
             Some(cached) => cached,
             None => {
@@ -254,6 +270,7 @@ impl AdminAuth {
                 let cached = Arc::new(CachedToken {
                     principal: Principal::Group { token_id: row.id, group_id: row.group_id, role: row.role },
                     last_used_written_ms: AtomicI64::new(row.last_used_at.unwrap_or(i64::MIN)),
+                    cached_at: Instant::now(),
                 });
                 // A revocation that ran between the query and here removed nothing from the cache: the entry is
                 // only kept when the row is still there after it is in place.
@@ -313,13 +330,27 @@ pub struct AuthenticatedDevice {
     pub profile: Arc<DeviceProfile>,
 }
 
-/// Device tokens, cached by hash in front of the store so that connecting costs no query once seen.
-#[derive(Debug, Default)]
+/// Device tokens, cached by hash in front of the store so that connecting costs no query once seen. An entry is
+/// read again once older than its time to live, so that a device deleted, updated or given a new token through
+/// another kernel on the same database is seen here within it (this kernel's own changes forget it at once).
+#[derive(Debug)]
 pub struct DeviceDirectory {
-    by_token_hash: RwLock<HashMap<String, AuthenticatedDevice>>,
+    by_token_hash: RwLock<HashMap<String, (AuthenticatedDevice, Instant)>>,
+    cache_ttl: Duration,
+}
+
+impl Default for DeviceDirectory {
+    fn default() -> Self {
+        DeviceDirectory::with_cache_ttl(DEFAULT_CACHE_TTL)
+    }
 }
 
 impl DeviceDirectory {
+    /// A directory whose entries are read again from the store once cached for `cache_ttl`.
+    pub fn with_cache_ttl(cache_ttl: Duration) -> Self {
+        DeviceDirectory { by_token_hash: RwLock::default(), cache_ttl }
+    }
+
     /// Authenticates a device call.
     pub async fn authenticate(
         &self,
@@ -327,12 +358,17 @@ impl DeviceDirectory {
         metadata: &tonic::metadata::MetadataMap,
     ) -> Result<AuthenticatedDevice, KernelError> {
         let token_hash = hash_token(bearer(metadata)?);
-        if let Some(device) = self.by_token_hash.read().unwrap_or_else(|poison| poison.into_inner()).get(&token_hash) {
+        if let Some((device, cached_at)) =
+            self.by_token_hash.read().unwrap_or_else(|poison| poison.into_inner()).get(&token_hash)
+            && cached_at.elapsed() < self.cache_ttl
+        {
             return Ok(device.clone());
         }
-        let row = store::devices::find_by_token_hash(store.pool(), &token_hash)
-            .await?
-            .ok_or_else(|| KernelError::Unauthenticated("authorization: unknown device token".into()))?;
+        let Some(row) = store::devices::find_by_token_hash(store.pool(), &token_hash).await? else {
+            // Gone from the store (deleted or rotated through another kernel): gone from the cache too.
+            self.by_token_hash.write().unwrap_or_else(|poison| poison.into_inner()).remove(&token_hash);
+            return Err(KernelError::Unauthenticated("authorization: unknown device token".into()));
+        };
         let device = AuthenticatedDevice {
             device_id: row.id.clone(),
             group_id: row.group_id.clone(),
@@ -343,13 +379,17 @@ impl DeviceDirectory {
                 owner: row.owner,
             }),
         };
-        self.by_token_hash.write().unwrap_or_else(|poison| poison.into_inner()).insert(token_hash, device.clone());
+        let entry = (device.clone(), Instant::now());
+        self.by_token_hash.write().unwrap_or_else(|poison| poison.into_inner()).insert(token_hash, entry);
         Ok(device)
     }
 
     /// Forgets the cached tokens of devices (deleted, or their group deleted).
     pub fn forget(&self, matches: impl Fn(&AuthenticatedDevice) -> bool) {
-        self.by_token_hash.write().unwrap_or_else(|poison| poison.into_inner()).retain(|_, device| !matches(device));
+        self.by_token_hash
+            .write()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .retain(|_, (device, _)| !matches(device));
     }
 }
 

@@ -104,8 +104,8 @@ pub async fn run_with_metrics(
     let kernel = Arc::new(Kernel {
         store: store.clone(),
         services: services.clone(),
-        devices: auth::DeviceDirectory::default(),
-        admin: auth::AdminAuth::new(&root_token),
+        devices: auth::DeviceDirectory::with_cache_ttl(Duration::from_secs(settings.token_cache_secs)),
+        admin: auth::AdminAuth::with_cache_ttl(&root_token, Duration::from_secs(settings.token_cache_secs)),
         shutting_down,
     });
     let num_webhooks = kernel.load_index().await?;

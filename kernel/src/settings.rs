@@ -83,6 +83,10 @@ pub struct Settings {
     /// The longest `Retry-After` honoured by webhooks with `x-retry`, in milliseconds; a longer one is cut to this
     /// (`max_retry_after_ms`). Default 600000 (10 minutes).
     pub max_retry_after_ms: u64,
+    /// Seconds a device or admin token stays cached before the database is asked again (`token_cache_secs`).
+    /// With several kernels on one database, a device deleted or a token revoked through one is refused by the
+    /// others within this time. 0 asks the database on every call. Default 30.
+    pub token_cache_secs: u64,
     /// Address of the Prometheus metrics endpoint, `GET /metrics` (`metrics_listen`, `--metrics-listen`,
     /// `HOOKWIRE_METRICS_LISTEN`). Default none: no endpoint.
     pub metrics_listen: Option<SocketAddr>,
@@ -121,6 +125,7 @@ impl Default for Settings {
             sleep_retry_delays_ms: vec![30_000, 60_000],
             quota_queue_limit: hookwire_actors::supervisor::DEFAULT_QUOTA_QUEUE_LIMIT,
             max_retry_after_ms: 600_000,
+            token_cache_secs: 30,
             metrics_listen: None,
             log_format: LogFormat::Text,
             retention_days: 30,

@@ -56,3 +56,46 @@ async fn a_lost_database_fails_publishes_with_unavailable_and_the_kernel_recover
     server.close().await;
     kernel.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kernels_sharing_a_database_see_tokens_revoked_through_another_within_their_cache_time() {
+    let first = TestKernel::spawn().await;
+    let database = first.settings.database.clone();
+    let fresh = TestKernel::spawn_with(|settings| {
+        settings.database = database.clone();
+        settings.token_cache_secs = 0;
+    })
+    .await;
+    let cached = TestKernel::spawn_with(|settings| {
+        settings.database = database.clone();
+        settings.token_cache_secs = 3600;
+    })
+    .await;
+    let fixture = first.fixture().await;
+    let root = first.admin().await;
+    let viewer = root.create_token(fixture.group_id.clone(), hookwire_client::proto::Role::Viewer, "viewer").await;
+    let viewer = viewer.unwrap();
+    let token_id = viewer.admin_token.unwrap().id;
+    for kernel in [&fresh, &cached] {
+        kernel.device(&fixture.device_token).await.publish("hello", "1").await.expect("the device is known");
+        let admin = hookwire_client::AdminClient::connect(&kernel.endpoint, &viewer.token).await.unwrap();
+        admin.list_devices(fixture.group_id.clone()).await.expect("the viewer token is known");
+    }
+
+    // Through the first kernel: the token is revoked and the device deleted.
+    root.revoke_token(token_id).await.unwrap();
+    root.delete_device(fixture.device_id.clone()).await.unwrap();
+
+    let admin = hookwire_client::AdminClient::connect(&fresh.endpoint, &viewer.token).await.unwrap();
+    let refused = admin.list_devices(fixture.group_id.clone()).await.unwrap_err();
+    assert_eq!(refused.code(), Some(tonic::Code::Unauthenticated), "{refused}");
+    let device = fresh.device(&fixture.device_token).await;
+    let refused = device.publish("hello", "2").await.unwrap_err();
+    assert_eq!(refused.code(), Some(tonic::Code::Unauthenticated), "{refused}");
+    // A kernel that cached them an hour keeps them until then: the time to live is the bound.
+    let admin = hookwire_client::AdminClient::connect(&cached.endpoint, &viewer.token).await.unwrap();
+    admin.list_devices(fixture.group_id.clone()).await.expect("still cached on the third kernel");
+    for kernel in [cached, fresh, first] {
+        kernel.stop().await;
+    }
+}
