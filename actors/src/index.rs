@@ -82,6 +82,11 @@ impl WebhookIndex {
         });
     }
 
+    /// The groups that have an index.
+    pub fn group_ids(&self) -> Vec<GroupId> {
+        self.groups.load().keys().cloned().collect()
+    }
+
     /// Forgets a group.
     pub fn remove_group(&self, group_id: &GroupId) {
         self.groups.rcu(|groups| {

@@ -14,7 +14,7 @@ use hookwire_actors::definition::{CompiledWebhook, WebhookDefinition};
 use hookwire_actors::ids::{DeviceId, GroupId, WebhookId};
 use hookwire_actors::signing::{SigningKey, SigningKeys};
 use hookwire_actors::time;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 /// Longest group or device name.
@@ -542,9 +542,33 @@ impl Kernel {
     /// Builds the whole index from the store (at start).
     pub async fn load_index(&self) -> Result<usize, KernelError> {
         let rows = webhooks::list_all_webhooks(self.store.pool()).await?;
+        let num_webhooks = rows.len();
+        self.index_rows(rows).await?;
+        Ok(num_webhooks)
+    }
+
+    /// Reloads the index when the webhooks in the database changed since `seen` (their fingerprint, updated):
+    /// another kernel on the same database created, updated or deleted some. Run-time state (failure counts,
+    /// enabling and disabling) stays this kernel's own. Returns whether it reloaded.
+    pub async fn sync_index(&self, seen: &mut Option<(i64, i64, i64)>) -> Result<bool, KernelError> {
+        let fingerprint = webhooks::fingerprint(self.store.pool()).await?;
+        match seen.replace(fingerprint) {
+            Some(previous) if previous != fingerprint => {}
+            // The first look only notes the fingerprint: the index was loaded at start.
+            _ => return Ok(false),
+        }
+        let stale: HashSet<GroupId> = self.services.index.group_ids().into_iter().collect();
+        let loaded = self.index_rows(webhooks::list_all_webhooks(self.store.pool()).await?).await?;
+        for group_id in stale.difference(&loaded) {
+            self.services.index.replace_group(group_id, Vec::new());
+        }
+        Ok(true)
+    }
+
+    /// Compiles stored webhooks into the index, a group at a time; returns the groups indexed.
+    async fn index_rows(&self, rows: Vec<WebhookRow>) -> Result<HashSet<GroupId>, KernelError> {
         let mut keys = signing_keys(secrets::list_all_secrets(self.store.pool(), time::now_ms()).await?);
         let mut states = webhook_state::list_all_states(self.store.pool()).await?;
-        let num_webhooks = rows.len();
         let mut by_group: std::collections::HashMap<GroupId, Vec<Arc<CompiledWebhook>>> =
             std::collections::HashMap::new();
         for row in rows {
@@ -558,10 +582,11 @@ impl Kernel {
                 by_group.entry(group_id).or_default().push(compiled);
             }
         }
+        let groups = by_group.keys().cloned().collect();
         for (group_id, compiled) in by_group {
             self.services.index.replace_group(&group_id, compiled);
         }
-        Ok(num_webhooks)
+        Ok(groups)
     }
 }
 

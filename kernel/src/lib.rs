@@ -108,8 +108,13 @@ pub async fn run_with_metrics(
         admin: auth::AdminAuth::with_cache_ttl(&root_token, Duration::from_secs(settings.token_cache_secs)),
         shutting_down,
     });
+    // Noted before loading, so that a change made meanwhile through another kernel is seen by the first look.
+    let fingerprint = store::webhooks::fingerprint(store.pool()).await?;
     let num_webhooks = kernel.load_index().await?;
     let recovery = tokio::spawn(recovery::redeliver_pending(kernel.clone()));
+    let index_sync = (settings.index_refresh_ms > 0).then(|| {
+        tokio::spawn(sync_index(kernel.clone(), Duration::from_millis(settings.index_refresh_ms), fingerprint))
+    });
     let pruning = tokio::spawn(retention::run(
         store.clone(),
         settings.retention_days,
@@ -164,6 +169,9 @@ pub async fn run_with_metrics(
 
     recovery.abort();
     pruning.abort();
+    if let Some(task) = index_sync {
+        task.abort();
+    }
     if let Some(server) = metrics_server {
         server.abort();
     }
@@ -179,4 +187,19 @@ pub async fn run_with_metrics(
     served.context("gRPC server")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Looks for webhook changes made through other kernels on the same database every `interval`.
+async fn sync_index(kernel: Arc<Kernel>, interval: Duration, fingerprint: (i64, i64, i64)) {
+    let mut seen = Some(fingerprint);
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match kernel.sync_index(&mut seen).await {
+            Ok(true) => tracing::info!("webhooks changed in the database; index reloaded"),
+            Ok(false) => {}
+            Err(error) => tracing::warn!(%error, "could not look for webhook changes"),
+        }
+    }
 }

@@ -87,6 +87,10 @@ pub struct Settings {
     /// With several kernels on one database, a device deleted or a token revoked through one is refused by the
     /// others within this time. 0 asks the database on every call. Default 30.
     pub token_cache_secs: u64,
+    /// Milliseconds between two looks at the database for webhooks created, updated or deleted through another
+    /// kernel on the same database (`index_refresh_ms`); such changes fire here within this time. 0 never looks
+    /// (one kernel per database). Default 2000.
+    pub index_refresh_ms: u64,
     /// Address of the Prometheus metrics endpoint, `GET /metrics` (`metrics_listen`, `--metrics-listen`,
     /// `HOOKWIRE_METRICS_LISTEN`). Default none: no endpoint.
     pub metrics_listen: Option<SocketAddr>,
@@ -126,6 +130,7 @@ impl Default for Settings {
             quota_queue_limit: hookwire_actors::supervisor::DEFAULT_QUOTA_QUEUE_LIMIT,
             max_retry_after_ms: 600_000,
             token_cache_secs: 30,
+            index_refresh_ms: 2000,
             metrics_listen: None,
             log_format: LogFormat::Text,
             retention_days: 30,

@@ -99,3 +99,38 @@ async fn kernels_sharing_a_database_see_tokens_revoked_through_another_within_th
         kernel.stop().await;
     }
 }
+
+/// Publishes `name` through `device` until the ack counts `expected` deliveries (10 s at most).
+async fn publish_until(device: &hookwire_client::DeviceClient, name: &str, expected: u32) {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while device.publish(name, "x").await.unwrap().num_deliveries != expected {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{name} never matched {expected} webhooks within 10 s"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_created_and_deleted_through_one_kernel_fire_and_stop_on_another_sharing_its_database() {
+    let first = TestKernel::spawn().await;
+    let database = first.settings.database.clone();
+    let second = TestKernel::spawn_with(|settings| {
+        settings.database = database;
+        settings.index_refresh_ms = 50;
+    })
+    .await;
+    let receiver = hookwire_tests::FakeReceiver::start().await;
+    let fixture = first.fixture().await;
+    let device = second.device(&fixture.device_token).await;
+    assert_eq!(device.publish("tick", "x").await.unwrap().num_deliveries, 0);
+
+    let webhook = fixture.webhook(serde_json::json!({"event": "tick", "url": receiver.base_url})).await;
+    publish_until(&device, "tick", 1).await;
+    assert_eq!(receiver.wait_for(1, Duration::from_secs(10)).await.len(), 1, "delivered by the second kernel");
+
+    first.admin().await.delete_webhook(webhook).await.unwrap();
+    publish_until(&device, "tick", 0).await;
+    second.stop().await;
+    first.stop().await;
+}

@@ -195,6 +195,19 @@ pub async fn list_all_webhooks(pool: &AnyPool) -> Result<Vec<WebhookRow>, StoreE
     rows.iter().map(from_row).collect()
 }
 
+/// What changes when any webhook or signing secret is created, updated or deleted: the number of webhooks, the
+/// latest `updated_at`, and the number of signing secrets. Kernels sharing a database compare it to learn that
+/// another one changed the webhooks.
+pub async fn fingerprint(pool: &AnyPool) -> Result<(i64, i64, i64), StoreError> {
+    let row = sqlx::query(
+        "SELECT (SELECT COUNT(*) FROM webhooks), (SELECT COALESCE(MAX(updated_at), 0) FROM webhooks), \
+         (SELECT COUNT(*) FROM webhook_secrets)",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?))
+}
+
 /// Deletes a webhook; false when there was none.
 pub async fn delete_webhook(pool: &AnyPool, id: &WebhookId) -> Result<bool, StoreError> {
     Ok(delete_webhooks(pool, std::slice::from_ref(id)).await?.is_none())
