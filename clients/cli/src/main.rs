@@ -1,12 +1,15 @@
 //! `hookwire`: the command-line client of hookwire, built on the `hookwire-client` SDK.
 //!
-//! One module per command group (`group`, `device`, `webhook`, `publish`, `subscribe`); `events` holds what the
-//! two streaming commands share and `output` all printing. Results go to stdout, as JSON (the default) or as a
-//! table; errors go to stderr as `error: <message>`, with exit code 1 (2 for usage errors).
+//! One module per command group (`group`, `device`, `webhook`, `publish`, `subscribe`, ...); `events` holds what
+//! the two streaming commands share, `output` all printing, and `config` the config file's profiles and how the
+//! global options are resolved (flag, then environment, then profile, then default). Results go to stdout, as
+//! JSON (the default) or as a table; errors go to stderr as `error: <message>`, with exit code 1 (2 for usage
+//! errors).
 
 #![forbid(unsafe_code)]
 
 mod bench;
+mod config;
 mod deliveries;
 mod demo;
 mod device;
@@ -21,6 +24,7 @@ mod token;
 mod webhook;
 
 use std::io;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -41,40 +45,47 @@ Examples:
 #[command(name = "hookwire", version, after_help = EXAMPLES)]
 struct Cli {
     #[command(flatten)]
-    global: GlobalArgs,
+    global: GlobalFlags,
     #[command(subcommand)]
     command: Command,
 }
 
-/// The flags every command takes.
+/// The flags every command takes, as given on the command line; `config::resolve` fills in the rest.
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Global options")]
-pub struct GlobalArgs {
-    /// The server's gRPC endpoint: http://host:port, https://host:port or host:port
-    #[arg(
-        long,
-        global = true,
-        env = "HOOKWIRE_ENDPOINT",
-        default_value = "http://127.0.0.1:50051",
-        value_name = "URL"
-    )]
-    endpoint: String,
-    /// The admin token, needed by the group, device, webhook and subscribe commands
-    #[arg(long, global = true, env = "HOOKWIRE_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
-    /// How to print results: json (one document; JSON lines when streaming) or table (aligned columns)
-    #[arg(
-        long,
-        global = true,
-        env = "HOOKWIRE_OUTPUT",
-        value_enum,
-        default_value_t = Format::Json,
-        value_name = "FORMAT"
-    )]
-    pub output: Format,
+pub struct GlobalFlags {
+    /// The server's gRPC endpoint: http://host:port, https://host:port or host:port [env: HOOKWIRE_ENDPOINT, else
+    /// the profile's, else http://127.0.0.1:50051]
+    #[arg(long, global = true, value_name = "URL")]
+    endpoint: Option<String>,
+    /// The admin token, needed by the group, device, webhook, token and subscribe commands [env: HOOKWIRE_TOKEN,
+    /// else the profile's]
+    #[arg(long, global = true)]
+    token: Option<String>,
+    /// How to print results: json (one document; JSON lines when streaming) or table (aligned columns) [env:
+    /// HOOKWIRE_OUTPUT, else the profile's, else json]
+    #[arg(long, global = true, value_enum, value_name = "FORMAT")]
+    output: Option<Format>,
     /// Print only this field of the result (of each element of a list), e.g. `--field id`
     #[arg(long, global = true, value_name = "NAME")]
     field: Option<String>,
+    /// The profile of the config file to use [env: HOOKWIRE_PROFILE, else the file's default_profile]
+    #[arg(long, global = true, value_name = "NAME")]
+    profile: Option<String>,
+    /// The config file [env: HOOKWIRE_CONFIG, else hookwire/config.toml in $XDG_CONFIG_HOME or ~/.config]
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+/// The global options every command runs with, once flags, environment, profile and defaults are resolved.
+#[derive(Debug)]
+pub struct GlobalArgs {
+    /// The server's gRPC endpoint.
+    endpoint: String,
+    /// The admin token, when one was given.
+    pub token: Option<String>,
+    /// How to print results.
+    pub output: Format,
 }
 
 #[derive(Debug, Subcommand)]
@@ -106,7 +117,23 @@ enum Command {
     /// Measure hookwire end to end: events/s, deliveries/s, latency, memory, against the raw HTTP ceiling
     #[command(after_help = bench::EXAMPLES)]
     Bench(bench::BenchArgs),
+    /// Manage the config file's profiles (endpoint, token and output under a name)
+    #[command(subcommand, after_help = config::EXAMPLES)]
+    Config(config::ConfigCommand),
+    /// Print a shell completion script
+    #[command(after_help = COMPLETIONS_EXAMPLES)]
+    Completions {
+        /// The shell to complete for
+        shell: clap_complete::Shell,
+    },
 }
+
+const COMPLETIONS_EXAMPLES: &str = "\
+Examples:
+  hookwire completions bash > ~/.local/share/bash-completion/completions/hookwire
+  hookwire completions zsh > \"${fpath[1]}/_hookwire\"
+  hookwire completions fish > ~/.config/fish/completions/hookwire.fish
+  hookwire completions powershell >> $PROFILE";
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -123,11 +150,25 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let global = &cli.global;
-    if let Some(field) = &global.field {
+    let flags = &cli.global;
+    if let Some(field) = &flags.field {
         let _ = output::FIELD.set(field.clone());
     }
-    match cli.command {
+    // These run without resolving a profile: `config` is how a broken config file gets fixed.
+    let command = match cli.command {
+        Command::Config(command) => return config::run(command, flags),
+        // The demo starts its own kernel: it needs no endpoint or token.
+        Command::Demo(args) => return demo::run(args).await,
+        Command::Completions { shell } => {
+            // Written to a buffer first: clap_complete panics on a write error, and a closed pipe is not one here.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "hookwire", &mut script);
+            return Ok(io::Write::write_all(&mut io::stdout().lock(), &script)?);
+        }
+        command => command,
+    };
+    let global = &config::resolve(flags, &config::env_var)?;
+    match command {
         Command::Group(command) => group::run(command, global).await,
         Command::Device(command) => device::run(command, global).await,
         Command::Webhook(command) => webhook::run(command, global).await,
@@ -136,7 +177,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Receive(args) => receive::run(args, global).await,
         Command::Token(command) => token::run(command, global).await,
         Command::Bench(args) => bench::run(args, global).await,
-        Command::Demo(args) => demo::run(args).await,
+        Command::Config(_) | Command::Completions { .. } | Command::Demo(_) => unreachable!("run above"),
     }
 }
 
@@ -147,7 +188,8 @@ impl GlobalArgs {
             Cli::command()
                 .error(
                     ErrorKind::MissingRequiredArgument,
-                    "this command needs an admin token: pass --token <TOKEN> or set HOOKWIRE_TOKEN",
+                    "this command needs an admin token: pass --token <TOKEN>, set HOOKWIRE_TOKEN, or use a profile that has \
+                     one (hookwire config set-profile NAME --token <TOKEN>)",
                 )
                 .exit();
         };
@@ -203,6 +245,28 @@ mod tests {
     #[test]
     fn the_command_line_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    /// Every command's `--help` ends with examples of that very command: `hookwire <its path> ...` lines under
+    /// `Example:` or `Examples:`.
+    #[test]
+    fn every_command_has_examples_in_its_help() {
+        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            let after_help = command.get_after_help().map(|help| help.to_string()).unwrap_or_default();
+            let has_heading = after_help.lines().any(|line| line == "Example:" || line == "Examples:");
+            let has_own_example = after_help.lines().any(|line| {
+                line.trim_start().strip_prefix(path).is_some_and(|rest| rest.is_empty() || rest.starts_with(' '))
+            });
+            if !has_heading || !has_own_example {
+                missing.push(path.to_owned());
+            }
+            for subcommand in command.get_subcommands().filter(|subcommand| subcommand.get_name() != "help") {
+                walk(subcommand, &format!("{path} {}", subcommand.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "hookwire", &mut missing);
+        assert!(missing.is_empty(), "commands without an example of themselves in --help: {missing:?}");
     }
 
     #[test]

@@ -1,13 +1,13 @@
 """Python SDK for hookwire, the self-hosted webhook engine.
 
-- `AdminClient` manages groups, devices and webhooks with an admin token, and follows a group's live events
-  (`EventStream`).
+- `AdminClient` manages groups, devices, webhooks and group tokens with an admin token, and follows a group's
+  live events (`EventStream`).
 - `DeviceClient` publishes as one device with its device token, either one event at a time or over a
   long-lived `DeviceSession` that also receives the events the device subscribed to.
 
 Every call fails with `HookwireError`, whose `code` is the gRPC status code (`grpc.StatusCode`) and `message` what
 the server said (naming the field at fault). The messages are the types generated from
-`proto/hookwire/v1/*.proto` at build time, in `hookwire.v1` (`common_pb2`, `admin_pb2`, `device_pb2`); the
+`proto/hookwire/v1/*.proto` at build time, in `hookwire.v1` (`common_pb2`, `admin_pb2`, `device_pb2`, `tokens_pb2`); the
 protos' comments document every field.
 
     import hookwire

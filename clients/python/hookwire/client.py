@@ -1,5 +1,5 @@
-"""The clients: `AdminClient` (groups, devices, webhooks, a group's live events) and `DeviceClient` (publishes,
-and the long-lived `DeviceSession` with its subscriptions).
+"""The clients: `AdminClient` (groups, devices, webhooks, group tokens, a group's live events) and `DeviceClient`
+(publishes, and the long-lived `DeviceSession` with its subscriptions).
 
 Every method is one gRPC call, or a wait on a stream, and raises `HookwireError` with the server's code and
 message when it fails. Messages are the generated types of `hookwire.v1` (`common_pb2.Event`,
@@ -32,6 +32,8 @@ from hookwire.v1 import (
     deliveries_pb2_grpc,
     device_pb2,
     device_pb2_grpc,
+    tokens_pb2,
+    tokens_pb2_grpc,
 )
 
 Request = TypeVar("Request")
@@ -133,6 +135,7 @@ class AdminClient:
         self._webhooks = admin_pb2_grpc.WebhookServiceStub(self._channel)
         self._events = admin_pb2_grpc.EventServiceStub(self._channel)
         self._deliveries = deliveries_pb2_grpc.DeliveryServiceStub(self._channel)
+        self._tokens = tokens_pb2_grpc.TokenServiceStub(self._channel)
 
     # Groups.
 
@@ -447,6 +450,30 @@ class AdminClient:
         """Delivers again the delivery of one attempt; returns how many were queued (1)."""
         request = deliveries_pb2.ResendAttemptRequest(attempt_id=attempt_id)
         return self._call(self._deliveries.ResendAttempt, request).num_replayed
+
+    # Group tokens.
+
+    def create_token(self, group_id: str, role: str, name: str = "") -> tokens_pb2.CreateTokenResponse:
+        """Creates an admin token for the group `group_id` and returns it with its secret (`.admin_token`,
+        `.token`, `hwa_...`).
+
+        `role` is "viewer" (reads: gets, lists, the attempt log, history, the live event stream) or "editor" (also
+        changes, replays and resends, and manages the group's tokens). `name` is a human name, up to 200
+        characters. The server shows the token only this once. Needs the root token or an editor token of the
+        group; a viewer token's changes fail with `PERMISSION_DENIED`.
+        """
+        request = tokens_pb2.CreateTokenRequest(group_id=group_id, role=_role(role), name=name)
+        return self._call(self._tokens.CreateToken, request)
+
+    def list_tokens(self, group_id: str) -> list[tokens_pb2.AdminToken]:
+        """The tokens of the group `group_id`, oldest first, without their secrets (`.role` is
+        `tokens_pb2.ROLE_VIEWER` or `ROLE_EDITOR`; `.last_used_at` empty when never used)."""
+        request = tokens_pb2.ListTokensRequest(group_id=group_id)
+        return list(self._call(self._tokens.ListTokens, request).tokens)
+
+    def revoke_token(self, id: str) -> None:
+        """Revokes the token `id` (`tok_...`): it is refused with `UNAUTHENTICATED` from the next call on."""
+        self._call(self._tokens.RevokeToken, tokens_pb2.RevokeTokenRequest(id=id))
 
     # Events.
 
@@ -868,6 +895,13 @@ def _unary(method: Callable[..., Response], request: Any, metadata: Metadata, ti
         # `from None`: the error already holds the server's code and message, and gRPC's own exception would
         # repeat them in a longer form.
         raise HookwireError.from_rpc_error(error) from None
+
+
+def _role(role: str) -> int:
+    roles = {"viewer": tokens_pb2.ROLE_VIEWER, "editor": tokens_pb2.ROLE_EDITOR}
+    if role not in roles:
+        raise ValueError(f"role: {role!r} is not one of 'viewer', 'editor'")
+    return roles[role]
 
 
 def _list_order(order_by: str) -> int:
