@@ -63,18 +63,8 @@ Examples:
     Update {
         /// The device id, dev_...
         id: String,
-        /// A human name, up to 200 characters
-        #[arg(long)]
-        name: Option<String>,
-        /// The product id, the PRODUCT_ID template variable
-        #[arg(long)]
-        product_id: Option<String>,
-        /// The firmware version, the PRODUCT_VERSION template variable
-        #[arg(long, value_name = "VERSION")]
-        firmware_version: Option<String>,
-        /// The owner, the PRODUCT_USER_ID template variable
-        #[arg(long)]
-        owner: Option<String>,
+        #[command(flatten)]
+        fields: DeviceFields,
     },
     /// Give a device a new token, shown only this once; the old token is refused at once and the device's open
     /// sessions are closed. Prints {"id", "token", "group_id", "name", "created_at"}
@@ -105,6 +95,13 @@ pub struct CreateArgs {
     /// The group id, grp_...
     #[arg(long, value_name = "ID")]
     group: String,
+    #[command(flatten)]
+    fields: DeviceFields,
+}
+
+/// The fields of a device that `create` sets and `update` changes.
+#[derive(Debug, Args)]
+pub struct DeviceFields {
     /// A human name, up to 200 characters
     #[arg(long)]
     name: Option<String>,
@@ -126,10 +123,10 @@ pub async fn run(command: DeviceCommand, global: &GlobalArgs) -> anyhow::Result<
         DeviceCommand::Create(args) => {
             let request = proto::CreateDeviceRequest {
                 group_id: args.group,
-                name: args.name.unwrap_or_default(),
-                product_id: args.product_id.unwrap_or_default(),
-                firmware_version: args.firmware_version.unwrap_or_default(),
-                owner: args.owner.unwrap_or_default(),
+                name: args.fields.name.unwrap_or_default(),
+                product_id: args.fields.product_id.unwrap_or_default(),
+                firmware_version: args.fields.firmware_version.unwrap_or_default(),
+                owner: args.fields.owner.unwrap_or_default(),
             };
             let created = admin.create_device_with(request).await?;
             print_document(format, &created_json(created)?, CREATED_COLUMNS)?;
@@ -156,7 +153,8 @@ pub async fn run(command: DeviceCommand, global: &GlobalArgs) -> anyhow::Result<
             let request = proto::UpdateDeviceRequest { id, name: Some(name), ..Default::default() };
             print_document(format, &device_json(&admin.update_device(request).await?), COLUMNS)?;
         }
-        DeviceCommand::Update { id, name, product_id, firmware_version, owner } => {
+        DeviceCommand::Update { id, fields } => {
+            let DeviceFields { name, product_id, firmware_version, owner } = fields;
             let request = proto::UpdateDeviceRequest { id, name, product_id, firmware_version, owner };
             print_document(format, &device_json(&admin.update_device(request).await?), COLUMNS)?;
         }
