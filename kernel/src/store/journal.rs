@@ -1,7 +1,7 @@
 //! The journal's SQL side: one transaction per batch, events, deliveries and attempts written with multi-row
 //! inserts, and the reload of unfinished deliveries at start.
 
-use super::{StoreError, insert_values_sql};
+use super::{Backend, StoreError, insert_values_sql, values_rows};
 use futures::future::BoxFuture;
 use hookwire_actors::event::Event;
 use hookwire_actors::ids::{DeliveryId, DeviceId, EventId, GroupId, WebhookId};
@@ -17,12 +17,15 @@ const ROWS_PER_STATEMENT: usize = 256;
 #[derive(Debug, Clone)]
 pub struct SqlJournal {
     pool: AnyPool,
+    backend: Backend,
 }
 
 impl SqlJournal {
     /// A journal writing to `pool`.
     pub fn new(pool: AnyPool) -> Self {
-        SqlJournal { pool }
+        let is_sqlite = pool.connect_options().database_url.scheme().starts_with("sqlite");
+        let backend = if is_sqlite { Backend::Sqlite } else { Backend::Postgres };
+        SqlJournal { pool, backend }
     }
 
     async fn write(&self, batch: &JournalBatch) -> Result<(), StoreError> {
@@ -31,8 +34,12 @@ impl SqlJournal {
         let now = time::now_ms();
 
         for records in batch.events.chunks(ROWS_PER_STATEMENT) {
-            let sql =
-                insert_values_sql("events (id, group_id, device_id, name, data, published_at, ttl)", 7, records.len());
+            let sql = insert_values_sql(
+                self.backend,
+                "events (id, group_id, device_id, name, data, published_at, ttl)",
+                7,
+                records.len(),
+            );
             let mut query = sqlx::query(AssertSqlSafe(sql));
             for record in records {
                 let event = &record.event;
@@ -55,6 +62,7 @@ impl SqlJournal {
             .collect();
         for rows in deliveries.chunks(ROWS_PER_STATEMENT) {
             let sql = insert_values_sql(
+                self.backend,
                 "deliveries (id, event_id, webhook_id, status, num_attempts, created_at, updated_at)",
                 7,
                 rows.len(),
@@ -75,6 +83,7 @@ impl SqlJournal {
 
         for attempts in batch.attempts.chunks(ROWS_PER_STATEMENT) {
             let sql = insert_values_sql(
+                self.backend,
                 "attempts (delivery_id, webhook_id, event_id, attempt, started_at, duration_ms, request_method, request_url, \
                  response_status, error_class, error_message, delivery_status, request_headers, request_body, \
                  response_headers, response_body)",
@@ -103,14 +112,30 @@ impl SqlJournal {
             }
             query.execute(&mut *transaction).await?;
         }
+        // The deliveries' status after their last attempt of the batch, in one statement per chunk rather than one
+        // per attempt: a delivery attempted twice in the batch must be updated once, with its later outcome.
+        let mut last_attempts = std::collections::HashMap::with_capacity(batch.attempts.len());
         for attempt in &batch.attempts {
-            sqlx::query("UPDATE deliveries SET status = $1, num_attempts = $2, updated_at = $3 WHERE id = $4")
-                .bind(attempt.delivery_status as i64)
-                .bind(i64::from(attempt.attempt))
-                .bind(now)
-                .bind(attempt.delivery_id.as_str())
-                .execute(&mut *transaction)
-                .await?;
+            last_attempts.insert(attempt.delivery_id.as_str(), attempt);
+        }
+        let updates: Vec<_> = last_attempts.into_values().collect();
+        for attempts in updates.chunks(ROWS_PER_STATEMENT) {
+            let mut sql = String::from("WITH v (id, status, num_attempts) AS (VALUES ");
+            values_rows(&mut sql, self.backend, 3, attempts.len(), 0);
+            sql.push_str(") UPDATE deliveries SET status = v.status, num_attempts = v.num_attempts, updated_at = ");
+            match self.backend {
+                Backend::Sqlite => sql.push('?'),
+                Backend::Postgres => sql.push_str(&format!("${}", attempts.len() * 3 + 1)),
+            }
+            sql.push_str(" FROM v WHERE deliveries.id = v.id");
+            let mut query = sqlx::query(AssertSqlSafe(sql));
+            for attempt in attempts {
+                query = query
+                    .bind(attempt.delivery_id.as_str())
+                    .bind(attempt.delivery_status as i64)
+                    .bind(i64::from(attempt.attempt));
+            }
+            query.bind(now).execute(&mut *transaction).await?;
         }
         for state in &batch.webhook_states {
             // A webhook deleted meanwhile has no state to keep: the guard skips it rather than fail the batch.
