@@ -394,14 +394,26 @@ impl WebhookActor {
         }
     }
 
+    /// True when the event stream of the dispatch's group has subscribers: with none, the `hook-*` events are not
+    /// made at all (they would reach nobody), which saves an event per delivery.
+    fn is_heard(&self, dispatch: &Dispatch) -> bool {
+        self.services.bus.has_subscribers(&dispatch.event.group_id)
+    }
+
     /// Puts `hook-sent` on the event stream.
     fn report_sent(&self, dispatch: &Dispatch) {
+        if !self.is_heard(dispatch) {
+            return;
+        }
         let event = &dispatch.event;
         self.emit(event, format!("hook-sent/{}", event.name), String::new(), None);
     }
 
     /// Puts an outcome on the event stream: `hook-sent` once the request went out, then the response or the error.
     fn report(&self, dispatch: &Dispatch, outcome: &AttemptOutcome) {
+        if !self.is_heard(dispatch) {
+            return;
+        }
         if outcome.sent {
             self.report_sent(dispatch);
         }
@@ -452,6 +464,9 @@ impl WebhookActor {
 
     /// Reports a failure as `hook-error` events (the message in 512-byte chunks).
     fn report_error(&self, dispatch: &Dispatch, message: &str) {
+        if !self.is_heard(dispatch) {
+            return;
+        }
         let topic = self.topic(dispatch.webhook.error_response_topic.as_ref(), "hook-error", dispatch);
         self.emit_chunked(dispatch, &topic, message);
     }
