@@ -91,9 +91,11 @@ fn render_error(field: &FieldTemplate, reason: impl Into<String>) -> RenderError
 /// Builds the template context of an event: the event data's keys when it is a JSON object, overlaid with the
 /// predefined variables (which win, so that data cannot spoof `PARTICLE_DEVICE_ID`).
 pub fn render_context(event: &Event, profile: &DeviceProfile) -> Value {
-    let mut context = match serde_json::from_str::<Value>(&event.data) {
-        Ok(Value::Object(map)) if event.data.trim_start().starts_with('{') => map,
-        _ => Map::new(),
+    // Only data that starts as an object can become one: other data is not parsed at all.
+    let parsed = event.data.trim_start().starts_with('{').then(|| serde_json::from_str::<Value>(&event.data));
+    let mut context = match parsed {
+        Some(Ok(Value::Object(map))) => map,
+        _ => Map::with_capacity(10),
     };
     let device_id = event.device_id.as_ref().map_or("api", DeviceId::as_str);
     let predefined = [
