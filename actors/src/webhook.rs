@@ -37,8 +37,8 @@ use crate::signing;
 use crate::supervisor::Services;
 use crate::template::Template;
 use crate::time;
-use actix::{Actor, AsyncContext, Context, Handler, Supervised};
-use std::collections::VecDeque;
+use actix::{Actor, AsyncContext, Context, Handler, SpawnHandle, Supervised};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -89,6 +89,14 @@ pub struct WebhookActor {
     pacer: Pacer,
     /// Whether a timer will send the head of the quota queue.
     is_quota_timer_armed: bool,
+    /// Deliveries waiting for their next attempt (a retry, or a sleeping host), by when it is due; the number
+    /// keeps deliveries due at the same instant apart and in order.
+    retries: BTreeMap<(tokio::time::Instant, u64), Delivery>,
+    /// Numbers the entries of `retries`.
+    next_retry_number: u64,
+    /// The one timer of `retries`, and when it fires: one timer per actor, not one per delivery, since actix polls
+    /// every timer of an actor at each of its wake-ups.
+    retry_timer: Option<(tokio::time::Instant, SpawnHandle)>,
 }
 
 impl WebhookActor {
@@ -101,6 +109,9 @@ impl WebhookActor {
             quota_queue: VecDeque::new(),
             pacer: Pacer::default(),
             is_quota_timer_armed: false,
+            retries: BTreeMap::new(),
+            next_retry_number: 0,
+            retry_timer: None,
         }
     }
 
@@ -279,7 +290,41 @@ impl WebhookActor {
         // Waiting for a retry, it no longer counts among the webhook's deliveries in memory: a destination that
         // fails must not pause the devices that feed it for the length of its retry delays.
         delivery.dispatch.admission = None;
-        ctx.run_later(delay, move |actor, ctx| actor.resend(delivery, ctx));
+        let number = self.next_retry_number;
+        self.next_retry_number += 1;
+        self.retries.insert((tokio::time::Instant::now() + delay, number), delivery);
+        self.arm_retry_timer(ctx);
+    }
+
+    /// Makes sure the retry timer fires when the earliest waiting delivery is due.
+    fn arm_retry_timer(&mut self, ctx: &mut Context<Self>) {
+        let Some(&(due, _)) = self.retries.keys().next() else {
+            return;
+        };
+        if let Some((armed_at, handle)) = self.retry_timer {
+            if armed_at <= due {
+                return;
+            }
+            ctx.cancel_future(handle);
+        }
+        let handle = ctx.run_later(due.saturating_duration_since(tokio::time::Instant::now()), |actor, ctx| {
+            actor.retry_timer = None;
+            actor.resend_due(ctx);
+        });
+        self.retry_timer = Some((due, handle));
+    }
+
+    /// Sends every delivery whose next attempt is due, then waits for the next one.
+    fn resend_due(&mut self, ctx: &mut Context<Self>) {
+        let now = tokio::time::Instant::now();
+        while let Some(entry) = self.retries.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let delivery = entry.remove();
+            self.resend(delivery, ctx);
+        }
+        self.arm_retry_timer(ctx);
     }
 
     /// How long to wait before the next attempt, when the webhook's retry policy allows one after this outcome:
@@ -571,8 +616,9 @@ impl Actor for WebhookActor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(4096);
-        // After a restart, deliveries still waiting for their quota turn need a timer again.
+        // After a restart, deliveries still waiting for their quota turn or a retry need their timers again.
         self.arm_quota_timer(ctx);
+        self.arm_retry_timer(ctx);
     }
 }
 
@@ -581,6 +627,7 @@ impl Supervised for WebhookActor {
         tracing::warn!(webhook_id = %self.id, "webhook actor restarting");
         self.num_in_flight = 0;
         self.is_quota_timer_armed = false;
+        self.retry_timer = None;
     }
 }
 
