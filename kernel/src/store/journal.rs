@@ -72,6 +72,14 @@ impl SqlJournal {
             query.execute(&mut *transaction).await?;
         }
 
+        // Each delivery's last attempt of the batch: its status after the batch. A delivery whose event is in the
+        // same batch is inserted with that status (common under load, when a batch takes long enough for the
+        // requests of the events waiting for it to come back); the others are updated, once each.
+        let mut last_attempts = std::collections::HashMap::with_capacity(batch.attempts.len());
+        for attempt in &batch.attempts {
+            last_attempts.insert(attempt.delivery_id.as_str(), attempt);
+        }
+
         let deliveries: Vec<_> = batch
             .events
             .iter()
@@ -86,14 +94,18 @@ impl SqlJournal {
             );
             let mut query = sqlx::query(AssertSqlSafe(sql));
             for (record, delivery) in rows {
+                let (status, num_attempts, updated_at) = match last_attempts.remove(delivery.id.as_str()) {
+                    Some(attempt) => (attempt.delivery_status, i64::from(attempt.attempt), now),
+                    None => (DeliveryStatus::Pending, 0, record.event.published_at_ms),
+                };
                 query = query
                     .bind(delivery.id.as_str())
                     .bind(record.event.id.as_str())
                     .bind(delivery.webhook_id.as_str())
-                    .bind(DeliveryStatus::Pending as i64)
-                    .bind(0_i64)
+                    .bind(status as i64)
+                    .bind(num_attempts)
                     .bind(record.event.published_at_ms)
-                    .bind(record.event.published_at_ms);
+                    .bind(updated_at);
             }
             query.execute(&mut *transaction).await?;
         }
@@ -129,12 +141,8 @@ impl SqlJournal {
             }
             query.execute(&mut *transaction).await?;
         }
-        // The deliveries' status after their last attempt of the batch, in one statement per chunk rather than one
-        // per attempt: a delivery attempted twice in the batch must be updated once, with its later outcome.
-        let mut last_attempts = std::collections::HashMap::with_capacity(batch.attempts.len());
-        for attempt in &batch.attempts {
-            last_attempts.insert(attempt.delivery_id.as_str(), attempt);
-        }
+        // The other deliveries' status after their last attempt of the batch, in one statement per chunk rather
+        // than one per attempt.
         let updates: Vec<_> = last_attempts.into_values().collect();
         for attempts in statement_chunks(&updates) {
             let mut sql = String::from("WITH v (id, status, num_attempts) AS (VALUES ");
@@ -271,6 +279,79 @@ pub async fn drop_deliveries(pool: &AnyPool, ids: &[DeliveryId]) -> Result<(), S
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Store;
+    use hookwire_actors::journal::{AttemptRecord, DeliveryRecord, EventRecord};
+
+    fn attempt(delivery: &DeliveryRecord, event: &Event, number: u32, status: DeliveryStatus) -> AttemptRecord {
+        AttemptRecord {
+            delivery_id: delivery.id.clone(),
+            webhook_id: delivery.webhook_id.clone(),
+            event_id: event.id.clone(),
+            attempt: number,
+            started_at_ms: 1,
+            duration_ms: 1,
+            request_method: "POST".into(),
+            request_url: "http://x/".into(),
+            response_status: Some(503),
+            error_class: None,
+            error_message: None,
+            delivery_status: status,
+            request_headers: "{}".into(),
+            request_body: Default::default(),
+            response_headers: None,
+            response_body: None,
+        }
+    }
+
+    async fn status(store: &Store, delivery: &DeliveryRecord) -> (i64, i64) {
+        let row = sqlx::query("SELECT status, num_attempts FROM deliveries WHERE id = $1")
+            .bind(delivery.id.as_str())
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        (row.try_get("status").unwrap(), row.try_get("num_attempts").unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_delivery_ends_with_the_status_of_its_last_attempt_whether_in_its_events_batch_or_a_later_one() {
+        let directory = tempfile::tempdir().unwrap();
+        let store = Store::connect(&format!("sqlite://{}", directory.path().join("db").display())).await.unwrap();
+        let journal = SqlJournal::new(store.pool().clone());
+        let event = Event::new(GroupId::generate(), None, "x".into(), "data".into(), 0);
+        let [same, later, retried, untouched] =
+            std::array::from_fn(|_| DeliveryRecord { id: DeliveryId::generate(), webhook_id: WebhookId::generate() });
+        let first = JournalBatch {
+            events: vec![EventRecord {
+                event: std::sync::Arc::new(event.clone()),
+                deliveries: vec![same.clone(), later.clone(), retried.clone(), untouched.clone()],
+            }],
+            attempts: vec![
+                attempt(&retried, &event, 1, DeliveryStatus::Pending),
+                attempt(&same, &event, 1, DeliveryStatus::Succeeded),
+                attempt(&retried, &event, 2, DeliveryStatus::Pending),
+            ],
+            webhook_states: Vec::new(),
+        };
+        journal.write_batch(&first).await.unwrap();
+        assert_eq!(status(&store, &same).await, (DeliveryStatus::Succeeded as i64, 1), "inserted finished");
+        assert_eq!(status(&store, &retried).await, (DeliveryStatus::Pending as i64, 2), "its last attempt holds");
+        assert_eq!(status(&store, &later).await, (DeliveryStatus::Pending as i64, 0));
+
+        let second = JournalBatch {
+            attempts: vec![
+                attempt(&later, &event, 1, DeliveryStatus::Failed),
+                attempt(&retried, &event, 3, DeliveryStatus::Succeeded),
+            ],
+            ..JournalBatch::default()
+        };
+        journal.write_batch(&second).await.unwrap();
+        assert_eq!(status(&store, &later).await, (DeliveryStatus::Failed as i64, 1), "updated");
+        assert_eq!(status(&store, &retried).await, (DeliveryStatus::Succeeded as i64, 3));
+        assert_eq!(status(&store, &untouched).await, (DeliveryStatus::Pending as i64, 0));
+        let pending = pending_deliveries(store.pool(), None, 10).await.unwrap();
+        let pending: Vec<_> = pending.iter().map(|pending| &pending.delivery_id).collect();
+        assert_eq!(pending, [&untouched.id]);
+    }
 
     #[test]
     fn rows_split_into_full_statements_then_powers_of_two() {
