@@ -27,6 +27,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // The device RPC `Connect` would collide with the generated `connect(dst)` constructor; clients are
         // built from a `Channel` instead.
         .build_transport(false)
+        // Small first buffers per call: see src/codec.rs.
+        .codec_path("crate::codec::LeanCodec")
         .compile_fds(file_descriptor_set)?;
     Ok(())
 }

@@ -115,6 +115,11 @@ impl EventBus {
         }
     }
 
+    /// True when anyone subscribes to events of the group: events about deliveries need not be made otherwise.
+    pub fn has_subscribers(&self, group_id: &GroupId) -> bool {
+        self.groups.read().unwrap_or_else(|poison| poison.into_inner()).contains_key(group_id)
+    }
+
     /// Offers an event to every matching subscriber of its group, without waiting for any of them.
     pub fn publish(&self, event: &SharedEvent) {
         self.publish_to(event, None);
@@ -213,7 +218,9 @@ mod tests {
         }
         assert_eq!(guard.sink().take_dropped(), 2);
         assert_eq!(guard.sink().take_dropped(), 0);
+        assert!(bus.has_subscribers(&group));
         drop(guard);
         assert!(bus.groups.read().unwrap().is_empty());
+        assert!(!bus.has_subscribers(&group));
     }
 }

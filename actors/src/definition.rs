@@ -483,11 +483,26 @@ pub const MAX_MIN_INTERVAL_MS: u64 = 86_400_000;
 /// A webhook's run-time state: its consecutive failed deliveries, and whether (and why) it was disabled at run
 /// time, by its failure limit, a `410 Gone` or an admin. Matching reads it with one atomic load; the webhook actor
 /// and admin calls change it; the kernel stores it (table `webhook_state`) so that it survives restarts.
-#[derive(Debug, Default)]
+///
+/// It also bounds the webhook's deliveries held in memory ([`MAX_DELIVERIES_IN_MEMORY`]): each new delivery takes
+/// a permit, given back when it ends or waits for a retry. A publish that finds none waits (its device session
+/// pauses, never the kernel), so a webhook slower than its events delays the devices that feed it instead of
+/// growing without bound; the deliveries are durable either way.
+#[derive(Debug)]
 pub struct WebhookRuntime {
     disabled: AtomicBool,
     consecutive_failures: AtomicU32,
     disabled_reason: std::sync::Mutex<Option<String>>,
+    deliveries: Arc<tokio::sync::Semaphore>,
+}
+
+/// The most deliveries of one webhook held in memory (dispatched, not yet finished, not waiting for a retry).
+pub const MAX_DELIVERIES_IN_MEMORY: usize = 4096;
+
+impl Default for WebhookRuntime {
+    fn default() -> Self {
+        WebhookRuntime::new(0, None)
+    }
 }
 
 impl WebhookRuntime {
@@ -497,7 +512,19 @@ impl WebhookRuntime {
             disabled: AtomicBool::new(disabled_reason.is_some()),
             consecutive_failures: AtomicU32::new(consecutive_failures),
             disabled_reason: std::sync::Mutex::new(disabled_reason),
+            deliveries: Arc::new(tokio::sync::Semaphore::new(MAX_DELIVERIES_IN_MEMORY)),
         }
+    }
+
+    /// A place for one more delivery in memory, if there is one now.
+    pub fn try_admit(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.deliveries.clone().try_acquire_owned().ok()
+    }
+
+    /// A place for one more delivery in memory, waiting for one.
+    pub async fn admit(&self) -> tokio::sync::OwnedSemaphorePermit {
+        let deliveries = self.deliveries.clone();
+        deliveries.acquire_owned().await.expect("the semaphore of deliveries is never closed")
     }
 
     /// Sets the state to what was stored (at start, before any delivery).

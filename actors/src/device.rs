@@ -31,6 +31,24 @@ pub struct PreparedPublish {
     pub launch: Launch,
 }
 
+impl PreparedPublish {
+    /// True when every delivery found a place among its webhook's deliveries in memory.
+    pub fn is_admitted(&self) -> bool {
+        self.launch.dispatches.iter().all(|dispatch| dispatch.admission.is_some())
+    }
+
+    /// Waits for the places its deliveries did not find at once (a webhook with
+    /// [`crate::definition::MAX_DELIVERIES_IN_MEMORY`] deliveries not yet finished).
+    pub async fn admit(mut self) -> Self {
+        for dispatch in &mut self.launch.dispatches {
+            if dispatch.admission.is_none() {
+                dispatch.admission = Some(dispatch.webhook.runtime.admit().await);
+            }
+        }
+        self
+    }
+}
+
 /// The deliveries and bus publication of an event, started once its record is queued to the journal (so that
 /// attempt records always follow the event's own record).
 #[derive(Debug)]
@@ -72,12 +90,14 @@ pub fn prepare_publish(
         for webhook in matched.drain(..) {
             let delivery_id = DeliveryId::generate();
             deliveries.push(DeliveryRecord { id: delivery_id.clone(), webhook_id: webhook.id.clone() });
+            let admission = webhook.runtime.try_admit();
             dispatches.push(Dispatch {
                 delivery_id,
                 webhook,
                 event: event.clone(),
                 context: context.clone(),
                 attempt: 1,
+                admission,
             });
         }
     }
@@ -136,6 +156,16 @@ impl DeviceActor {
             Ok(prepared) => prepared,
             Err(error) => return self.refuse(seq, error.code(), error.to_string()),
         };
+        if prepared.is_admitted() {
+            return self.queue(seq, prepared, ctx);
+        }
+        // A webhook has as many deliveries in memory as it may: pause this session (not the kernel) until it has
+        // room for this event's.
+        ctx.wait(prepared.admit().into_actor(self).map(move |prepared, actor, ctx| actor.queue(seq, prepared, ctx)));
+    }
+
+    /// Queues a publish to the journal (which acks it once durable), then launches its deliveries.
+    fn queue(&mut self, seq: u64, prepared: PreparedPublish, ctx: &mut Context<Self>) {
         let entry = JournalEntry::Event {
             record: prepared.record,
             ack: AckTarget::Stream { seq, outbound: self.outbound.clone() },

@@ -22,6 +22,9 @@ pub struct Dispatch {
     pub context: Arc<serde_json::Value>,
     /// 1 for the first attempt.
     pub attempt: u32,
+    /// The delivery's place among its webhook's deliveries in memory
+    /// ([`crate::definition::WebhookRuntime::try_admit`]); given back when it ends or waits for a retry.
+    pub admission: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 /// Send a request and report how it went (webhook actor -> host actor).

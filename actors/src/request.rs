@@ -16,21 +16,28 @@ pub const MAX_LOGGED_BODY_BYTES: usize = 4096;
 /// Header names whose values never reach the attempt log.
 const SECRET_HEADER_WORDS: [&str; 7] = ["authorization", "cookie", "token", "secret", "key", "password", "signature"];
 
-/// Headers as a JSON object for the attempt log, with the values of credentials and signatures masked.
+/// Headers as a JSON object for the attempt log, with the values of credentials and signatures masked. A header
+/// sent more than once shows its last value, at the place of its first. Written straight to the string (no JSON
+/// tree in between): it runs twice per attempt.
 pub fn headers_for_log(headers: &HeaderMap) -> String {
-    let map: Map<String, Value> = headers
-        .iter()
-        .map(|(name, value)| {
-            let name = name.as_str();
-            let shown = if SECRET_HEADER_WORDS.iter().any(|word| name.contains(word)) {
-                "***".into()
-            } else {
-                String::from_utf8_lossy(value.as_bytes()).into_owned()
-            };
-            (name.to_owned(), Value::String(shown))
-        })
-        .collect();
-    Value::Object(map).to_string()
+    struct Logged<'a>(&'a HeaderMap);
+
+    impl serde::Serialize for Logged<'_> {
+        fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            serializer.collect_map(self.0.keys().map(|name| {
+                let name = name.as_str();
+                let shown = if SECRET_HEADER_WORDS.iter().any(|word| name.contains(word)) {
+                    std::borrow::Cow::Borrowed("***")
+                } else {
+                    let last = self.0.get_all(name).iter().next_back().map_or(&b""[..], HeaderValue::as_bytes);
+                    String::from_utf8_lossy(last)
+                };
+                (name, shown)
+            }))
+        }
+    }
+
+    serde_json::to_string(&Logged(headers)).unwrap_or_else(|_| "{}".to_owned())
 }
 
 /// The part of a body the attempt log keeps (a shared slice, not a copy).
@@ -84,9 +91,11 @@ fn render_error(field: &FieldTemplate, reason: impl Into<String>) -> RenderError
 /// Builds the template context of an event: the event data's keys when it is a JSON object, overlaid with the
 /// predefined variables (which win, so that data cannot spoof `PARTICLE_DEVICE_ID`).
 pub fn render_context(event: &Event, profile: &DeviceProfile) -> Value {
-    let mut context = match serde_json::from_str::<Value>(&event.data) {
-        Ok(Value::Object(map)) if event.data.trim_start().starts_with('{') => map,
-        _ => Map::new(),
+    // Only data that starts as an object can become one: other data is not parsed at all.
+    let parsed = event.data.trim_start().starts_with('{').then(|| serde_json::from_str::<Value>(&event.data));
+    let mut context = match parsed {
+        Some(Ok(Value::Object(map))) => map,
+        _ => Map::with_capacity(10),
     };
     let device_id = event.device_id.as_ref().map_or("api", DeviceId::as_str);
     let predefined = [
@@ -285,6 +294,13 @@ mod tests {
         assert_eq!(logged["x-api-key"], "***");
         assert_eq!(logged["webhook-signature"], "***");
         assert_eq!(logged["content-type"], "application/json");
+        // The same text as the JSON tree it replaced: a repeated header keeps its first place and its last value.
+        let mut repeated = HeaderMap::new();
+        repeated.append("x-a", HeaderValue::from_static("1"));
+        repeated.append("x-b", HeaderValue::from_static("\"q\""));
+        repeated.append("x-a", HeaderValue::from_static("2"));
+        repeated.append("cookie", HeaderValue::from_static("c"));
+        assert_eq!(headers_for_log(&repeated), r#"{"x-a":"2","x-b":"\"q\"","cookie":"***"}"#);
         assert_eq!(body_for_log(&Bytes::from(vec![b'x'; 10_000])).len(), MAX_LOGGED_BODY_BYTES);
         assert_eq!(body_for_log(&Bytes::from_static(b"short")), "short");
     }

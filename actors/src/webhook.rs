@@ -37,8 +37,8 @@ use crate::signing;
 use crate::supervisor::Services;
 use crate::template::Template;
 use crate::time;
-use actix::{Actor, ActorFutureExt, AsyncContext, Context, Handler, Supervised, WrapFuture};
-use std::collections::VecDeque;
+use actix::{Actor, AsyncContext, Context, Handler, SpawnHandle, Supervised};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -89,6 +89,14 @@ pub struct WebhookActor {
     pacer: Pacer,
     /// Whether a timer will send the head of the quota queue.
     is_quota_timer_armed: bool,
+    /// Deliveries waiting for their next attempt (a retry, or a sleeping host), by when it is due; the number
+    /// keeps deliveries due at the same instant apart and in order.
+    retries: BTreeMap<(tokio::time::Instant, u64), Delivery>,
+    /// Numbers the entries of `retries`.
+    next_retry_number: u64,
+    /// The one timer of `retries`, and when it fires: one timer per actor, not one per delivery, since actix polls
+    /// every timer of an actor at each of its wake-ups.
+    retry_timer: Option<(tokio::time::Instant, SpawnHandle)>,
 }
 
 impl WebhookActor {
@@ -101,6 +109,9 @@ impl WebhookActor {
             quota_queue: VecDeque::new(),
             pacer: Pacer::default(),
             is_quota_timer_armed: false,
+            retries: BTreeMap::new(),
+            next_retry_number: 0,
+            retry_timer: None,
         }
     }
 
@@ -217,15 +228,18 @@ impl WebhookActor {
             logged_body: body_for_log(&request.body),
         };
         let host = self.services.supervisor.host(key);
-        let execute = Execute { request, verify_tls: webhook.verify_tls };
+        let answer = host.send(Execute { request, verify_tls: webhook.verify_tls });
         self.num_in_flight += 1;
-        ctx.spawn(host.send(execute).into_actor(self).map(move |result, actor, ctx| {
-            actor.num_in_flight -= 1;
-            let outcome = result.unwrap_or_else(|error| {
+        // The answer is awaited by a task of its own, which hands it back as a message: a future spawned in the
+        // actor's context would be polled again at every wake-up of the actor, with every other one in flight
+        // (thousands under load), which the second profile showed costing more than everything else together.
+        let actor = ctx.address();
+        actix::spawn(async move {
+            let outcome = answer.await.unwrap_or_else(|error| {
                 AttemptOutcome::not_sent(ErrorClass::ConnectionReset, format!("host actor unavailable: {error}"))
             });
-            actor.conclude(delivery, target, outcome, ctx);
-        }));
+            actor.do_send(Attempted { delivery, target, outcome });
+        });
     }
 
     /// Decides what follows an attempt: another attempt later (the host slept, or the retry policy allows one), or
@@ -273,7 +287,44 @@ impl WebhookActor {
     /// Schedules the next attempt of a delivery (same delivery id, next attempt number).
     fn try_again_later(&mut self, mut delivery: Delivery, delay: Duration, ctx: &mut Context<Self>) {
         delivery.dispatch.attempt += 1;
-        ctx.run_later(delay, move |actor, ctx| actor.resend(delivery, ctx));
+        // Waiting for a retry, it no longer counts among the webhook's deliveries in memory: a destination that
+        // fails must not pause the devices that feed it for the length of its retry delays.
+        delivery.dispatch.admission = None;
+        let number = self.next_retry_number;
+        self.next_retry_number += 1;
+        self.retries.insert((tokio::time::Instant::now() + delay, number), delivery);
+        self.arm_retry_timer(ctx);
+    }
+
+    /// Makes sure the retry timer fires when the earliest waiting delivery is due.
+    fn arm_retry_timer(&mut self, ctx: &mut Context<Self>) {
+        let Some(&(due, _)) = self.retries.keys().next() else {
+            return;
+        };
+        if let Some((armed_at, handle)) = self.retry_timer {
+            if armed_at <= due {
+                return;
+            }
+            ctx.cancel_future(handle);
+        }
+        let handle = ctx.run_later(due.saturating_duration_since(tokio::time::Instant::now()), |actor, ctx| {
+            actor.retry_timer = None;
+            actor.resend_due(ctx);
+        });
+        self.retry_timer = Some((due, handle));
+    }
+
+    /// Sends every delivery whose next attempt is due, then waits for the next one.
+    fn resend_due(&mut self, ctx: &mut Context<Self>) {
+        let now = tokio::time::Instant::now();
+        while let Some(entry) = self.retries.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let delivery = entry.remove();
+            self.resend(delivery, ctx);
+        }
+        self.arm_retry_timer(ctx);
     }
 
     /// How long to wait before the next attempt, when the webhook's retry policy allows one after this outcome:
@@ -389,14 +440,26 @@ impl WebhookActor {
         }
     }
 
+    /// True when the event stream of the dispatch's group has subscribers: with none, the `hook-*` events are not
+    /// made at all (they would reach nobody), which saves an event per delivery.
+    fn is_heard(&self, dispatch: &Dispatch) -> bool {
+        self.services.bus.has_subscribers(&dispatch.event.group_id)
+    }
+
     /// Puts `hook-sent` on the event stream.
     fn report_sent(&self, dispatch: &Dispatch) {
+        if !self.is_heard(dispatch) {
+            return;
+        }
         let event = &dispatch.event;
         self.emit(event, format!("hook-sent/{}", event.name), String::new(), None);
     }
 
     /// Puts an outcome on the event stream: `hook-sent` once the request went out, then the response or the error.
     fn report(&self, dispatch: &Dispatch, outcome: &AttemptOutcome) {
+        if !self.is_heard(dispatch) {
+            return;
+        }
         if outcome.sent {
             self.report_sent(dispatch);
         }
@@ -447,6 +510,9 @@ impl WebhookActor {
 
     /// Reports a failure as `hook-error` events (the message in 512-byte chunks).
     fn report_error(&self, dispatch: &Dispatch, message: &str) {
+        if !self.is_heard(dispatch) {
+            return;
+        }
         let topic = self.topic(dispatch.webhook.error_response_topic.as_ref(), "hook-error", dispatch);
         self.emit_chunked(dispatch, &topic, message);
     }
@@ -551,8 +617,9 @@ impl Actor for WebhookActor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(4096);
-        // After a restart, deliveries still waiting for their quota turn need a timer again.
+        // After a restart, deliveries still waiting for their quota turn or a retry need their timers again.
         self.arm_quota_timer(ctx);
+        self.arm_retry_timer(ctx);
     }
 }
 
@@ -561,6 +628,27 @@ impl Supervised for WebhookActor {
         tracing::warn!(webhook_id = %self.id, "webhook actor restarting");
         self.num_in_flight = 0;
         self.is_quota_timer_armed = false;
+        self.retry_timer = None;
+    }
+}
+
+/// An attempt's outcome, handed back by the task that awaited its host's answer.
+struct Attempted {
+    delivery: Delivery,
+    target: Target,
+    outcome: AttemptOutcome,
+}
+
+impl actix::Message for Attempted {
+    type Result = ();
+}
+
+impl Handler<Attempted> for WebhookActor {
+    type Result = ();
+
+    fn handle(&mut self, attempted: Attempted, ctx: &mut Self::Context) {
+        self.num_in_flight = self.num_in_flight.saturating_sub(1);
+        self.conclude(attempted.delivery, attempted.target, attempted.outcome, ctx);
     }
 }
 

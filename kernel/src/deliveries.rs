@@ -242,12 +242,15 @@ impl Kernel {
             Err(_) => return Err(unavailable()),
         }
         let context = Arc::new(render_context(&event, &DeviceProfile::default()));
+        // A place among the webhook's deliveries in memory, as every delivery takes.
+        let admission = Some(compiled.runtime.admit().await);
         self.services.supervisor.webhook(&compiled.id).do_send(Dispatch {
             delivery_id: delivery_id.clone(),
             webhook: compiled,
             event: event.clone(),
             context,
             attempt: 1,
+            admission,
         });
         tracing::info!(webhook_id = %webhook.id, %delivery_id, "test delivery dispatched");
 

@@ -8,6 +8,10 @@ use ipnet::IpNet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+/// mimalloc rather than glibc's malloc: see docs/performance.md.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// hookwire's server: devices stream events over gRPC; webhooks deliver them.
 #[derive(Debug, Parser)]
 #[command(

@@ -45,6 +45,8 @@ pub async fn dispatch(kernel: &Kernel, deliveries: Vec<PendingDelivery>) -> usiz
             orphans.push(pending.delivery_id);
             continue;
         };
+        // Waiting for a place among the webhook's deliveries in memory paces recovery to the delivery rate.
+        let admission = Some(webhook.runtime.admit().await);
         let context = Arc::new(render_context(&pending.event, &pending.profile));
         kernel.services.supervisor.webhook(&webhook.id).do_send(Dispatch {
             delivery_id: pending.delivery_id,
@@ -52,6 +54,7 @@ pub async fn dispatch(kernel: &Kernel, deliveries: Vec<PendingDelivery>) -> usiz
             event: Arc::new(pending.event),
             context,
             attempt: pending.num_attempts + 1,
+            admission,
         });
         num_dispatched += 1;
     }

@@ -2,6 +2,8 @@
 //! documentation of every message), the descriptor set that gRPC reflection serves, and [`ErrorCode`], the one
 //! mapping from hookwire's error codes to `tonic::Code`.
 
+pub mod codec;
+
 /// Generated from `proto/hookwire/v1/*.proto`; do not edit.
 #[allow(clippy::all, missing_docs)]
 pub mod v1 {

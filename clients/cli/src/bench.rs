@@ -9,6 +9,15 @@
 //!
 //! Each event's data is the time it was sent (nanoseconds since the run began); every webhook's body is that
 //! data, so the receiver computes each delivery's latency from the body alone.
+//!
+//! Two other scenarios measure what a publishing run cannot:
+//!
+//! - `--idle-devices N` connects N devices that only hold their session open, each on its own connection, and
+//!   reports the kernel's RSS per connected device beyond the empty kernel.
+//! - `--restart-pending N` leaves N deliveries pending (the kernel publishes them towards a destination that
+//!   refuses connections, with a long retry delay), kills the kernel with SIGKILL, starts the receiver on the
+//!   destination's port and a new kernel on the same database, and reports the time from the restart to the
+//!   first delivery and the rate at which the rest drain.
 
 use std::convert::Infallible;
 use std::path::PathBuf;
@@ -35,6 +44,8 @@ Examples:
   hookwire bench                                  # the main throughput scenario, under a minute
   hookwire bench --webhooks 10 --duration 20      # ten webhooks per event
   hookwire bench --rate 1000 --devices 10         # open loop at 1,000 events/s, for latency
+  hookwire bench --idle-devices 10000             # kernel memory per connected idle device
+  hookwire bench --restart-pending 100000         # restart with deliveries pending: first delivery, drain rate
   hookwire bench --json > result.json";
 
 #[derive(Debug, Args)]
@@ -78,6 +89,14 @@ pub struct BenchArgs {
     /// Print one JSON document instead of the text summary
     #[arg(long)]
     json: bool,
+    /// Instead of publishing: connect this many idle devices (one connection each) and report the kernel's RSS
+    /// per connected device beyond the empty kernel
+    #[arg(long, value_name = "N", conflicts_with_all = ["rate", "count", "restart_pending"])]
+    idle_devices: Option<usize>,
+    /// Instead of publishing: leave this many deliveries pending, kill the kernel, restart it and report the time
+    /// to the first delivery and the drain rate (needs a kernel of its own: not with --kernel)
+    #[arg(long, value_name = "N", conflicts_with_all = ["rate", "count", "kernel"])]
+    restart_pending: Option<u64>,
 }
 
 /// What the receiver saw.
@@ -86,30 +105,39 @@ struct Received {
     num_deliveries: AtomicU64,
     num_ceiling: AtomicU64,
     latencies_us: Mutex<Vec<u64>>,
+    /// When the first delivery arrived, nanoseconds since the run began (0: none yet).
+    first_delivery_ns: AtomicU64,
+    /// When the latest delivery arrived, nanoseconds since the run began.
+    last_delivery_ns: AtomicU64,
 }
 
-/// A kernel this run started.
+/// A kernel this run started, with the folder of its database when the kernel owns it.
 struct StartedKernel {
     child: tokio::process::Child,
-    _directory: tempfile::TempDir,
+    _directory: Option<tempfile::TempDir>,
+}
+
+impl StartedKernel {
+    /// Kills the kernel (SIGKILL) and waits for it to end.
+    async fn kill(mut self) {
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
+    }
 }
 
 pub async fn run(args: BenchArgs, global: &GlobalArgs) -> anyhow::Result<()> {
+    if let Some(num_devices) = args.idle_devices {
+        return idle_devices(&args, global, num_devices).await;
+    }
+    if let Some(num_pending) = args.restart_pending {
+        return restart_pending(&args, num_pending).await;
+    }
     let epoch = Instant::now();
     let received = Arc::new(Received::default());
-    let receiver_url = start_receiver(epoch, received.clone()).await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("bind the receiver")?;
+    let receiver_url = start_receiver(listener, epoch, received.clone())?;
 
-    let (endpoint, token, started, kernel_pid) = match &args.kernel {
-        Some(endpoint) => {
-            let token = global.token.clone().context("--token (or HOOKWIRE_TOKEN): needed with --kernel")?;
-            (endpoint.clone(), token, None, args.kernel_pid)
-        }
-        None => {
-            let (started, endpoint, token) = start_kernel(&args).await?;
-            let pid = started.child.id();
-            (endpoint, token, Some(started), pid)
-        }
-    };
+    let (endpoint, token, started, kernel_pid) = kernel_for(&args, global).await?;
     let admin = AdminClient::connect(&endpoint, &token).await?;
     let group = admin.create_group("bench").await?;
     for index in 0..args.webhooks {
@@ -176,9 +204,8 @@ pub async fn run(args: BenchArgs, global: &GlobalArgs) -> anyhow::Result<()> {
     } else {
         None
     };
-    if let Some(mut started) = started {
-        let _ = started.child.start_kill();
-        let _ = started.child.wait().await;
+    if let Some(started) = started {
+        started.kill().await;
     }
 
     let num_acked = num_acked.load(Ordering::Relaxed);
@@ -315,9 +342,12 @@ impl Publisher {
     }
 }
 
-/// Starts the receiver: 204 to everything; `/hook/...` bodies carry the send time of their event.
-async fn start_receiver(epoch: Instant, received: Arc<Received>) -> anyhow::Result<String> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("bind the receiver")?;
+/// Starts the receiver on `listener`: 204 to everything; `/hook/...` bodies carry the send time of their event.
+fn start_receiver(
+    listener: tokio::net::TcpListener,
+    epoch: Instant,
+    received: Arc<Received>,
+) -> anyhow::Result<String> {
     let url = format!("http://{}", listener.local_addr()?);
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
@@ -331,6 +361,14 @@ async fn start_receiver(epoch: Instant, received: Arc<Received>) -> anyhow::Resu
                         let body = request.into_body().collect().await.map(|body| body.to_bytes()).unwrap_or_default();
                         if is_delivery {
                             let now = epoch.elapsed().as_nanos();
+                            let now_ns = u64::try_from(now).unwrap_or(u64::MAX).max(1);
+                            let _ = received.first_delivery_ns.compare_exchange(
+                                0,
+                                now_ns,
+                                Ordering::Relaxed,
+                                Ordering::Relaxed,
+                            );
+                            received.last_delivery_ns.fetch_max(now_ns, Ordering::Relaxed);
                             received.num_deliveries.fetch_add(1, Ordering::Relaxed);
                             if let Some(sent) =
                                 std::str::from_utf8(&body).ok().and_then(|text| text.parse::<u128>().ok())
@@ -354,19 +392,26 @@ async fn start_receiver(epoch: Instant, received: Arc<Received>) -> anyhow::Resu
     Ok(url)
 }
 
-/// Starts `hookwired` on a random port with a temporary database and returns it, its endpoint and root token.
-async fn start_kernel(args: &BenchArgs) -> anyhow::Result<(StartedKernel, String, String)> {
+/// The database of a started kernel: `--database`, or SQLite in `directory`.
+fn bench_database(args: &BenchArgs, directory: &tempfile::TempDir) -> String {
+    args.database.clone().unwrap_or_else(|| format!("sqlite://{}", directory.path().join("bench.db").display()))
+}
+
+/// Starts `hookwired` on a random port with `database` and returns it (owning `directory`), its endpoint and
+/// root token.
+async fn start_kernel(
+    args: &BenchArgs,
+    database: &str,
+    directory: Option<tempfile::TempDir>,
+) -> anyhow::Result<(StartedKernel, String, String)> {
     let binary = match &args.hookwired {
         Some(path) => path.clone(),
         None => std::env::current_exe()?.with_file_name("hookwired"),
     };
-    let directory = tempfile::tempdir()?;
-    let database =
-        args.database.clone().unwrap_or_else(|| format!("sqlite://{}", directory.path().join("bench.db").display()));
     let token = format!("bench-{}", std::process::id());
     let mut child = tokio::process::Command::new(&binary)
         .args(["--listen", "127.0.0.1:0", "--allow-destination", "127.0.0.0/8", "--log-format", "json"])
-        .args(["--database", &database])
+        .args(["--database", database])
         .env("HOOKWIRE_ROOT_TOKEN", &token)
         .env("RUST_LOG", "warn,hookwire_kernel=info")
         .stdout(Stdio::null())
@@ -438,6 +483,239 @@ async fn raw_ceiling(url: &str, concurrency: usize, duration: Duration, received
     }
     let num = received.num_ceiling.load(Ordering::Relaxed) - before;
     Ok(num as f64 / start.elapsed().as_secs_f64())
+}
+
+/// The kernel to measure: the one at `--kernel`, or one started now on a temporary database. Returns its endpoint,
+/// root token, the started kernel (to stop at the end) and its process id when known.
+async fn kernel_for(
+    args: &BenchArgs,
+    global: &GlobalArgs,
+) -> anyhow::Result<(String, String, Option<StartedKernel>, Option<u32>)> {
+    match &args.kernel {
+        Some(endpoint) => {
+            let token = global.token.clone().context("--token (or HOOKWIRE_TOKEN): needed with --kernel")?;
+            Ok((endpoint.clone(), token, None, args.kernel_pid))
+        }
+        None => {
+            let directory = tempfile::tempdir()?;
+            let database = bench_database(args, &directory);
+            let (started, endpoint, token) = start_kernel(args, &database, Some(directory)).await?;
+            let pid = started.child.id();
+            Ok((endpoint, token, Some(started), pid))
+        }
+    }
+}
+
+/// Creates `num` devices in a group, 32 calls at a time, and returns their tokens.
+async fn create_devices(admin: &AdminClient, group_id: &str, num: usize) -> anyhow::Result<Vec<String>> {
+    let mut workers = tokio::task::JoinSet::new();
+    let num_workers = 32.min(num.max(1));
+    for worker in 0..num_workers {
+        let (admin, group_id) = (admin.clone(), group_id.to_owned());
+        workers.spawn(async move {
+            let mut tokens = Vec::new();
+            for index in (worker..num).step_by(num_workers) {
+                tokens.push(admin.create_device(group_id.clone(), format!("bench device {index}")).await?.token);
+            }
+            Ok::<_, anyhow::Error>(tokens)
+        });
+    }
+    let mut tokens = Vec::with_capacity(num);
+    while let Some(result) = workers.join_next().await {
+        tokens.extend(result??);
+    }
+    Ok(tokens)
+}
+
+/// Waits for a kernel's memory to settle after a change.
+async fn settle() {
+    tokio::time::sleep(Duration::from_secs(2)).await;
+}
+
+/// `--idle-devices`: the kernel's RSS empty, with the devices created, and with every device connected (its own
+/// connection and `Connect` session, answered a ping, then idle); reports the bytes per connected device.
+async fn idle_devices(args: &BenchArgs, global: &GlobalArgs, num_devices: usize) -> anyhow::Result<()> {
+    let num_devices = num_devices.max(1);
+    let (endpoint, token, started, kernel_pid) = kernel_for(args, global).await?;
+    let pid = kernel_pid.context("--kernel-pid: needed with --kernel to read the kernel's memory")?;
+    let rss = || process_rss_bytes(pid).context("cannot read the kernel's RSS from /proc");
+    settle().await;
+    let rss_empty = rss()?;
+    let admin = AdminClient::connect(&endpoint, &token).await?;
+    let group = admin.create_group("bench idle").await?;
+    let tokens = create_devices(&admin, &group.id, num_devices).await?;
+    settle().await;
+    let rss_created = rss()?;
+
+    let started_at = Instant::now();
+    let tokens = Arc::new(tokens);
+    let mut workers = tokio::task::JoinSet::new();
+    let num_workers = 64.min(num_devices);
+    for worker in 0..num_workers {
+        let (tokens, endpoint) = (tokens.clone(), endpoint.clone());
+        workers.spawn(async move {
+            let mut sessions = Vec::new();
+            for token in tokens.iter().skip(worker).step_by(num_workers) {
+                let device = DeviceClient::connect(&endpoint, token).await?;
+                let mut session = device.open_session().await?;
+                // The pong proves the kernel runs the session.
+                session.ping(1).await?;
+                loop {
+                    let Some(message) = session.next_message().await? else { bail!("the kernel ended a session") };
+                    if matches!(message.kind, Some(Kind::Pong(_))) {
+                        break;
+                    }
+                }
+                sessions.push((device, session));
+            }
+            Ok::<_, anyhow::Error>(sessions)
+        });
+    }
+    let mut sessions = Vec::with_capacity(num_devices);
+    while let Some(result) = workers.join_next().await {
+        sessions.extend(result??);
+    }
+    let connecting = started_at.elapsed();
+    settle().await;
+    let rss_connected = rss()?;
+    let per_device = |base: u64| rss_connected.saturating_sub(base) as f64 / sessions.len() as f64;
+    let document = json!({
+        "scenario": "idle_devices",
+        "devices": sessions.len(),
+        "connect_seconds": connecting.as_secs_f64(),
+        "rss_empty_bytes": rss_empty,
+        "rss_devices_created_bytes": rss_created,
+        "rss_connected_bytes": rss_connected,
+        "bytes_per_device": per_device(rss_empty).round(),
+        "bytes_per_session": per_device(rss_created).round(),
+    });
+    drop(sessions);
+    if let Some(started) = started {
+        started.kill().await;
+    }
+    if args.json {
+        println!("{document}");
+    } else {
+        println!("hookwire bench: {} idle devices, each on its own connection", document["devices"]);
+        let mib = |key: &str| document[key].as_f64().unwrap_or(0.0) / 1_048_576.0;
+        println!(
+            "  kernel RSS  empty {:.1} MiB, devices created {:.1} MiB, all connected {:.1} MiB",
+            mib("rss_empty_bytes"),
+            mib("rss_devices_created_bytes"),
+            mib("rss_connected_bytes")
+        );
+        println!(
+            "  per connected device: {:.1} KiB beyond the empty kernel ({:.1} KiB for the session alone); connected in {:.1} s",
+            document["bytes_per_device"].as_f64().unwrap_or(0.0) / 1024.0,
+            document["bytes_per_session"].as_f64().unwrap_or(0.0) / 1024.0,
+            connecting.as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
+/// `--restart-pending`: a kernel acks `num_pending` events whose one webhook points at a port where nothing
+/// listens yet (each first attempt is refused and waits ten minutes for its retry, so every delivery stays
+/// pending), and is killed with SIGKILL; then the receiver takes the port and a new kernel starts on the same
+/// database. Reports the time from the restart to the first delivery and the rate at which the rest drain.
+async fn restart_pending(args: &BenchArgs, num_pending: u64) -> anyhow::Result<()> {
+    let epoch = Instant::now();
+    let received = Arc::new(Received::default());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let directory = tempfile::tempdir()?;
+    let database = bench_database(args, &directory);
+
+    let (first, endpoint, token) = start_kernel(args, &database, None).await?;
+    let admin = AdminClient::connect(&endpoint, &token).await?;
+    let group = admin.create_group("bench restart").await?;
+    let definition = json!({
+        "event": "bench",
+        "url": format!("http://127.0.0.1:{port}/hook/0"),
+        "body": "{{{PARTICLE_EVENT_VALUE}}}",
+        "x-retry": {"attempts": 20, "backoff": [600_000], "jitter": false},
+    });
+    admin.create_webhook(group.id.clone(), definition.to_string()).await?;
+    let tokens = create_devices(&admin, &group.id, args.devices.max(1)).await?;
+    let num_acked = Arc::new(AtomicU64::new(0));
+    let num_errors = Arc::new(AtomicU64::new(0));
+    let num_sent = Arc::new(AtomicU64::new(0));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
+    let publishing = Instant::now();
+    let mut publishers = Vec::new();
+    for token in tokens {
+        let device = DeviceClient::connect(&endpoint, &token).await?;
+        let publisher = Publisher {
+            epoch,
+            deadline,
+            limit: Some(num_pending),
+            num_sent: num_sent.clone(),
+            num_acked: num_acked.clone(),
+            num_errors: num_errors.clone(),
+        };
+        let window = args.window.max(1);
+        publishers.push(tokio::spawn(async move { publisher.closed_loop(device, window).await }));
+    }
+    for publisher in publishers {
+        publisher.await??;
+    }
+    let publishing = publishing.elapsed();
+    // Let the first attempts be made and refused, as in an outage of the destination.
+    settle().await;
+    first.kill().await;
+    let num_pending = num_acked.load(Ordering::Relaxed);
+    if !args.json {
+        eprintln!("{num_pending} events acked in {:.1} s; kernel killed; restarting", publishing.as_secs_f64());
+    }
+
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .with_context(|| format!("bind the receiver on the destination's port {port}"))?;
+    start_receiver(listener, epoch, received.clone())?;
+    let restarted_at = epoch.elapsed();
+    let (second, _endpoint, _token) = start_kernel(args, &database, None).await?;
+    let ready = epoch.elapsed() - restarted_at;
+    let pid = second.child.id();
+    let progress = tokio::spawn(progress_line(Arc::new(AtomicU64::new(num_pending)), received.clone(), args.json));
+    let drain_deadline = Instant::now() + Duration::from_secs(600);
+    while received.num_deliveries.load(Ordering::Relaxed) < num_pending && Instant::now() < drain_deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    progress.abort();
+    let rss_bytes = pid.and_then(process_rss_bytes);
+    second.kill().await;
+    drop(directory);
+    if !args.json {
+        eprintln!();
+    }
+    let num_delivered = received.num_deliveries.load(Ordering::Relaxed);
+    let since_restart = |ns: u64| Duration::from_nanos(ns).saturating_sub(restarted_at).as_secs_f64();
+    let first_delivery = since_restart(received.first_delivery_ns.load(Ordering::Relaxed));
+    let drained = since_restart(received.last_delivery_ns.load(Ordering::Relaxed));
+    let drain_per_s = num_delivered as f64 / (drained - first_delivery).max(1e-3);
+    let document = json!({
+        "scenario": "restart_pending",
+        "pending": num_pending,
+        "delivered": num_delivered,
+        "publish_seconds": publishing.as_secs_f64(),
+        "ready_seconds": ready.as_secs_f64(),
+        "first_delivery_seconds": first_delivery,
+        "drained_seconds": drained,
+        "drain_per_s": drain_per_s.round(),
+        "rss_bytes": rss_bytes,
+        "errors": num_errors.load(Ordering::Relaxed),
+    });
+    if args.json {
+        println!("{document}");
+    } else {
+        println!("hookwire bench: restart with {num_pending} deliveries pending");
+        println!(
+            "  kernel ready {:.2} s after the restart; first delivery after {first_delivery:.2} s",
+            ready.as_secs_f64()
+        );
+        println!("  delivered {num_delivered} of {num_pending}, the last after {drained:.2} s = {drain_per_s:.0}/s");
+        println!("  errors {}", document["errors"]);
+    }
+    Ok(())
 }
 
 fn process_rss_bytes(pid: u32) -> Option<u64> {

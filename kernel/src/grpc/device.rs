@@ -94,7 +94,9 @@ impl DeviceService for DeviceApi {
         let services = &self.kernel.services;
         let prepared =
             prepare_publish(services, &device.profile, &device.group_id, request.into_inner(), &mut Vec::new())
-                .map_err(publish_status)?;
+                .map_err(publish_status)?
+                .admit()
+                .await;
         let ack = proto::PublishAck {
             seq: 0,
             event_id: prepared.record.event.id.to_string(),

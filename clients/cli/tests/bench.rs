@@ -1,0 +1,45 @@
+//! `hookwire bench` as a process against a real kernel: the scenarios run to the end and print the documented
+//! JSON. Nothing here checks a speed; the figures are the bench's business (docs/performance.md).
+
+use hookwire_tests::{ROOT_TOKEN, TestKernel};
+use serde_json::Value;
+
+/// Runs `hookwire bench --kernel <kernel> ARGS --json` with the root token and parses its JSON document.
+async fn bench(kernel: &TestKernel, args: &[&str]) -> Value {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookwire"))
+        .args(["bench", "--kernel", &kernel.endpoint, "--json"])
+        .args(args)
+        .env("HOOKWIRE_TOKEN", ROOT_TOKEN)
+        .output()
+        .await
+        .expect("run hookwire bench");
+    assert!(output.status.success(), "hookwire bench {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|error| panic!("{args:?} printed no JSON ({error}): {:?}", output.stdout))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_counted_closed_loop_run_delivers_every_acked_event_to_every_webhook() {
+    let kernel = TestKernel::spawn().await;
+    let args = ["--count", "60", "--devices", "3", "--webhooks", "2", "--duration", "60", "--ceiling-seconds", "0"];
+    let result = bench(&kernel, &args).await;
+    assert_eq!(result["mode"], "closed");
+    assert_eq!(result["events_acked"], 60, "{result}");
+    assert_eq!(result["deliveries_received"], 120, "{result}");
+    assert_eq!(result["deliveries_expected"], 120);
+    assert_eq!(result["errors"], 0);
+    assert!(result["latency_ms"]["p99"].as_f64().is_some(), "{result}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_devices_connect_and_report_the_memory_per_device() {
+    let kernel = TestKernel::spawn().await;
+    // The kernel runs in this process: its memory is this process's.
+    let pid = std::process::id().to_string();
+    let result = bench(&kernel, &["--idle-devices", "20", "--kernel-pid", &pid]).await;
+    assert_eq!(result["scenario"], "idle_devices");
+    assert_eq!(result["devices"], 20, "{result}");
+    for key in ["rss_empty_bytes", "rss_devices_created_bytes", "rss_connected_bytes", "bytes_per_device"] {
+        assert!(result[key].as_f64().is_some(), "{key} missing in {result}");
+    }
+}

@@ -1,0 +1,48 @@
+//! The codec of every hookwire service: prost, as tonic's default, but with 1 KiB first buffers instead of 8 KiB.
+//! Every open `Connect` session keeps one buffer for what it reads and one for what it writes for as long as it
+//! lasts; with thousands of idle devices those buffers were a third of the kernel's memory per device
+//! (docs/performance.md). A buffer still grows for a larger message.
+
+use std::marker::PhantomData;
+use tonic::codec::{BufferSettings, Codec};
+use tonic_prost::{ProstDecoder, ProstEncoder};
+
+/// The first size of a call's read and write buffers.
+pub const BUFFER_BYTES: usize = 1024;
+/// Encoded bytes after which a streaming call yields to the transport (tonic's default).
+const YIELD_THRESHOLD_BYTES: usize = 32 * 1024;
+
+/// prost encoding and decoding with [`BUFFER_BYTES`] first buffers.
+#[derive(Debug, Clone)]
+pub struct LeanCodec<T, U> {
+    _types: PhantomData<(T, U)>,
+}
+
+impl<T, U> Default for LeanCodec<T, U> {
+    fn default() -> Self {
+        LeanCodec { _types: PhantomData }
+    }
+}
+
+fn buffer_settings() -> BufferSettings {
+    BufferSettings::new(BUFFER_BYTES, YIELD_THRESHOLD_BYTES)
+}
+
+impl<T, U> Codec for LeanCodec<T, U>
+where
+    T: prost::Message + Send + 'static,
+    U: prost::Message + Default + Send + 'static,
+{
+    type Encode = T;
+    type Decode = U;
+    type Encoder = ProstEncoder<T>;
+    type Decoder = ProstDecoder<U>;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        ProstEncoder::new(buffer_settings())
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        ProstDecoder::new(buffer_settings())
+    }
+}
