@@ -144,10 +144,7 @@ pub async fn run(args: BenchArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         let definition = json!({"event": "bench", "url": format!("{receiver_url}/hook/{index}"), "body": "{{{PARTICLE_EVENT_VALUE}}}"});
         admin.create_webhook(group.id.clone(), definition.to_string()).await?;
     }
-    let mut tokens = Vec::with_capacity(args.devices);
-    for index in 0..args.devices {
-        tokens.push(admin.create_device(group.id.clone(), format!("bench device {index}")).await?.token);
-    }
+    let tokens = create_devices(&admin, &group.id, args.devices).await?;
     let cpu_before = kernel_pid.and_then(process_cpu_seconds);
 
     let num_acked = Arc::new(AtomicU64::new(0));
@@ -155,26 +152,16 @@ pub async fn run(args: BenchArgs, global: &GlobalArgs) -> anyhow::Result<()> {
     let num_sent = Arc::new(AtomicU64::new(0));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(args.duration);
     let started_at = Instant::now();
-    let mut publishers = Vec::new();
-    for token in tokens {
-        let device = DeviceClient::connect(&endpoint, &token).await?;
-        let publisher = Publisher {
-            epoch,
-            deadline,
-            limit: args.count,
-            num_sent: num_sent.clone(),
-            num_acked: num_acked.clone(),
-            num_errors: num_errors.clone(),
-        };
-        let per_device_rate = args.rate.map(|rate| rate as f64 / args.devices as f64);
-        let window = args.window.max(1);
-        publishers.push(tokio::spawn(async move {
-            match per_device_rate {
-                Some(rate) => publisher.open_loop(device, rate).await,
-                None => publisher.closed_loop(device, window).await,
-            }
-        }));
-    }
+    let publisher = Publisher {
+        epoch,
+        deadline,
+        limit: args.count,
+        num_sent,
+        num_acked: num_acked.clone(),
+        num_errors: num_errors.clone(),
+    };
+    let per_device_rate = args.rate.map(|rate| rate as f64 / args.devices as f64);
+    let publishers = spawn_publishers(&endpoint, tokens, &publisher, per_device_rate, args.window).await?;
     let progress = tokio::spawn(progress_line(num_acked.clone(), received.clone(), args.json));
     for publisher in publishers {
         if let Err(error) = publisher.await? {
@@ -249,7 +236,32 @@ pub async fn run(args: BenchArgs, global: &GlobalArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Connects a device per token and starts its publishing loop, counting into `template`'s counters: open loop at
+/// `rate` events/s each when given, else closed loop with `window` publishes in flight each.
+async fn spawn_publishers(
+    endpoint: &str,
+    tokens: Vec<String>,
+    template: &Publisher,
+    rate: Option<f64>,
+    window: usize,
+) -> anyhow::Result<Vec<tokio::task::JoinHandle<anyhow::Result<()>>>> {
+    let mut publishers = Vec::with_capacity(tokens.len());
+    for token in tokens {
+        let device = DeviceClient::connect(endpoint, &token).await?;
+        let publisher = template.clone();
+        let window = window.max(1);
+        publishers.push(tokio::spawn(async move {
+            match rate {
+                Some(rate) => publisher.open_loop(device, rate).await,
+                None => publisher.closed_loop(device, window).await,
+            }
+        }));
+    }
+    Ok(publishers)
+}
+
 /// One device's publishing loop.
+#[derive(Clone)]
 struct Publisher {
     epoch: Instant,
     deadline: tokio::time::Instant,
@@ -641,20 +653,15 @@ async fn restart_pending(args: &BenchArgs, num_pending: u64) -> anyhow::Result<(
     let num_sent = Arc::new(AtomicU64::new(0));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
     let publishing = Instant::now();
-    let mut publishers = Vec::new();
-    for token in tokens {
-        let device = DeviceClient::connect(&endpoint, &token).await?;
-        let publisher = Publisher {
-            epoch,
-            deadline,
-            limit: Some(num_pending),
-            num_sent: num_sent.clone(),
-            num_acked: num_acked.clone(),
-            num_errors: num_errors.clone(),
-        };
-        let window = args.window.max(1);
-        publishers.push(tokio::spawn(async move { publisher.closed_loop(device, window).await }));
-    }
+    let publisher = Publisher {
+        epoch,
+        deadline,
+        limit: Some(num_pending),
+        num_sent,
+        num_acked: num_acked.clone(),
+        num_errors: num_errors.clone(),
+    };
+    let publishers = spawn_publishers(&endpoint, tokens, &publisher, None, args.window).await?;
     for publisher in publishers {
         publisher.await??;
     }
