@@ -46,6 +46,25 @@ Definition = Union[Mapping[str, Any], str]
 MAX_PAGE = 200
 
 Item = TypeVar("Item")
+_Self = TypeVar("_Self", bound="_Closing")
+
+
+class _Closing:
+    """A context manager that calls the object's `close` on leaving the `with` block."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self: _Self) -> _Self:
+        return self
+
+    def __exit__(
+        self,
+        exception_type: type[BaseException] | None,
+        exception: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
 
 
 @dataclass(frozen=True)
@@ -115,7 +134,7 @@ class Webhook:
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
 
-class AdminClient:
+class AdminClient(_Closing):
     """A client of the admin services, authenticated with an admin token (the server's root token, for one).
 
     `endpoint` is `host:port`, `http://host:port` or `https://host:port`; every call carries
@@ -496,22 +515,11 @@ class AdminClient:
         """Closes the connection; calls and streams still running fail with `CANCELLED`."""
         self._channel.close()
 
-    def __enter__(self) -> AdminClient:
-        return self
-
-    def __exit__(
-        self,
-        exception_type: type[BaseException] | None,
-        exception: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
-
     def _call(self, method: Callable[..., Response], request: Any) -> Response:
         return _unary(method, request, self._metadata, self._timeout)
 
 
-class EventStream:
+class EventStream(_Closing):
     """The live events of a group, from `AdminClient.subscribe`: `hookwire.v1.common_pb2.Event` messages.
 
     Iterating yields events until the server ends the stream; `next_event(timeout)` waits for one at most
@@ -544,19 +552,8 @@ class EventStream:
             raise StopIteration
         return event
 
-    def __enter__(self) -> EventStream:
-        return self
 
-    def __exit__(
-        self,
-        exception_type: type[BaseException] | None,
-        exception: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
-
-
-class DeviceClient:
+class DeviceClient(_Closing):
     """A client of the device service, authenticated with a device token; the token also tells the server which
     device this is.
 
@@ -592,19 +589,8 @@ class DeviceClient:
         """Closes the connection, and with it the sessions opened from this client."""
         self._channel.close()
 
-    def __enter__(self) -> DeviceClient:
-        return self
 
-    def __exit__(
-        self,
-        exception_type: type[BaseException] | None,
-        exception: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
-
-
-class DeviceSession:
+class DeviceSession(_Closing):
     """A device's `Connect` session: publishes, subscriptions and pings go out; acks, errors, pongs and the
     events subscribed to come in.
 
@@ -734,17 +720,6 @@ class DeviceSession:
         self._closed = True
         self._end_requests()
         self._inbox.stop()
-
-    def __enter__(self) -> DeviceSession:
-        return self
-
-    def __exit__(
-        self,
-        exception_type: type[BaseException] | None,
-        exception: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # Inner workings.
 
