@@ -141,6 +141,23 @@ impl ErrorClass {
         ErrorClass::Sleeping,
     ];
 
+    /// Whether hookwire refused the attempt itself before a request went out (egress rule, render error, sleeping
+    /// host): such an outcome says nothing about the destination.
+    pub fn is_refusal(self) -> bool {
+        match self {
+            ErrorClass::Blocked | ErrorClass::Render | ErrorClass::Sleeping => true,
+            ErrorClass::Http3xx
+            | ErrorClass::Http4xx
+            | ErrorClass::Http5xx
+            | ErrorClass::ConnectTimeout
+            | ErrorClass::SocketTimeout
+            | ErrorClass::ConnectionReset
+            | ErrorClass::ConnectionRefused
+            | ErrorClass::Dns
+            | ErrorClass::Tls => false,
+        }
+    }
+
     /// The class as stored and shown.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -484,17 +501,12 @@ fn sleep_kind(outcome: &AttemptOutcome, ignore_statuses: &[u16]) -> OutcomeKind 
         return OutcomeKind::Success;
     };
     match failure.class {
+        class if class.is_refusal() => OutcomeKind::Neutral,
         ErrorClass::Http3xx | ErrorClass::Http4xx | ErrorClass::Http5xx => match &outcome.response {
             Some(response) if ignore_statuses.contains(&response.status) => OutcomeKind::Neutral,
             _ => OutcomeKind::Failure,
         },
-        ErrorClass::ConnectTimeout
-        | ErrorClass::SocketTimeout
-        | ErrorClass::ConnectionReset
-        | ErrorClass::ConnectionRefused
-        | ErrorClass::Dns
-        | ErrorClass::Tls => OutcomeKind::Failure,
-        ErrorClass::Blocked | ErrorClass::Render | ErrorClass::Sleeping => OutcomeKind::Neutral,
+        _ => OutcomeKind::Failure,
     }
 }
 

@@ -216,10 +216,7 @@ fn to_i64(value: usize) -> i64 {
 
 /// The outcome label of a failure's class: `not_sent` for refusals before a request went out.
 fn outcome_of(class: ErrorClass) -> &'static str {
-    match class {
-        ErrorClass::Blocked | ErrorClass::Render | ErrorClass::Sleeping => "not_sent",
-        _ => "failure",
-    }
+    if class.is_refusal() { "not_sent" } else { "failure" }
 }
 
 /// One host's counters: shared with the families, so counting is an atomic add.
@@ -238,8 +235,7 @@ impl HostMetrics {
             None => self.success.inc(),
             Some(failure) => self.failures[failure.class as usize].inc(),
         };
-        let refused = outcome.failure.as_ref().is_some_and(|failure| outcome_of(failure.class) == "not_sent");
-        if !refused {
+        if !outcome.failure.as_ref().is_some_and(|failure| failure.class.is_refusal()) {
             self.seconds.observe(outcome.duration.as_secs_f64());
         }
     }
