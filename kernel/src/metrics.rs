@@ -17,7 +17,15 @@ const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset
 /// Serves metrics on `listener` until the task is aborted.
 pub async fn serve(listener: TcpListener, services: Arc<Services>) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            // Out of file descriptors, say: wait rather than spin, and keep serving once it passes.
+            Err(error) => {
+                tracing::warn!(%error, "metrics endpoint: could not accept a connection");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
         let services = services.clone();
         tokio::spawn(async move {
             let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
