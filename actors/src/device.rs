@@ -19,6 +19,11 @@ use hookwire_proto::v1::{DeviceError, DeviceMessage, KernelMessage, Pong, device
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
+/// A device session's outbound channel: acks, errors and pongs, boxed so that the channel's first block (32 slots,
+/// allocated with the channel and kept for the session's life) is 256 bytes per idle device rather than 32 whole
+/// messages (about 5 KiB).
+pub type Outbound = mpsc::UnboundedSender<Box<KernelMessage>>;
+
 /// The most prefixes one session may subscribe to.
 pub const MAX_SUBSCRIPTIONS: usize = 32;
 
@@ -113,7 +118,7 @@ pub struct DeviceActor {
     profile: Arc<DeviceProfile>,
     group_id: GroupId,
     services: Arc<Services>,
-    outbound: mpsc::UnboundedSender<KernelMessage>,
+    outbound: Outbound,
     sink: SinkGuard,
     subscriptions: Vec<String>,
     matched: Vec<Arc<CompiledWebhook>>,
@@ -126,7 +131,7 @@ impl DeviceActor {
         profile: Arc<DeviceProfile>,
         group_id: GroupId,
         services: Arc<Services>,
-        outbound: mpsc::UnboundedSender<KernelMessage>,
+        outbound: Outbound,
         sink: SinkGuard,
     ) -> Self {
         DeviceActor {
@@ -142,7 +147,7 @@ impl DeviceActor {
     }
 
     fn send(&self, kind: kernel_message::Kind) {
-        let _ = self.outbound.send(KernelMessage { kind: Some(kind) });
+        let _ = self.outbound.send(Box::new(KernelMessage { kind: Some(kind) }));
     }
 
     fn refuse(&self, seq: u64, code: hookwire_proto::ErrorCode, message: String) {

@@ -161,7 +161,7 @@ pub enum AckTarget {
         /// The device's sequence number for the publish.
         seq: u64,
         /// The device session's outbound channel.
-        outbound: mpsc::UnboundedSender<KernelMessage>,
+        outbound: crate::device::Outbound,
     },
     /// A unary call waiting for the outcome.
     Reply(oneshot::Sender<Result<(), PublishError>>),
@@ -241,13 +241,13 @@ impl Journal {
 pub fn nack(ack: AckTarget, error: PublishError) {
     match ack {
         AckTarget::Stream { seq, outbound } => {
-            let _ = outbound.send(KernelMessage {
+            let _ = outbound.send(Box::new(KernelMessage {
                 kind: Some(kernel_message::Kind::Error(hookwire_proto::v1::DeviceError {
                     seq,
                     code: error.code().as_str().to_owned(),
                     message: error.to_string(),
                 })),
-            });
+            }));
         }
         AckTarget::Reply(reply) => {
             let _ = reply.send(Err(error));
@@ -258,13 +258,13 @@ pub fn nack(ack: AckTarget, error: PublishError) {
 fn ack(ack: AckTarget, record: &EventRecord) {
     match ack {
         AckTarget::Stream { seq, outbound } => {
-            let _ = outbound.send(KernelMessage {
+            let _ = outbound.send(Box::new(KernelMessage {
                 kind: Some(kernel_message::Kind::Ack(PublishAck {
                     seq,
                     event_id: record.event.id.to_string(),
                     num_deliveries: u32::try_from(record.deliveries.len()).unwrap_or(u32::MAX),
                 })),
-            });
+            }));
         }
         AckTarget::Reply(reply) => {
             let _ = reply.send(Ok(()));

@@ -181,7 +181,7 @@ struct SupervisorInner {
 #[derive(Debug)]
 pub struct DeviceSession {
     /// Acks, errors and pongs.
-    pub outbound: mpsc::UnboundedReceiver<KernelMessage>,
+    pub outbound: mpsc::UnboundedReceiver<Box<KernelMessage>>,
     /// Events the device subscribed to.
     pub events: mpsc::Receiver<SharedEvent>,
     /// Events dropped because the device read too slowly (the reader reports and resets it).

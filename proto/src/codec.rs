@@ -1,4 +1,4 @@
-//! The codec of every hookwire service: prost, as tonic's default, but with 1 KiB first buffers instead of 8 KiB.
+//! The codec of every hookwire service: prost, as tonic's default, but with 256-byte first buffers instead of 8 KiB.
 //! Every open `Connect` session keeps one buffer for what it reads and one for what it writes for as long as it
 //! lasts; with thousands of idle devices those buffers were a third of the kernel's memory per device
 //! (docs/performance.md). A buffer still grows for a larger message.
@@ -8,7 +8,7 @@ use tonic::codec::{BufferSettings, Codec};
 use tonic_prost::{ProstDecoder, ProstEncoder};
 
 /// The first size of a call's read and write buffers.
-pub const BUFFER_BYTES: usize = 1024;
+pub const BUFFER_BYTES: usize = 256;
 /// Encoded bytes after which a streaming call yields to the transport (tonic's default).
 const YIELD_THRESHOLD_BYTES: usize = 32 * 1024;
 
