@@ -14,8 +14,9 @@
 
 use crate::connector::{EgressConnector, OutboundProxy, ProxyFailure};
 use crate::egress::{Blocked, DnsFailure, EgressPolicy};
-use crate::messages::Execute;
+use crate::messages::{Execute, ExecuteAndReport};
 use crate::metrics::HostMetrics;
+use crate::request::RenderedRequest;
 use crate::sleep::{AdaptiveSleep, OutcomeKind, SleepSettings, SleepState};
 use crate::time;
 use actix::{Actor, Context, Handler, Message, MessageResult, ResponseFuture, Supervised};
@@ -371,6 +372,23 @@ impl Handler<Execute> for HostActor {
     type Result = ResponseFuture<AttemptOutcome>;
 
     fn handle(&mut self, message: Execute, _: &mut Self::Context) -> Self::Result {
+        self.execute(message.request, message.verify_tls)
+    }
+}
+
+impl Handler<ExecuteAndReport> for HostActor {
+    type Result = ();
+
+    fn handle(&mut self, message: ExecuteAndReport, _: &mut Self::Context) {
+        let answer = self.execute(message.request, message.verify_tls);
+        let report = message.report;
+        actix::spawn(async move { report(answer.await) });
+    }
+}
+
+impl HostActor {
+    /// Sends a request under the host's cap, sleep and refusal; the future answers how it went.
+    fn execute(&mut self, request: RenderedRequest, verify_tls: bool) -> ResponseFuture<AttemptOutcome> {
         if let Some(refusal) = &self.refusal {
             let outcome = AttemptOutcome::not_sent(ErrorClass::Blocked, refusal.clone());
             return self.answer_now(outcome);
@@ -378,7 +396,7 @@ impl Handler<Execute> for HostActor {
         if lock(&self.sleep).asleep_until(Instant::now()).is_some() {
             return self.answer_now(AttemptOutcome::sleeping());
         }
-        let client = match self.client_for(message.verify_tls) {
+        let client = match self.client_for(verify_tls) {
             Ok(client) => client,
             Err(error) => {
                 let outcome = AttemptOutcome::not_sent(ErrorClass::Tls, format!("TLS configuration: {error}"));
@@ -401,7 +419,7 @@ impl Handler<Execute> for HostActor {
                 }
                 return outcome;
             }
-            let outcome = send(&client, message.request, &settings, &host_name).await;
+            let outcome = send(&client, request, &settings, &host_name).await;
             if let Some(metrics) = &metrics {
                 metrics.record(&outcome);
             }
@@ -429,12 +447,7 @@ impl Handler<GetHostState> for HostActor {
 }
 
 /// Sends one request and reads its answer within the response timeout.
-async fn send(
-    client: &HttpsClient,
-    request: crate::request::RenderedRequest,
-    settings: &HostSettings,
-    host: &str,
-) -> AttemptOutcome {
+async fn send(client: &HttpsClient, request: RenderedRequest, settings: &HostSettings, host: &str) -> AttemptOutcome {
     let started_at_ms = time::now_ms();
     let start = Instant::now();
     let mut builder = http::Request::builder().method(request.method).uri(request.uri);

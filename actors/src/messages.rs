@@ -38,6 +38,31 @@ pub struct Execute {
     pub verify_tls: bool,
 }
 
+/// What to do with an attempt's outcome, called once, on the host's arbiter, when the attempt ends.
+pub type ReportOutcome = Box<dyn FnOnce(AttemptOutcome) + Send>;
+
+/// Send a request and hand how it went to `report` (webhook actor -> host actor): the outcome goes straight back
+/// to the webhook actor as a message, without the reply channel and the task awaiting it that [`Execute`] needs.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ExecuteAndReport {
+    /// The request.
+    pub request: RenderedRequest,
+    /// As [`Execute::verify_tls`].
+    pub verify_tls: bool,
+    /// Called with the outcome.
+    pub report: ReportOutcome,
+}
+
+impl std::fmt::Debug for ExecuteAndReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExecuteAndReport")
+            .field("request", &self.request)
+            .field("verify_tls", &self.verify_tls)
+            .finish()
+    }
+}
+
 /// End a device session (supervisor -> device actor), for example because the device was deleted.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
