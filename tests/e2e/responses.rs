@@ -321,3 +321,37 @@ async fn delivery_errors_say_what_went_wrong_and_with_which_host() {
     assert!(error.data.starts_with("ECONNREFUSED connecting to 127.0.0.1"), "{}", error.data);
     kernel.stop().await;
 }
+
+/// The kernel's HTTP/2 connections start with small buffers (a 1 KiB read buffer and a write buffer allocated on
+/// use: vendor/h2/HOOKWIRE.md), so that idle devices cost little. Messages larger than those buffers still cross
+/// a session whole, in both directions: publishes of the largest data allowed, many in flight, and one 90 KiB
+/// response event, larger than h2's 16 KiB write buffer and its 16 KiB frames.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_carries_messages_larger_than_its_connections_first_buffers() {
+    let kernel = TestKernel::spawn().await;
+    let receiver = FakeReceiver::start().await;
+    let body: String = (0..90 * 1024).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+    receiver.respond(200, body.clone());
+    let fixture = kernel.fixture().await;
+    fixture.webhook(json!({"event": "big", "url": receiver.base_url, "unchunked": true})).await;
+    let device = &fixture.device_id;
+    let mut session = kernel.device(&fixture.device_token).await.open_session().await.unwrap();
+    session.subscribe(format!("{device}/hook-response/")).await.unwrap();
+    sync(&mut session).await;
+
+    let data: String = (0..1024).map(|i| char::from(b'A' + (i % 26) as u8)).collect();
+    for _ in 0..64 {
+        session.send_publish("filler", data.clone()).await.unwrap();
+    }
+    let ack = session.publish("big", data.clone()).await.unwrap();
+    assert_eq!(ack.num_deliveries, 1);
+
+    let events = events_until(&mut session, &format!("{device}/hook-response/big/0")).await;
+    let response = events.last().unwrap();
+    assert_eq!(response.data.len(), body.len());
+    assert!(response.data == body, "the 90 KiB response event arrived changed");
+    let requests = receiver.wait_for(1, Duration::from_secs(10)).await;
+    let form = requests[0].form();
+    assert!(form.contains(&("data".to_owned(), data)), "the largest publish arrived whole: {form:?}");
+    kernel.stop().await;
+}
