@@ -9,12 +9,12 @@
 //! verified requests. With `https_only`, `http://` destinations are refused. Connections go straight to the host or
 //! through the outbound proxy ([`crate::connector`]), under the egress rules either way.
 //!
-//! Webhook actors send it [`Execute`]; the answer is an [`AttemptOutcome`]. Anyone may ask for its
-//! [`HostState`] with [`GetHostState`] (for metrics).
+//! Webhook actors send it [`ExecuteAndReport`]; the outcome, an [`AttemptOutcome`], goes to the message's report.
+//! Anyone may ask for its [`HostState`] with [`GetHostState`] (for metrics).
 
 use crate::connector::{EgressConnector, OutboundProxy, ProxyFailure};
 use crate::egress::{Blocked, DnsFailure, EgressPolicy};
-use crate::messages::{Execute, ExecuteAndReport};
+use crate::messages::ExecuteAndReport;
 use crate::metrics::HostMetrics;
 use crate::request::RenderedRequest;
 use crate::sleep::{AdaptiveSleep, OutcomeKind, SleepSettings, SleepState};
@@ -365,14 +365,6 @@ impl Actor for HostActor {
 impl Supervised for HostActor {
     fn restarting(&mut self, _: &mut Self::Context) {
         tracing::warn!(host = %self.key, "host actor restarting");
-    }
-}
-
-impl Handler<Execute> for HostActor {
-    type Result = ResponseFuture<AttemptOutcome>;
-
-    fn handle(&mut self, message: Execute, _: &mut Self::Context) -> Self::Result {
-        self.execute(message.request, message.verify_tls)
     }
 }
 
@@ -738,14 +730,20 @@ mod tests {
         HostActor::new(HostKey::of(&url.parse().unwrap()), Arc::new(settings), tls, egress).start()
     }
 
-    fn execute(url: &str) -> Execute {
+    /// Sends a POST to `url` through the host actor and waits for its outcome.
+    async fn execute(host: &actix::Addr<HostActor>, url: &str) -> AttemptOutcome {
         let request = crate::request::RenderedRequest {
             method: http::Method::POST,
             uri: url.parse().unwrap(),
             headers: HeaderMap::new(),
             body: Bytes::new(),
         };
-        Execute { request, verify_tls: true }
+        let (reply, outcome) = tokio::sync::oneshot::channel();
+        let report = Box::new(move |outcome| {
+            let _ = reply.send(outcome);
+        });
+        host.send(ExecuteAndReport { request, verify_tls: true, report }).await.unwrap();
+        outcome.await.unwrap()
     }
 
     #[actix_rt::test]
@@ -755,14 +753,14 @@ mod tests {
         let sleep = SleepSettings { min_outcomes: 2, ..SleepSettings::default() };
         let host = start_host(&url, HostSettings { sleep, ..HostSettings::default() });
         for _ in 0..2 {
-            let outcome = host.send(execute(&url)).await.unwrap();
+            let outcome = execute(&host, &url).await;
             assert_eq!(outcome.failure.unwrap().class, ErrorClass::ConnectionRefused);
         }
         let state = host.send(GetHostState).await.unwrap();
         assert!(state.sleep.asleep_until.is_some(), "{state:?}");
         assert_eq!(state.sleep.next_cooldown, Duration::from_secs(60));
 
-        let outcome = host.send(execute(&url)).await.unwrap();
+        let outcome = execute(&host, &url).await;
         let failure = outcome.failure.unwrap();
         assert_eq!((failure.class.as_str(), failure.message.as_str()), ("SLEEPING", SLEEPING_MESSAGE));
         assert_eq!(SLEEPING_MESSAGE, "Sleeping, too many errors, please wait and try again");
@@ -774,7 +772,7 @@ mod tests {
     async fn https_only_refuses_plain_http_destinations_and_lets_https_through() {
         let settings = HostSettings { https_only: true, ..HostSettings::default() };
         let host = start_host("http://example.com/", settings.clone());
-        let outcome = host.send(execute("http://example.com/hook")).await.unwrap();
+        let outcome = execute(&host, "http://example.com/hook").await;
         let failure = outcome.failure.unwrap();
         assert_eq!(failure.class, ErrorClass::Blocked);
         assert_eq!(

@@ -27,28 +27,19 @@ pub struct Dispatch {
     pub admission: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
-/// Send a request and report how it went (webhook actor -> host actor).
-#[derive(Debug, Message)]
-#[rtype(result = "AttemptOutcome")]
-pub struct Execute {
-    /// The request.
-    pub request: RenderedRequest,
-    /// Whether the destination's TLS certificate must verify against the webpki roots: the webhook's
-    /// `rejectUnauthorized` (default true). `false` sends over connections that accept any certificate.
-    pub verify_tls: bool,
-}
-
 /// What to do with an attempt's outcome, called once, on the host's arbiter, when the attempt ends.
 pub type ReportOutcome = Box<dyn FnOnce(AttemptOutcome) + Send>;
 
-/// Send a request and hand how it went to `report` (webhook actor -> host actor): the outcome goes straight back
-/// to the webhook actor as a message, without the reply channel and the task awaiting it that [`Execute`] needs.
+/// Send a request and hand how it went to `report` (webhook actor -> host actor): the host's request task calls it,
+/// and it sends the outcome straight back to the webhook actor as a message, without a reply channel and a task on
+/// the webhook's side awaiting it.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct ExecuteAndReport {
     /// The request.
     pub request: RenderedRequest,
-    /// As [`Execute::verify_tls`].
+    /// Whether the destination's TLS certificate must verify against the webpki roots: the webhook's
+    /// `rejectUnauthorized` (default true). `false` sends over connections that accept any certificate.
     pub verify_tls: bool,
     /// Called with the outcome.
     pub report: ReportOutcome,
