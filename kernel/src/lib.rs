@@ -144,7 +144,8 @@ pub async fn run_with_metrics(
     let admin = grpc::admin::AdminApi::new(kernel.clone());
     // Connection bounds (docs/security.md, "Connections"): the cap, the handshake timeout and the accept back-off
     // live in the accept loop (`listener`); streams per connection and keepalive are HTTP/2's, set here.
-    let keepalive = (settings.keepalive_interval_secs > 0).then(|| Duration::from_secs(settings.keepalive_interval_secs));
+    let keepalive =
+        (settings.keepalive_interval_secs > 0).then(|| Duration::from_secs(settings.keepalive_interval_secs));
     let router = tonic::transport::Server::builder()
         .max_concurrent_streams(settings.max_streams_per_connection.max(1))
         .http2_keepalive_interval(keepalive)

@@ -49,6 +49,16 @@ pub fn incoming(
     listener: TcpListener,
     settings: ListenerSettings,
 ) -> impl Stream<Item = Result<ServerConnection, io::Error>> + Send + 'static {
+    if let Some(limit) = open_file_limit()
+        && settings.max_connections as u64 + RESERVED_DESCRIPTORS > limit
+    {
+        tracing::warn!(
+            max_connections = settings.max_connections,
+            open_file_limit = limit,
+            "max_connections is near or over the open-file limit: connections will be refused by the system \
+             (EMFILE) before the cap; raise the limit (ulimit -n) or lower max_connections"
+        );
+    }
     let places = Arc::new(Semaphore::new(settings.max_connections.clamp(1, Semaphore::MAX_PERMITS)));
     let state = AcceptLoop { listener, places, settings, at_cap: false, failing: false };
     futures::stream::unfold(state, |mut state| async move {
@@ -128,6 +138,17 @@ impl AcceptLoop {
             }
         }
     }
+}
+
+/// Descriptors the kernel needs besides client connections (database, destinations, logs), for the start-up
+/// warning only.
+const RESERVED_DESCRIPTORS: u64 = 256;
+
+/// The soft limit on open files of this process, from `/proc/self/limits` (Linux); none elsewhere or unlimited.
+fn open_file_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|line| line.starts_with("Max open files"))?;
+    line.trim_start_matches("Max open files").split_whitespace().next()?.parse().ok()
 }
 
 /// Errors of one pending connection (reset or aborted before it was accepted), not of the listener.
@@ -276,6 +297,13 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(400)).await;
         client.write_all(b"more").await.unwrap();
         assert_eq!(connection.read(&mut buffer).await.unwrap(), 4);
+    }
+
+    #[test]
+    fn the_open_file_limit_is_read_on_linux() {
+        if cfg!(target_os = "linux") {
+            assert!(open_file_limit().is_some_and(|limit| limit > 0));
+        }
     }
 
     #[tokio::test]

@@ -10,16 +10,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// The addresses of issue 13 that were connected to rather than refused.
-const ISSUE_ADDRESSES: &[&str] = &[
-    "::7f00:1",
-    "::ffff:0:7f00:1",
-    "64:ff9b:1::7f00:1",
-    "2002:7f00:1::1",
-    "2001::1",
-    "fec0::1",
-    "3fff::1",
-    "5f00::1",
-];
+const ISSUE_ADDRESSES: &[&str] =
+    &["::7f00:1", "::ffff:0:7f00:1", "64:ff9b:1::7f00:1", "2002:7f00:1::1", "2001::1", "fec0::1", "3fff::1", "5f00::1"];
 
 /// A listener on every local address (dual-stack `[::]` when the machine has IPv6, else `127.0.0.1`) that counts
 /// the connections it accepts and answers none: whatever local address a delivery reached, it would show here.
