@@ -12,6 +12,7 @@ pub mod auth;
 pub mod deliveries;
 pub mod error;
 pub mod grpc;
+pub mod listener;
 pub mod listing;
 pub mod metrics;
 pub mod recovery;
@@ -141,9 +142,14 @@ pub async fn run_with_metrics(
         .build_v1()
         .context("gRPC reflection")?;
     let admin = grpc::admin::AdminApi::new(kernel.clone());
+    // Connection bounds (docs/security.md, "Connections"): the cap, the handshake timeout and the accept back-off
+    // live in the accept loop (`listener`); streams per connection and keepalive are HTTP/2's, set here.
+    let keepalive =
+        (settings.keepalive_interval_secs > 0).then(|| Duration::from_secs(settings.keepalive_interval_secs));
     let router = tonic::transport::Server::builder()
-        .tcp_nodelay(true)
-        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .max_concurrent_streams(settings.max_streams_per_connection.max(1))
+        .http2_keepalive_interval(keepalive)
+        .http2_keepalive_timeout(Some(Duration::from_secs(settings.keepalive_timeout_secs.max(1))))
         .add_service(health_service)
         .add_service(reflection)
         .add_service(DeviceServiceServer::new(grpc::device::DeviceApi::new(kernel.clone())))
@@ -164,7 +170,14 @@ pub async fn run_with_metrics(
         supervisor.stop();
         let _ = begin_shutdown.send(true);
     };
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let incoming = listener::incoming(
+        listener,
+        listener::ListenerSettings {
+            max_connections: settings.max_connections,
+            handshake_timeout: Duration::from_millis(settings.handshake_timeout_ms.max(1)),
+            tcp_keepalive: keepalive,
+        },
+    );
     let served = router.serve_with_incoming_shutdown(incoming, shutdown).await;
 
     recovery.abort();

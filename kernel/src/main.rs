@@ -56,6 +56,12 @@ struct Flags {
     /// Days the attempt log is kept [default: 30]
     #[arg(long, env = "HOOKWIRE_RETENTION_DAYS")]
     retention_days: Option<u32>,
+    /// Most client connections held open at once; at the cap new ones wait in the listen backlog [default: 10000]
+    #[arg(long, env = "HOOKWIRE_MAX_CONNECTIONS")]
+    max_connections: Option<usize>,
+    /// Milliseconds a new connection has to send the HTTP/2 preface before it is closed [default: 10000]
+    #[arg(long, env = "HOOKWIRE_HANDSHAKE_TIMEOUT_MS")]
+    handshake_timeout_ms: Option<u64>,
 }
 
 fn settings(flags: Flags) -> anyhow::Result<Settings> {
@@ -95,6 +101,12 @@ fn settings(flags: Flags) -> anyhow::Result<Settings> {
     }
     if let Some(format) = flags.log_format {
         settings.log_format = format;
+    }
+    if let Some(value) = flags.max_connections {
+        settings.max_connections = value;
+    }
+    if let Some(value) = flags.handshake_timeout_ms {
+        settings.handshake_timeout_ms = value;
     }
     if let Ok(token) = std::env::var("HOOKWIRE_ROOT_TOKEN") {
         settings.root_token = Some(token);

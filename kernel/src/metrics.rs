@@ -14,9 +14,17 @@ use tokio::net::TcpListener;
 /// The content type of the OpenMetrics text format, which Prometheus reads.
 const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
+/// Connections the metrics endpoint serves at once; more wait in the listen backlog. A scraper needs one.
+const MAX_CONNECTIONS: usize = 64;
+
+/// Time a metrics client has to send its request's headers.
+const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Serves metrics on `listener` until the task is aborted.
 pub async fn serve(listener: TcpListener, services: Arc<Services>) {
+    let places = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
+        let Ok(place) = places.clone().acquire_owned().await else { return };
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
             // Out of file descriptors, say: wait rather than spin, and keep serving once it passes.
@@ -28,14 +36,14 @@ pub async fn serve(listener: TcpListener, services: Arc<Services>) {
         };
         let services = services.clone();
         tokio::spawn(async move {
+            let _place = place;
             let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
                 let services = services.clone();
                 async move { Ok::<_, std::convert::Infallible>(answer(&request, &services).await) }
             });
-            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                .http1_only()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new()).http1_only();
+            builder.http1().timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
+            let _ = builder.serve_connection(TokioIo::new(stream), service).await;
         });
     }
 }

@@ -101,6 +101,24 @@ pub struct Settings {
     pub retention_days: u32,
     /// Seconds between two pruning passes (`prune_interval_secs`). Default 3600.
     pub prune_interval_secs: u64,
+    /// Most client connections the gRPC server holds open at once (`max_connections`, `--max-connections`,
+    /// `HOOKWIRE_MAX_CONNECTIONS`). At the cap the server stops accepting: new connections wait in the listen
+    /// backlog until one closes. Each connected device holds one. Default 10000.
+    pub max_connections: usize,
+    /// Milliseconds a new connection has to send the HTTP/2 connection preface (the 24-byte `PRI * HTTP/2.0`
+    /// magic and the header of its first SETTINGS frame) before it is closed (`handshake_timeout_ms`,
+    /// `--handshake-timeout-ms`, `HOOKWIRE_HANDSHAKE_TIMEOUT_MS`). Default 10000.
+    pub handshake_timeout_ms: u64,
+    /// Most concurrent streams (calls) one client connection may have open, advertised as HTTP/2
+    /// `SETTINGS_MAX_CONCURRENT_STREAMS`; streams over it are refused with `REFUSED_STREAM`
+    /// (`max_streams_per_connection`). Default 100.
+    pub max_streams_per_connection: u32,
+    /// Seconds between keepalive probes on a client connection: an HTTP/2 PING, and the TCP keepalive time
+    /// (`keepalive_interval_secs`). 0 turns both off. Default 30.
+    pub keepalive_interval_secs: u64,
+    /// Seconds the server waits for a keepalive PING's answer before it closes the connection as dead
+    /// (`keepalive_timeout_secs`). Default 20.
+    pub keepalive_timeout_secs: u64,
 }
 
 impl Default for Settings {
@@ -135,6 +153,11 @@ impl Default for Settings {
             log_format: LogFormat::Text,
             retention_days: 30,
             prune_interval_secs: 3600,
+            max_connections: 10_000,
+            handshake_timeout_ms: 10_000,
+            max_streams_per_connection: 100,
+            keepalive_interval_secs: 30,
+            keepalive_timeout_secs: 20,
         }
     }
 }

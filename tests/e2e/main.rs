@@ -4,6 +4,8 @@ mod access;
 mod conformance;
 mod core;
 mod deliveries;
+mod egress;
+mod hostile_conn;
 mod hosts;
 mod management;
 mod ops;
