@@ -56,6 +56,13 @@ struct Flags {
     /// Days the attempt log is kept [default: 30]
     #[arg(long, env = "HOOKWIRE_RETENTION_DAYS")]
     retention_days: Option<u32>,
+    /// Output budget of rendering in bytes, per request and per responseTemplate; also the largest request body
+    /// sent [default: 1048576]
+    #[arg(long, env = "HOOKWIRE_MAX_RENDER_BYTES")]
+    max_render_bytes: Option<usize>,
+    /// Work budget of rendering in steps (nodes, section iterations, lookups) [default: 1000000]
+    #[arg(long, env = "HOOKWIRE_MAX_RENDER_STEPS")]
+    max_render_steps: Option<u64>,
 }
 
 fn settings(flags: Flags) -> anyhow::Result<Settings> {
@@ -95,6 +102,12 @@ fn settings(flags: Flags) -> anyhow::Result<Settings> {
     }
     if let Some(format) = flags.log_format {
         settings.log_format = format;
+    }
+    if let Some(value) = flags.max_render_bytes {
+        settings.max_render_bytes = value;
+    }
+    if let Some(value) = flags.max_render_steps {
+        settings.max_render_steps = value;
     }
     if let Ok(token) = std::env::var("HOOKWIRE_ROOT_TOKEN") {
         settings.root_token = Some(token);

@@ -101,6 +101,15 @@ pub struct Settings {
     pub retention_days: u32,
     /// Seconds between two pruning passes (`prune_interval_secs`). Default 3600.
     pub prune_interval_secs: u64,
+    /// The output budget of rendering, in bytes (`max_render_bytes`, `--max-render-bytes`,
+    /// `HOOKWIRE_MAX_RENDER_BYTES`): all the templates of one request together (url, query, form, json, body,
+    /// headers, auth, with the default fields), and one `responseTemplate` or topic. It is also the largest request
+    /// body and URL hookwire sends. Over it, the delivery fails with class `RENDER`, final. Default 1048576 (1 MiB).
+    pub max_render_bytes: usize,
+    /// The work budget of rendering, in steps: nodes visited, section iterations, names looked up
+    /// (`max_render_steps`, `--max-render-steps`, `HOOKWIRE_MAX_RENDER_STEPS`), for the same scopes as
+    /// `max_render_bytes`. Default 1000000 (a few tens of milliseconds of one thread at most).
+    pub max_render_steps: u64,
 }
 
 impl Default for Settings {
@@ -135,6 +144,8 @@ impl Default for Settings {
             log_format: LogFormat::Text,
             retention_days: 30,
             prune_interval_secs: 3600,
+            max_render_bytes: hookwire_actors::template::DEFAULT_MAX_RENDER_BYTES,
+            max_render_steps: hookwire_actors::template::DEFAULT_MAX_RENDER_STEPS,
         }
     }
 }
@@ -176,6 +187,10 @@ impl Settings {
             sleep_retry_delays: self.sleep_retry_delays_ms.iter().copied().map(Duration::from_millis).collect(),
             quota_queue_limit: self.quota_queue_limit,
             max_retry_after: Duration::from_millis(self.max_retry_after_ms),
+            render: hookwire_actors::template::RenderLimits {
+                max_bytes: self.max_render_bytes,
+                max_steps: self.max_render_steps,
+            },
         })
     }
 }
