@@ -1,9 +1,14 @@
 //! Builds the HTTP request of one delivery from a compiled webhook and an event, as Particle does: the render
 //! context, the default fields, `json`/`form`/`body`/GET query, headers, Basic auth and the User-Agent.
+//!
+//! Every template of one request renders against one [`RenderBudget`], with the default fields counted in it, so
+//! the whole request is bounded whatever the webhook and the event: over the budget, building stops at once with a
+//! [`RenderError`] naming the field and the budget, and the delivery fails with class `RENDER`.
 
 use crate::definition::{CompiledJson, CompiledWebhook, FieldTemplate, JsonTemplate};
 use crate::event::Event;
 use crate::ids::DeviceId;
+use crate::template::{BudgetExceeded, RenderBudget, RenderLimits};
 use base64::Engine as _;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -88,6 +93,16 @@ fn render_error(field: &FieldTemplate, reason: impl Into<String>) -> RenderError
     RenderError { field: field.field.clone(), reason: reason.into() }
 }
 
+/// The error of a request over its render budget, naming the field being written when it ran out.
+fn over_budget(field: &str) -> impl FnOnce(BudgetExceeded) -> RenderError + '_ {
+    move |over| RenderError { field: field.into(), reason: over.to_string() }
+}
+
+/// Renders one field's template against the request's budget.
+fn render(template: &FieldTemplate, context: &Value, budget: &mut RenderBudget) -> Result<String, RenderError> {
+    template.template.render(context, budget).map_err(over_budget(&template.field))
+}
+
 /// Builds the template context of an event: the event data's keys when it is a JSON object, overlaid with the
 /// predefined variables (which win, so that data cannot spoof `PARTICLE_DEVICE_ID`).
 pub fn render_context(event: &Event, profile: &DeviceProfile) -> Value {
@@ -126,13 +141,16 @@ fn default_fields(event: &Event) -> [(&'static str, String); 4] {
     ]
 }
 
-/// Builds the request for one delivery.
+/// Builds the request for one delivery, within `limits` for the whole of it: every rendering spends one budget,
+/// the default fields are counted in it, and no body or URL larger than `limits.max_bytes` comes out.
 pub fn build_request(
     webhook: &CompiledWebhook,
     event: &Event,
     context: &Value,
+    limits: RenderLimits,
 ) -> Result<RenderedRequest, RenderError> {
-    let render = |template: &FieldTemplate| template.template.render(context);
+    let mut budget = RenderBudget::new(limits);
+    let budget = &mut budget;
     let is_get = webhook.method == http::Method::GET;
     let mut headers = HeaderMap::new();
     headers.insert(header::USER_AGENT, HeaderValue::from_static(USER_AGENT));
@@ -141,70 +159,78 @@ pub fn build_request(
     let mut query = form_urlencoded::Serializer::new(String::new());
     let mut has_query = false;
     let mut append_pairs = |pairs: &[(FieldTemplate, FieldTemplate)],
-                            query: &mut form_urlencoded::Serializer<String>| {
+                            query: &mut form_urlencoded::Serializer<String>,
+                            budget: &mut RenderBudget|
+     -> Result<(), RenderError> {
         for (key, value) in pairs {
-            query.append_pair(&render(key), &render(value));
+            query.append_pair(&render(key, context, budget)?, &render(value, context, budget)?);
             has_query = true;
         }
+        Ok(())
     };
-    append_pairs(&webhook.query, &mut query);
+    append_pairs(&webhook.query, &mut query, budget)?;
 
     let mut body = Bytes::new();
     if is_get {
         if let Some(form) = &webhook.form {
-            append_pairs(form, &mut query);
+            append_pairs(form, &mut query, budget)?;
         }
         if webhook.add_defaults {
             for (key, value) in default_fields(event) {
+                budget.spend_bytes(key.len() + value.len()).map_err(over_budget("query"))?;
                 query.append_pair(key, &value);
                 has_query = true;
             }
         }
     } else if let Some(json) = &webhook.json {
-        body = render_json_body(json, webhook.add_defaults, event, context)?;
+        body = render_json_body(json, webhook.add_defaults, event, context, budget)?;
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
     } else if let Some(template) = &webhook.body {
-        body = Bytes::from(render(template));
+        body = Bytes::from(render(template, context, budget)?);
     } else if webhook.form.is_some() || webhook.add_defaults {
         let mut form = form_urlencoded::Serializer::new(String::new());
         let mut names = Vec::new();
         for (key, value) in webhook.form.iter().flatten() {
-            let key = render(key);
-            form.append_pair(&key, &render(value));
-            names.push(key);
+            let rendered_key = render(key, context, budget)?;
+            form.append_pair(&rendered_key, &render(value, context, budget)?);
+            names.push(rendered_key);
         }
         if webhook.add_defaults {
             for (key, value) in default_fields(event) {
                 if !names.iter().any(|name| name == key) {
+                    budget.spend_bytes(key.len() + value.len()).map_err(over_budget("form"))?;
                     form.append_pair(key, &value);
                 }
             }
         }
         body = Bytes::from(form.finish());
+        // Percent-encoding may triple what was rendered: the body itself is held to the budget too.
+        budget.check_total(body.len()).map_err(over_budget("form"))?;
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-www-form-urlencoded"));
     }
 
     if let Some((username, password)) = &webhook.auth {
-        let credentials = format!("{}:{}", render(username), render(password));
+        let credentials = format!("{}:{}", render(username, context, budget)?, render(password, context, budget)?);
         let value = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(credentials));
         let value =
             HeaderValue::try_from(value).map_err(|_| render_error(username, "rendered to an invalid header value"))?;
         headers.insert(header::AUTHORIZATION, value);
     }
     for (name, value) in &webhook.headers {
-        let header_name = HeaderName::from_bytes(render(name).as_bytes())
+        let header_name = HeaderName::from_bytes(render(name, context, budget)?.as_bytes())
             .map_err(|_| render_error(name, "rendered to an invalid header name"))?;
-        let header_value = HeaderValue::try_from(render(value))
+        let header_value = HeaderValue::try_from(render(value, context, budget)?)
             .map_err(|_| render_error(value, "rendered to an invalid header value"))?;
         headers.insert(header_name, header_value);
     }
 
-    let mut url = render(&webhook.url);
+    let mut url = render(&webhook.url, context, budget)?;
     if has_query {
         url.push(if url.contains('?') { '&' } else { '?' });
         url.push_str(&query.finish());
     }
+    budget.check_total(url.len()).map_err(over_budget("url"))?;
     let uri: http::Uri =
         url.parse().map_err(|error| render_error(&webhook.url, format!("not a valid URL: {error}")))?;
     if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none_or(str::is_empty) {
@@ -219,11 +245,12 @@ fn render_json_body(
     add_defaults: bool,
     event: &Event,
     context: &Value,
+    budget: &mut RenderBudget,
 ) -> Result<Bytes, RenderError> {
     let mut value = match json {
-        CompiledJson::Value(template) => render_json(template, context),
+        CompiledJson::Value(template) => render_json(template, context, budget).map_err(over_budget("json"))?,
         CompiledJson::Text(template) => {
-            let text = template.template.render(context);
+            let text = render(template, context, budget)?;
             if !add_defaults {
                 return Ok(Bytes::from(text));
             }
@@ -233,20 +260,45 @@ fn render_json_body(
     };
     if add_defaults && let Value::Object(map) = &mut value {
         for (key, field) in default_fields(event) {
-            map.entry(key).or_insert(Value::String(field));
+            if !map.contains_key(key) {
+                budget.spend_bytes(key.len() + field.len()).map_err(over_budget("json"))?;
+                map.insert(key.to_owned(), Value::String(field));
+            }
         }
     }
-    Ok(Bytes::from(serde_json::to_vec(&value).unwrap_or_default()))
+    let body = serde_json::to_vec(&value).unwrap_or_default();
+    // Escaping in JSON strings may grow what was rendered: the body itself is held to the budget too.
+    budget.check_total(body.len()).map_err(over_budget("json"))?;
+    Ok(Bytes::from(body))
 }
 
-fn render_json(template: &JsonTemplate, context: &Value) -> Value {
-    match template {
-        JsonTemplate::Literal(value) => value.clone(),
-        JsonTemplate::String(template) => Value::String(template.render(context)),
-        JsonTemplate::Array(items) => Value::Array(items.iter().map(|item| render_json(item, context)).collect()),
-        JsonTemplate::Object(entries) => {
-            Value::Object(entries.iter().map(|(key, item)| (key.render(context), render_json(item, context))).collect())
+fn render_json(template: &JsonTemplate, context: &Value, budget: &mut RenderBudget) -> Result<Value, BudgetExceeded> {
+    Ok(match template {
+        JsonTemplate::Literal(value) => {
+            // A literal is written as it is: its size counts (bounded by the definition's own size).
+            budget.spend_bytes(literal_size(value))?;
+            value.clone()
         }
+        JsonTemplate::String(template) => Value::String(template.render(context, budget)?),
+        JsonTemplate::Array(items) => {
+            Value::Array(items.iter().map(|item| render_json(item, context, budget)).collect::<Result<_, _>>()?)
+        }
+        JsonTemplate::Object(entries) => Value::Object(
+            entries
+                .iter()
+                .map(|(key, item)| Ok((key.render(context, budget)?, render_json(item, context, budget)?)))
+                .collect::<Result<_, BudgetExceeded>>()?,
+        ),
+    })
+}
+
+/// The bytes a literal (number, boolean, null) takes in JSON.
+fn literal_size(value: &Value) -> usize {
+    match value {
+        Value::Number(number) => number.to_string().len(),
+        Value::Bool(true) | Value::Null => 4,
+        Value::Bool(false) => 5,
+        other => other.to_string().len(),
     }
 }
 
@@ -265,7 +317,7 @@ mod tests {
         .unwrap();
         let event = Event::new(GroupId::generate(), Some(DeviceId::generate()), name.into(), data.into(), 0);
         let context = render_context(&event, &DeviceProfile::default());
-        (build_request(&webhook, &event, &context).unwrap(), event)
+        (build_request(&webhook, &event, &context, RenderLimits::default()).unwrap(), event)
     }
 
     #[test]
@@ -337,7 +389,8 @@ mod tests {
         )
         .unwrap();
         let event = Event::new(GroupId::generate(), None, "x".into(), "not json".into(), 0);
-        let error = build_request(&webhook, &event, &render_context(&event, &DeviceProfile::default())).unwrap_err();
+        let context = render_context(&event, &DeviceProfile::default());
+        let error = build_request(&webhook, &event, &context, RenderLimits::default()).unwrap_err();
         assert_eq!(&*error.field, "json");
     }
 
@@ -350,7 +403,8 @@ mod tests {
         )
         .unwrap();
         let event = Event::new(GroupId::generate(), None, "x".into(), "{}".into(), 0);
-        let error = build_request(&webhook, &event, &render_context(&event, &DeviceProfile::default())).unwrap_err();
+        let context = render_context(&event, &DeviceProfile::default());
+        let error = build_request(&webhook, &event, &context, RenderLimits::default()).unwrap_err();
         assert_eq!(&*error.field, "url");
     }
 }

@@ -57,6 +57,8 @@ pub struct ActorSettings {
     pub quota_queue_limit: usize,
     /// The longest `Retry-After` honoured; a longer one is cut to this.
     pub max_retry_after: Duration,
+    /// The budget of the renderings of one request, and of one `responseTemplate` rendering: output bytes and steps.
+    pub render: crate::template::RenderLimits,
 }
 
 impl Default for ActorSettings {
@@ -71,6 +73,7 @@ impl Default for ActorSettings {
             sleep_retry_delays: DEFAULT_SLEEP_RETRY_DELAYS.to_vec(),
             quota_queue_limit: DEFAULT_QUOTA_QUEUE_LIMIT,
             max_retry_after: crate::policy::DEFAULT_MAX_RETRY_AFTER,
+            render: crate::template::RenderLimits::default(),
         }
     }
 }

@@ -14,7 +14,11 @@
 //! `/datetime_iso/`.
 //!
 //! A template is parsed once into a tree (dotted names pre-split) and rendered many times by
-//! walking borrowed JSON values into one output `String`; rendering never fails or panics.
+//! walking borrowed JSON values into one output `String`. Every rendering spends a [`RenderBudget`]:
+//! output bytes, checked before each piece is written, and steps (nodes visited, section
+//! iterations, name lookups), checked as they are taken. A rendering that would go over either
+//! stops at once with [`BudgetExceeded`], so no template and no context can make one take much
+//! memory or time; it never panics.
 
 use serde_json::{Number, Value};
 use std::borrow::Cow;
@@ -27,6 +31,103 @@ pub const EVENT_VALUE_KEY: &str = "PARTICLE_EVENT_VALUE";
 
 /// Deepest section nesting [`Template::parse`] accepts, so rendering cannot exhaust the stack.
 pub const MAX_SECTION_DEPTH: usize = 100;
+
+/// The default output budget of a rendering, in bytes: 1 MiB. It is also the largest request body
+/// hookwire sends, since a body is rendered output (`max_render_bytes`).
+pub const DEFAULT_MAX_RENDER_BYTES: usize = 1024 * 1024;
+
+/// The default work budget of a rendering, in steps: nodes visited, section iterations and name
+/// lookups (`max_render_steps`). About a few tens of milliseconds of one thread at most.
+pub const DEFAULT_MAX_RENDER_STEPS: u64 = 1_000_000;
+
+/// The two bounds of a [`RenderBudget`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RenderLimits {
+    /// Most bytes of output (`max_render_bytes`).
+    pub max_bytes: usize,
+    /// Most steps: nodes visited, section iterations, name segments and context frames looked through
+    /// (`max_render_steps`).
+    pub max_steps: u64,
+}
+
+impl Default for RenderLimits {
+    fn default() -> Self {
+        RenderLimits { max_bytes: DEFAULT_MAX_RENDER_BYTES, max_steps: DEFAULT_MAX_RENDER_STEPS }
+    }
+}
+
+/// What renderings may still spend. One budget is shared by every rendering of one request (url,
+/// query, form, json, body, headers, auth), so the whole request is bounded, not each field.
+#[derive(Debug, Clone)]
+pub struct RenderBudget {
+    limits: RenderLimits,
+    num_bytes: usize,
+    num_steps: u64,
+}
+
+/// Why a rendering stopped: it would have gone over its budget. The message names the budget and
+/// its setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum BudgetExceeded {
+    /// The output would be larger than `max` bytes.
+    #[error("output over the render budget of {max} bytes (max_render_bytes)")]
+    Bytes {
+        /// The budget, bytes.
+        max: usize,
+    },
+    /// The rendering would take more than `max` steps (sections iterating too much).
+    #[error("work over the render budget of {max} steps (max_render_steps): sections iterate too much")]
+    Steps {
+        /// The budget, steps.
+        max: u64,
+    },
+}
+
+impl RenderBudget {
+    /// A fresh budget.
+    pub fn new(limits: RenderLimits) -> Self {
+        RenderBudget { limits, num_bytes: 0, num_steps: 0 }
+    }
+
+    /// The limits this budget started with.
+    pub fn limits(&self) -> RenderLimits {
+        self.limits
+    }
+
+    /// Bytes written so far.
+    pub fn num_bytes(&self) -> usize {
+        self.num_bytes
+    }
+
+    /// Steps taken so far.
+    pub fn num_steps(&self) -> u64 {
+        self.num_steps
+    }
+
+    /// Bytes that may still be written.
+    pub fn remaining_bytes(&self) -> usize {
+        self.limits.max_bytes.saturating_sub(self.num_bytes)
+    }
+
+    /// Spends `num_bytes` of output written outside a template (default fields, separators), or
+    /// fails without spending anything when that would go over.
+    pub fn spend_bytes(&mut self, num_bytes: usize) -> Result<(), BudgetExceeded> {
+        if num_bytes > self.remaining_bytes() {
+            return Err(BudgetExceeded::Bytes { max: self.limits.max_bytes });
+        }
+        self.num_bytes += num_bytes;
+        Ok(())
+    }
+
+    /// Fails when `total` bytes, all of them output of this budget's renderings, would be over
+    /// it: for text made from rendered parts, such as a JSON body serialised from rendered values.
+    pub fn check_total(&self, total: usize) -> Result<(), BudgetExceeded> {
+        if total > self.limits.max_bytes {
+            return Err(BudgetExceeded::Bytes { max: self.limits.max_bytes });
+        }
+        Ok(())
+    }
+}
 
 /// The placeholder syntax a template is written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -140,23 +241,35 @@ impl Template {
         Ok(Template { source: source.to_owned(), dialect, nodes, has_tags, prefix_len })
     }
 
-    /// Renders against `context` into a new string. Never panics, whatever the context.
-    pub fn render(&self, context: &Value) -> String {
+    /// Renders against `context` into a new string, spending `budget`; stops as soon as the
+    /// output or the work would go over it. Never panics, whatever the context.
+    pub fn render(&self, context: &Value, budget: &mut RenderBudget) -> Result<String, BudgetExceeded> {
         let mut out = String::new();
-        self.render_into(context, &mut out);
-        out
+        self.render_into(context, budget, &mut out)?;
+        Ok(out)
     }
 
-    /// Appends the rendering to `out` (Blynk's `/datetime_iso/` uses the current time).
-    pub fn render_into(&self, context: &Value, out: &mut String) {
-        self.write(context, None, None, out);
+    /// Appends the rendering to `out`, spending `budget` (Blynk's `/datetime_iso/` uses the current
+    /// time). On failure `out` holds whatever was written before the budget ran out.
+    pub fn render_into(
+        &self,
+        context: &Value,
+        budget: &mut RenderBudget,
+        out: &mut String,
+    ) -> Result<(), BudgetExceeded> {
+        self.write(context, None, None, budget, out)
     }
 
     /// Renders with `now` as the time for Blynk's `/datetime_iso/`; Mustache templates ignore it.
-    pub fn render_at(&self, context: &Value, now: SystemTime) -> String {
+    pub fn render_at(
+        &self,
+        context: &Value,
+        now: SystemTime,
+        budget: &mut RenderBudget,
+    ) -> Result<String, BudgetExceeded> {
         let mut out = String::new();
-        self.write(context, Some(now), None, &mut out);
-        out
+        self.write(context, Some(now), None, budget, &mut out)?;
+        Ok(out)
     }
 
     /// True when the template has no tags or placeholders at all, so every rendering equals
@@ -181,23 +294,43 @@ impl Template {
         self.dialect
     }
 
-    /// Renders with optional partials; only the spec tests supply any.
+    /// Renders with optional partials (only the spec tests supply any), spending `budget`.
     fn write(
         &self,
         context: &Value,
         now: Option<SystemTime>,
         partials: Option<&HashMap<String, Template>>,
+        budget: &mut RenderBudget,
         out: &mut String,
-    ) {
-        if !self.has_tags {
-            out.push_str(&self.source);
-            return;
+    ) -> Result<(), BudgetExceeded> {
+        // Every rendering costs a step, so that even many static ones are bounded.
+        let steps_left = budget.limits.max_steps.saturating_sub(budget.num_steps);
+        if steps_left == 0 {
+            return Err(BudgetExceeded::Steps { max: budget.limits.max_steps });
         }
-        out.reserve(self.source.len());
+        if !self.has_tags {
+            budget.spend_bytes(self.source.len())?;
+            budget.num_steps += 1;
+            out.push_str(&self.source);
+            return Ok(());
+        }
+        let start = out.len();
+        let mut walk = Walk {
+            out: Bounded { buf: out, limit: start.saturating_add(budget.remaining_bytes()) },
+            steps_left: steps_left - 1,
+        };
+        walk.out.buf.reserve(self.source.len().min(budget.remaining_bytes()));
         let env = Env { root: context, now, partials };
         let mut stack = Vec::with_capacity(8);
         stack.push(context);
-        render_nodes(&self.source, &self.nodes, &mut stack, &env, out);
+        let result = render_nodes(&self.source, &self.nodes, &mut stack, &env, &mut walk);
+        let steps_taken = steps_left - walk.steps_left;
+        budget.num_steps += steps_taken;
+        budget.num_bytes += out.len() - start;
+        result.map_err(|over| match over {
+            Over::Bytes => BudgetExceeded::Bytes { max: budget.limits.max_bytes },
+            Over::Steps => BudgetExceeded::Steps { max: budget.limits.max_steps },
+        })
     }
 }
 
@@ -430,59 +563,149 @@ struct Env<'a> {
     partials: Option<&'a HashMap<String, Template>>,
 }
 
-fn render_nodes<'c>(src: &str, nodes: &[Node], stack: &mut Vec<&'c Value>, env: &Env<'c>, out: &mut String) {
+/// Which budget a rendering ran out of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Over {
+    Bytes,
+    Steps,
+}
+
+/// Where text goes: a plain string, a bounded one, or an escaping adapter over either.
+trait Sink {
+    fn put(&mut self, s: &str) -> Result<(), Over>;
+}
+
+impl Sink for String {
+    fn put(&mut self, s: &str) -> Result<(), Over> {
+        self.push_str(s);
+        Ok(())
+    }
+}
+
+/// An output string that refuses to grow past `limit` bytes: each piece is checked before it is
+/// written, so the output is never over budget, not even for a moment.
+struct Bounded<'o> {
+    buf: &'o mut String,
+    limit: usize,
+}
+
+impl Sink for Bounded<'_> {
+    fn put(&mut self, s: &str) -> Result<(), Over> {
+        if s.len() > self.limit.saturating_sub(self.buf.len()) {
+            return Err(Over::Bytes);
+        }
+        self.buf.push_str(s);
+        Ok(())
+    }
+}
+
+/// HTML-escapes what goes through it (mustache.js's set for `{{x}}`).
+struct Escaping<'s, S: Sink>(&'s mut S);
+
+impl<S: Sink> Sink for Escaping<'_, S> {
+    fn put(&mut self, s: &str) -> Result<(), Over> {
+        escape_into(s, self.0)
+    }
+}
+
+/// The state of one rendering: its bounded output and the steps it may still take.
+struct Walk<'o> {
+    out: Bounded<'o>,
+    steps_left: u64,
+}
+
+impl Walk<'_> {
+    fn spend(&mut self, num_steps: u64) -> Result<(), Over> {
+        if num_steps > self.steps_left {
+            self.steps_left = 0;
+            return Err(Over::Steps);
+        }
+        self.steps_left -= num_steps;
+        Ok(())
+    }
+}
+
+fn render_nodes<'c>(
+    src: &str,
+    nodes: &[Node],
+    stack: &mut Vec<&'c Value>,
+    env: &Env<'c>,
+    walk: &mut Walk<'_>,
+) -> Result<(), Over> {
     for node in nodes {
+        walk.spend(1)?;
         match node {
-            Node::Text(start, end) => out.push_str(&src[*start..*end]),
-            Node::Var { path, escape } => match lookup(stack, path) {
-                Some(value) if *escape => print_escaped(value, out),
-                Some(value) => js_print(value, out),
+            Node::Text(start, end) => walk.out.put(&src[*start..*end])?,
+            Node::Var { path, escape } => match lookup(stack, path, walk)? {
+                Some(value) if *escape => print_js(value, &mut Escaping(&mut walk.out))?,
+                Some(value) => print_js(value, &mut walk.out)?,
                 None => {}
             },
-            Node::Section { path, inverted, children } => match lookup(stack, path) {
+            Node::Section { path, inverted, children } => match lookup(stack, path, walk)? {
                 value if *inverted => {
                     if !truthy(value) {
-                        render_nodes(src, children, stack, env, out);
+                        render_nodes(src, children, stack, env, walk)?;
                     }
                 }
                 value if !truthy(value) => {}
                 Some(Value::Array(items)) => {
                     for item in items {
+                        walk.spend(1)?;
                         stack.push(item);
-                        render_nodes(src, children, stack, env, out);
+                        let result = render_nodes(src, children, stack, env, walk);
                         stack.pop();
+                        result?;
                     }
                 }
                 // mustache.js renders `true` in the current context; other values are pushed.
-                Some(Value::Bool(true)) | None => render_nodes(src, children, stack, env, out),
+                Some(Value::Bool(true)) | None => render_nodes(src, children, stack, env, walk)?,
                 Some(value) => {
                     stack.push(value);
-                    render_nodes(src, children, stack, env, out);
+                    let result = render_nodes(src, children, stack, env, walk);
                     stack.pop();
+                    result?;
                 }
             },
             Node::Partial(name) => {
                 if let Some(partial) = env.partials.and_then(|p| p.get(&**name)) {
-                    render_nodes(&partial.source, &partial.nodes, stack, env, out);
+                    render_nodes(&partial.source, &partial.nodes, stack, env, walk)?;
                 }
             }
-            Node::PinValue => out.push_str(&event_value(env.root)),
-            Node::PinPart(n) => out.push_str(event_value(env.root).split('\0').nth(*n).unwrap_or("")),
-            Node::DateTime => write_iso8601(env.now.unwrap_or_else(SystemTime::now), out),
+            Node::PinValue => walk.out.put(&event_value(env.root))?,
+            Node::PinPart(n) => walk.out.put(event_value(env.root).split('\0').nth(*n).unwrap_or(""))?,
+            Node::DateTime => {
+                let mut time = String::with_capacity(24);
+                write_iso8601(env.now.unwrap_or_else(SystemTime::now), &mut time);
+                walk.out.put(&time)?;
+            }
         }
     }
+    Ok(())
 }
 
 /// Resolves a name: the first segment through the stack (top first), the rest strictly inside.
-fn lookup<'c>(stack: &[&'c Value], path: &[Segment]) -> Option<&'c Value> {
+/// Costs a step per context looked through and per further segment.
+fn lookup<'c>(stack: &[&'c Value], path: &[Segment], walk: &mut Walk<'_>) -> Result<Option<&'c Value>, Over> {
     let Some((first, rest)) = path.split_first() else {
-        return stack.last().copied();
+        return Ok(stack.last().copied());
     };
-    let mut value = stack.iter().rev().find_map(|ctx| child(ctx, first))?;
+    let mut num_looked = 0;
+    let found = stack.iter().rev().find_map(|ctx| {
+        num_looked += 1;
+        child(ctx, first)
+    });
+    walk.spend(num_looked)?;
+    let Some(mut value) = found else {
+        return Ok(None);
+    };
     for segment in rest {
-        value = child(value, segment)?;
+        walk.spend(1)?;
+        match child(value, segment) {
+            Some(inner) => value = inner,
+            None => return Ok(None),
+        }
     }
-    Some(value)
+    Ok(Some(value))
 }
 
 fn child<'c>(value: &'c Value, segment: &Segment) -> Option<&'c Value> {
@@ -517,8 +740,8 @@ fn event_value(root: &Value) -> Cow<'_, str> {
     }
 }
 
-/// Appends `s` HTML-escaped with mustache.js's set: `&`, `<`, `>`, `"`, `'`, `/`, backtick, `=`.
-fn escape_into(s: &str, out: &mut String) {
+/// Writes `s` HTML-escaped with the HTML-significant characters `&`, `<`, `>`, `"` and `'`.
+fn escape_into<S: Sink + ?Sized>(s: &str, out: &mut S) -> Result<(), Over> {
     let mut last = 0;
     for (i, b) in s.bytes().enumerate() {
         let entity = match b {
@@ -529,24 +752,11 @@ fn escape_into(s: &str, out: &mut String) {
             b'\'' => "&#39;",
             _ => continue,
         };
-        out.push_str(&s[last..i]);
-        out.push_str(entity);
+        out.put(&s[last..i])?;
+        out.put(entity)?;
         last = i + 1;
     }
-    out.push_str(&s[last..]);
-}
-
-fn print_escaped(value: &Value, out: &mut String) {
-    match value {
-        Value::String(s) => escape_into(s, out),
-        Value::Array(_) => {
-            let mut joined = String::new();
-            js_print(value, &mut joined);
-            escape_into(&joined, out);
-        }
-        // Numbers, booleans, null and `[object Object]` contain nothing to escape.
-        _ => js_print(value, out),
-    }
+    out.put(&s[last..])
 }
 
 /// Appends `value` as JavaScript's `String(value)` prints it: strings as they are, numbers in
@@ -555,12 +765,17 @@ fn print_escaped(value: &Value, out: &mut String) {
 /// `[object Object]`. Null prints nothing, as in mustache.js interpolation. Integers print
 /// exactly, even beyond 2^53 where JavaScript would round.
 pub fn js_print(value: &Value, out: &mut String) {
+    let _ = print_js(value, out);
+}
+
+/// [`js_print`] into any sink, stopping at the first piece it refuses.
+fn print_js<S: Sink + ?Sized>(value: &Value, out: &mut S) -> Result<(), Over> {
     let items = match value {
-        Value::Null => return,
-        Value::Bool(b) => return out.push_str(if *b { "true" } else { "false" }),
+        Value::Null => return Ok(()),
+        Value::Bool(b) => return out.put(if *b { "true" } else { "false" }),
         Value::Number(n) => return print_number(n, out),
-        Value::String(s) => return out.push_str(s),
-        Value::Object(_) => return out.push_str("[object Object]"),
+        Value::String(s) => return out.put(s),
+        Value::Object(_) => return out.put("[object Object]"),
         Value::Array(items) => items,
     };
     // Array.prototype.join, iteratively so a deeply nested value cannot overflow the stack.
@@ -571,22 +786,25 @@ pub fn js_print(value: &Value, out: &mut String) {
             continue;
         };
         if !std::mem::replace(first, false) {
-            out.push(',');
+            out.put(",")?;
         }
         match item {
             Value::Array(inner) => stack.push((inner.iter(), true)),
-            other => js_print(other, out),
+            other => print_js(other, out)?,
         }
     }
+    Ok(())
 }
 
-fn print_number(n: &Number, out: &mut String) {
+fn print_number<S: Sink + ?Sized>(n: &Number, out: &mut S) -> Result<(), Over> {
+    let mut text = String::with_capacity(24);
     match n.as_f64() {
-        Some(f) if n.is_f64() => print_js_float(f, out),
+        Some(f) if n.is_f64() => print_js_float(f, &mut text),
         _ => {
-            let _ = write!(out, "{n}");
+            let _ = write!(text, "{n}");
         }
     }
+    out.put(&text)
 }
 
 /// Number.prototype.toString for a finite `f` (serde_json holds no NaN or infinity). Rust and
@@ -623,8 +841,12 @@ mod tests {
     use serde_json::json;
     use std::time::Duration;
 
+    fn budget() -> RenderBudget {
+        RenderBudget::new(RenderLimits::default())
+    }
+
     fn render(template: &str, context: Value) -> String {
-        Template::parse(template, Dialect::Mustache).unwrap().render(&context)
+        Template::parse(template, Dialect::Mustache).unwrap().render(&context, &mut budget()).unwrap()
     }
 
     fn parse_err(template: &str) -> String {
@@ -648,7 +870,7 @@ mod tests {
             let actual = match Template::parse(template, Dialect::Mustache) {
                 Ok(t) => {
                     let mut out = String::new();
-                    t.write(&test["data"], None, Some(&partials), &mut out);
+                    t.write(&test["data"], None, Some(&partials), &mut budget(), &mut out).unwrap();
                     out
                 }
                 Err(e) => format!("<parse error: {e}>"),
@@ -781,16 +1003,16 @@ mod tests {
         let t = "{{a.b}}{{#a}}{{.}}{{0}}{{/a}}{{^x}}-{{/x}}{{.}}{{>p}}";
         let t = Template::parse(t, Dialect::Mustache).unwrap();
         for ctx in [json!(null), json!(3), json!("s"), json!([1, 2]), json!({"a": [[1], {"b": 2}]})] {
-            let _ = t.render(&ctx);
+            let _ = t.render(&ctx, &mut budget());
         }
-        assert_eq!(t.render(&json!({"a": "é/"})), "é/-[object Object]");
+        assert_eq!(t.render(&json!({"a": "é/"}), &mut budget()).unwrap(), "é/-[object Object]");
     }
 
     #[test]
     fn render_into_appends() {
         let t = Template::parse("b={{b}}", Dialect::Mustache).unwrap();
         let mut out = String::from("a&");
-        t.render_into(&json!({"b": 2}), &mut out);
+        t.render_into(&json!({"b": 2}), &mut budget(), &mut out).unwrap();
         assert_eq!(out, "a&b=2");
     }
 
@@ -815,7 +1037,7 @@ mod tests {
             let t = Template::parse(source, dialect).unwrap();
             assert_eq!((t.is_static(), t.static_prefix()), (is_static, prefix), "{source}");
             assert_eq!((t.source(), t.dialect()), (source, dialect));
-            assert!(t.render(&json!({})).starts_with(prefix));
+            assert!(t.render(&json!({}), &mut budget()).unwrap().starts_with(prefix));
         }
     }
 
@@ -850,7 +1072,7 @@ mod tests {
     fn blynk_placeholders() {
         let blynk = |t: &str, value: Value| {
             let ctx = json!({ EVENT_VALUE_KEY: value, "x": "no" });
-            Template::parse(t, Dialect::Blynk).unwrap().render(&ctx)
+            Template::parse(t, Dialect::Blynk).unwrap().render(&ctx, &mut budget()).unwrap()
         };
         let t = "http://h/update?api_key=x&field1=/pin/";
         assert_eq!(blynk(t, json!("42")), "http://h/update?api_key=x&field1=42");
@@ -860,7 +1082,7 @@ mod tests {
         assert_eq!(blynk(t, json!("1\u{0}2")), "a=1\u{0}2&b=&c={{x}}&d=/pin[x]/é");
         assert_eq!(blynk("/pin/", json!(3.5)), "3.5");
         let t = Template::parse("v=/pin/", Dialect::Blynk).unwrap();
-        assert_eq!(t.render(&json!(null)), "v=");
+        assert_eq!(t.render(&json!(null), &mut budget()).unwrap(), "v=");
     }
 
     #[test]
@@ -869,15 +1091,96 @@ mod tests {
         let at = |ms: i64| {
             let offset = Duration::from_millis(ms.unsigned_abs());
             let now = if ms >= 0 { UNIX_EPOCH + offset } else { UNIX_EPOCH - offset };
-            t.render_at(&json!({}), now)
+            t.render_at(&json!({}), now, &mut budget()).unwrap()
         };
         assert_eq!(at(0), "t=1970-01-01T00:00:00.000Z");
         assert_eq!(at(1_795_343_645_123), "t=2026-11-22T10:34:05.123Z");
         assert_eq!(at(1_709_251_199_999), "t=2024-02-29T23:59:59.999Z");
         assert_eq!(at(-1000), "t=1969-12-31T23:59:59.000Z");
-        assert_eq!(t.render(&json!({})).len(), "t=2026-11-22T10:34:05.123Z".len());
+        assert_eq!(t.render(&json!({}), &mut budget()).unwrap().len(), "t=2026-11-22T10:34:05.123Z".len());
         let m = Template::parse("{{a}}", Dialect::Mustache).unwrap();
-        assert_eq!(m.render_at(&json!({"a": 1}), UNIX_EPOCH), "1");
+        assert_eq!(m.render_at(&json!({"a": 1}), UNIX_EPOCH, &mut budget()).unwrap(), "1");
+    }
+
+    fn ones(n: usize) -> Value {
+        json!({ "a": vec![1; n], EVENT_VALUE_KEY: format!("{{\"a\":[{}]}}", vec!["1"; n].join(",")) })
+    }
+
+    #[test]
+    fn the_issue_13_attack_stops_at_the_output_budget_while_rendering() {
+        // Three nested sections over 505 ones, each printing the 1 KiB data: 2 GB of output without a budget.
+        let t = "{{#a}}{{#a}}{{#a}}{{{PARTICLE_EVENT_VALUE}}}{{/a}}{{/a}}{{/a}}";
+        let t = Template::parse(t, Dialect::Mustache).unwrap();
+        let limits = RenderLimits { max_bytes: 64 * 1024, max_steps: u64::MAX };
+        let mut budget = RenderBudget::new(limits);
+        let mut out = String::new();
+        let error = t.render_into(&ones(505), &mut budget, &mut out).unwrap_err();
+        assert_eq!(error, BudgetExceeded::Bytes { max: 64 * 1024 });
+        assert_eq!(error.to_string(), "output over the render budget of 65536 bytes (max_render_bytes)");
+        assert!(out.len() <= 64 * 1024, "the output never goes over, not even for a moment");
+        assert_eq!(budget.num_bytes(), out.len());
+    }
+
+    #[test]
+    fn nested_empty_sections_stop_at_the_work_budget() {
+        // Four nested empty sections over 505 ones: 505^4 iterations and no output at all.
+        let t = "{{#a}}{{#a}}{{#a}}{{#a}}{{/a}}{{/a}}{{/a}}{{/a}}";
+        let t = Template::parse(t, Dialect::Mustache).unwrap();
+        let mut budget = RenderBudget::new(RenderLimits { max_bytes: usize::MAX, max_steps: 10_000 });
+        let error = t.render(&ones(505), &mut budget).unwrap_err();
+        assert_eq!(error, BudgetExceeded::Steps { max: 10_000 });
+        assert!(error.to_string().contains("10000 steps (max_render_steps)"), "{error}");
+        assert_eq!(budget.num_steps(), 10_000);
+        // The default budget stops it too, and a legitimate loop over the same data fits easily.
+        let error = t.render(&ones(505), &mut budget()).unwrap_err();
+        assert_eq!(error, BudgetExceeded::Steps { max: DEFAULT_MAX_RENDER_STEPS });
+        let legit = Template::parse("{{#a}}{{.}},{{/a}}", Dialect::Mustache).unwrap();
+        assert_eq!(legit.render(&ones(505), &mut budget()).unwrap().len(), 1010);
+    }
+
+    #[test]
+    fn escaping_growth_and_long_names_are_counted_too() {
+        // `{{x}}` turns each `"` into six bytes: the budget counts the escaped bytes.
+        let t = Template::parse("{{x}}", Dialect::Mustache).unwrap();
+        let mut budget = RenderBudget::new(RenderLimits { max_bytes: 12, max_steps: 100 });
+        assert_eq!(t.render(&json!({"x": "\"\""}), &mut budget).unwrap(), "&quot;&quot;");
+        let mut budget = RenderBudget::new(RenderLimits { max_bytes: 12, max_steps: 100 });
+        assert!(t.render(&json!({"x": "\"\"\""}), &mut budget).is_err());
+        // A long dotted name costs a step per segment.
+        let name = vec!["a"; 50].join(".");
+        let t = Template::parse(&format!("{{{{{name}}}}}"), Dialect::Mustache).unwrap();
+        let mut budget = RenderBudget::new(RenderLimits { max_bytes: 100, max_steps: 20 });
+        assert!(matches!(t.render(&json!({"a": {"a": {"a": 1}}}), &mut budget), Ok(_)));
+        let mut deep = json!(1);
+        for _ in 0..50 {
+            deep = json!({ "a": deep });
+        }
+        let mut budget = RenderBudget::new(RenderLimits { max_bytes: 100, max_steps: 20 });
+        assert!(matches!(t.render(&deep, &mut budget), Err(BudgetExceeded::Steps { max: 20 })));
+    }
+
+    #[test]
+    fn one_budget_bounds_several_renderings_and_blynk_placeholders() {
+        let t = Template::parse("%s%s%s%s", Dialect::Blynk).unwrap();
+        let context = json!({ EVENT_VALUE_KEY: "x".repeat(1000) });
+        let mut budget = RenderBudget::new(RenderLimits { max_bytes: 10_000, max_steps: 1000 });
+        assert_eq!(t.render(&context, &mut budget).unwrap().len(), 4000);
+        assert_eq!(t.render(&context, &mut budget).unwrap().len(), 4000);
+        let error = t.render(&context, &mut budget).unwrap_err();
+        assert_eq!(error, BudgetExceeded::Bytes { max: 10_000 });
+        assert!(budget.num_bytes() <= 10_000);
+        // Static templates and bytes written outside templates spend it as well.
+        let mut budget = RenderBudget::new(RenderLimits { max_bytes: 5, max_steps: 2 });
+        let static_template = Template::parse("abc", Dialect::Mustache).unwrap();
+        assert_eq!(static_template.render(&json!({}), &mut budget).unwrap(), "abc");
+        assert!(budget.spend_bytes(3).is_err());
+        budget.spend_bytes(2).unwrap();
+        assert!(static_template.render(&json!({}), &mut budget).is_err());
+        let mut budget = RenderBudget::new(RenderLimits { max_bytes: 100, max_steps: 2 });
+        for _ in 0..2 {
+            static_template.render(&json!({}), &mut budget).unwrap();
+        }
+        assert_eq!(static_template.render(&json!({}), &mut budget), Err(BudgetExceeded::Steps { max: 2 }));
     }
 
     #[test]

@@ -35,7 +35,7 @@ use crate::policy::{self, Pacer};
 use crate::request::{body_for_log, build_request, headers_for_log};
 use crate::signing;
 use crate::supervisor::Services;
-use crate::template::Template;
+use crate::template::{BudgetExceeded, RenderBudget, RenderLimits, Template};
 use crate::time;
 use actix::dev::SendError;
 use actix::{Actor, AsyncContext, Context, Handler, SpawnHandle, Supervised};
@@ -204,22 +204,26 @@ impl WebhookActor {
             return self.drop_delivery(&delivery, DISABLED_CLASS, message);
         }
         // Signed here, at send time: every attempt gets a fresh `webhook-timestamp` and the same `webhook-id`.
-        let request = match build_request(&dispatch.webhook, &dispatch.event, &dispatch.context).and_then(|request| {
-            signing::sign_delivery(&dispatch.webhook, request, &dispatch.delivery_id, time::now_ms() / 1000)
-        }) {
-            Ok(request) => request,
-            Err(error) => {
-                let outcome = AttemptOutcome::not_sent(ErrorClass::Render, format!("RENDER: {error}"));
-                let target = Target {
-                    method: webhook.method.to_string(),
-                    url: webhook.url.template.source().to_owned(),
-                    host: String::new(),
-                    logged_headers: String::new(),
-                    logged_body: bytes::Bytes::new(),
-                };
-                return self.conclude(delivery, target, outcome, ctx);
-            }
-        };
+        // Rendering spends a budget (`max_render_bytes`, `max_render_steps`): over it, the attempt fails with class
+        // `RENDER`, which is final (never retried), so that neither a retry nor a restart renders it again.
+        let limits = self.services.settings.render;
+        let request =
+            match build_request(&dispatch.webhook, &dispatch.event, &dispatch.context, limits).and_then(|request| {
+                signing::sign_delivery(&dispatch.webhook, request, &dispatch.delivery_id, time::now_ms() / 1000)
+            }) {
+                Ok(request) => request,
+                Err(error) => {
+                    let outcome = AttemptOutcome::not_sent(ErrorClass::Render, format!("RENDER: {error}"));
+                    let target = Target {
+                        method: webhook.method.to_string(),
+                        url: webhook.url.template.source().to_owned(),
+                        host: String::new(),
+                        logged_headers: String::new(),
+                        logged_body: bytes::Bytes::new(),
+                    };
+                    return self.conclude(delivery, target, outcome, ctx);
+                }
+            };
         let key = HostKey::of(&request.uri);
         let target = Target {
             method: request.method.to_string(),
@@ -480,11 +484,17 @@ impl WebhookActor {
     fn report_response(&self, dispatch: &Dispatch, response: &HttpResponse) {
         let webhook = &dispatch.webhook;
         let settings = &self.services.settings;
-        let text = response_text(webhook, response, settings.host.max_response_bytes);
+        let text = match response_text(webhook, response, settings.host.max_response_bytes, settings.render) {
+            Ok(text) => text,
+            Err(message) => return self.report_error(dispatch, &message),
+        };
         if webhook.definition.dialect == Some(DialectName::Blynk) {
             return self.report_pin(dispatch, text);
         }
-        let topic = self.topic(webhook.response_topic.as_ref(), "hook-response", dispatch);
+        let topic = match self.topic(webhook.response_topic.as_ref(), "hook-response", dispatch) {
+            Ok(topic) => topic,
+            Err(message) => return self.report_error(dispatch, &message),
+        };
         if !webhook.definition.unchunked.unwrap_or(false) {
             return self.emit_chunked(dispatch, &topic, &text);
         }
@@ -518,8 +528,14 @@ impl WebhookActor {
         if !self.is_heard(dispatch) {
             return;
         }
-        let topic = self.topic(dispatch.webhook.error_response_topic.as_ref(), "hook-error", dispatch);
-        self.emit_chunked(dispatch, &topic, message);
+        // An error topic over the render budget still reports the error (and why the topic failed) on the default one.
+        match self.topic(dispatch.webhook.error_response_topic.as_ref(), "hook-error", dispatch) {
+            Ok(topic) => self.emit_chunked(dispatch, &topic, message),
+            Err(topic_error) => {
+                let topic = self.topic(None, "hook-error", dispatch).unwrap_or_default();
+                self.emit_chunked(dispatch, &topic, &format!("{message}; {topic_error}"));
+            }
+        }
     }
 
     /// Publishes `text` as `<topic>/<index>` events of at most 512 bytes.
@@ -536,15 +552,20 @@ impl WebhookActor {
     }
 
     /// The topic of response or error events: the webhook's own template, or `<kind>/<event name>`, prefixed with
-    /// the device id when only the triggering device may receive it.
-    fn topic(&self, custom: Option<&FieldTemplate>, kind: &str, dispatch: &Dispatch) -> String {
+    /// the device id when only the triggering device may receive it. A custom topic renders within the render
+    /// budget; over it, the error says so (`RENDER: responseTopic: ...`).
+    fn topic(&self, custom: Option<&FieldTemplate>, kind: &str, dispatch: &Dispatch) -> Result<String, String> {
         if let Some(template) = custom {
-            return template.template.render(&dispatch.context);
+            let mut budget = RenderBudget::new(self.services.settings.render);
+            return template
+                .template
+                .render(&dispatch.context, &mut budget)
+                .map_err(|over| format!("{}: {}: {over}", ErrorClass::Render.as_str(), template.field));
         }
-        match (&dispatch.event.device_id, dispatch.webhook.only_triggering_device) {
+        Ok(match (&dispatch.event.device_id, dispatch.webhook.only_triggering_device) {
             (Some(device), true) => format!("{device}/{kind}/{}", dispatch.event.name),
             _ => format!("{kind}/{}", dispatch.event.name),
-        }
+        })
     }
 }
 
@@ -557,13 +578,20 @@ fn recipient(dispatch: &Dispatch) -> Option<&DeviceId> {
 
 /// The text a successful response becomes: rendered through `responseTemplate` when the webhook has one;
 /// otherwise the body when it is UTF-8, and a binary body as a `data:` URL (`dataUrlResponseEvent`) or as text
-/// with its invalid bytes replaced. `max_body_bytes` is the most a host keeps of a body.
-fn response_text(webhook: &CompiledWebhook, response: &HttpResponse, max_body_bytes: usize) -> String {
+/// with its invalid bytes replaced. `max_body_bytes` is the most a host keeps of a body. A `responseTemplate`
+/// rendering over `limits` gives the `hook-error` message that names the budget instead.
+fn response_text(
+    webhook: &CompiledWebhook,
+    response: &HttpResponse,
+    max_body_bytes: usize,
+    limits: RenderLimits,
+) -> Result<String, String> {
     if let Some(template) = &webhook.response_template {
-        return render_response(&template.template, &response.body);
+        return render_response(&template.template, &response.body, limits)
+            .map_err(|over| format!("{}: responseTemplate: {over}", ErrorClass::Render.as_str()));
     }
     let body = &response.body[..];
-    match std::str::from_utf8(body) {
+    Ok(match std::str::from_utf8(body) {
         Ok(text) => text.to_owned(),
         // A body the host cut at its bound may end inside a character: that is text cut short, not binary data.
         Err(error) if error.error_len().is_none() && body.len() >= max_body_bytes => {
@@ -574,13 +602,14 @@ fn response_text(webhook: &CompiledWebhook, response: &HttpResponse, max_body_by
             data_url(content_type, body)
         }
         Err(_) => String::from_utf8_lossy(body).into_owned(),
-    }
+    })
 }
 
-/// Renders a response through `responseTemplate`, with the JSON response as the context when it is JSON.
-fn render_response(template: &Template, body: &[u8]) -> String {
+/// Renders a response through `responseTemplate`, with the JSON response as the context when it is JSON, within
+/// the render budget: the answer of a destination is as untrusted as an event.
+fn render_response(template: &Template, body: &[u8], limits: RenderLimits) -> Result<String, BudgetExceeded> {
     let context = serde_json::from_slice(body).unwrap_or(serde_json::Value::Null);
-    template.render(&context)
+    template.render(&context, &mut RenderBudget::new(limits))
 }
 
 /// A `data:` URL of a binary body, typed by its `Content-Type` (`application/octet-stream` when it has none).
@@ -689,6 +718,10 @@ mod tests {
         CompiledWebhook::compile(WebhookId::generate(), crate::ids::GroupId::generate(), definition).unwrap()
     }
 
+    fn text(webhook: &CompiledWebhook, response: &HttpResponse, max_body_bytes: usize) -> String {
+        response_text(webhook, response, max_body_bytes, RenderLimits::default()).unwrap()
+    }
+
     fn response(content_type: Option<&str>, body: &'static [u8]) -> HttpResponse {
         let mut headers = http::HeaderMap::new();
         if let Some(content_type) = content_type {
@@ -701,28 +734,46 @@ mod tests {
     fn a_binary_body_becomes_a_data_url_when_asked_and_text_stays_text() {
         let with_data_url = webhook(r#"{"event":"a","url":"http://x/","dataUrlResponseEvent":true}"#);
         let binary = response(Some("image/png"), &[0x89, b'P', b'N', b'G', 0xff, 0x00]);
-        assert_eq!(response_text(&with_data_url, &binary, MAX), "data:image/png;base64,iVBOR/8A");
+        assert_eq!(text(&with_data_url, &binary, MAX), "data:image/png;base64,iVBOR/8A");
         let untyped = response(None, &[0xff]);
-        assert_eq!(response_text(&with_data_url, &untyped, MAX), "data:application/octet-stream;base64,/w==");
+        assert_eq!(text(&with_data_url, &untyped, MAX), "data:application/octet-stream;base64,/w==");
         let spaced = response(Some("text/plain; charset=latin1"), &[0xe9]);
-        assert_eq!(response_text(&with_data_url, &spaced, MAX), "data:text/plain;charset=latin1;base64,6Q==");
-        assert_eq!(response_text(&with_data_url, &response(Some("image/png"), "été".as_bytes()), MAX), "été");
+        assert_eq!(text(&with_data_url, &spaced, MAX), "data:text/plain;charset=latin1;base64,6Q==");
+        assert_eq!(text(&with_data_url, &response(Some("image/png"), "été".as_bytes()), MAX), "été");
         let plain = webhook(r#"{"event":"a","url":"http://x/"}"#);
-        assert_eq!(response_text(&plain, &binary, MAX), "\u{fffd}PNG\u{fffd}\u{0}");
+        assert_eq!(text(&plain, &binary, MAX), "\u{fffd}PNG\u{fffd}\u{0}");
     }
 
     #[test]
     fn a_body_cut_inside_a_character_is_text_cut_short_not_binary() {
         let with_data_url = webhook(r#"{"event":"a","url":"http://x/","dataUrlResponseEvent":true}"#);
         let cut = response(Some("text/plain"), &[b'a', 0xc3]);
-        assert_eq!(response_text(&with_data_url, &cut, 2), "a", "the host kept 2 bytes of a longer text");
-        assert_eq!(response_text(&with_data_url, &cut, MAX), "data:text/plain;base64,YcM=", "a whole body");
+        assert_eq!(text(&with_data_url, &cut, 2), "a", "the host kept 2 bytes of a longer text");
+        assert_eq!(text(&with_data_url, &cut, MAX), "data:text/plain;base64,YcM=", "a whole body");
     }
 
     #[test]
     fn a_response_template_reads_the_json_response() {
         let template = Template::parse("{{{results.0.elevation}}}", crate::template::Dialect::Mustache).unwrap();
         let body = br#"{"results":[{"elevation":1608.637939453125}],"status":"OK"}"#;
-        assert_eq!(render_response(&template, body), "1608.637939453125");
+        assert_eq!(render_response(&template, body, RenderLimits::default()).unwrap(), "1608.637939453125");
+    }
+
+    #[test]
+    fn a_response_template_over_the_budget_gives_the_error_that_names_it() {
+        let hostile = webhook(
+            r#"{"event":"a","url":"http://x/","responseTemplate":"{{#a}}{{#a}}{{#a}}{{#a}}{{/a}}{{/a}}{{/a}}{{/a}}"}"#,
+        );
+        let body = format!("{{\"a\":[{}]}}", vec!["1"; 505].join(","));
+        let answer = HttpResponse { status: 200, headers: http::HeaderMap::new(), body: body.into() };
+        let error = response_text(&hostile, &answer, MAX, RenderLimits::default()).unwrap_err();
+        assert_eq!(
+            error,
+            "RENDER: responseTemplate: work over the render budget of 1000000 steps (max_render_steps): sections iterate too much"
+        );
+        let limits = RenderLimits { max_bytes: 10, ..RenderLimits::default() };
+        let copy = webhook(r#"{"event":"a","url":"http://x/","responseTemplate":"{{a}}"}"#);
+        let error = response_text(&copy, &answer, MAX, limits).unwrap_err();
+        assert_eq!(error, "RENDER: responseTemplate: output over the render budget of 10 bytes (max_render_bytes)");
     }
 }

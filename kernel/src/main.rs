@@ -62,6 +62,13 @@ struct Flags {
     /// Milliseconds a new connection has to send the HTTP/2 preface before it is closed [default: 10000]
     #[arg(long, env = "HOOKWIRE_HANDSHAKE_TIMEOUT_MS")]
     handshake_timeout_ms: Option<u64>,
+    /// Output budget of rendering in bytes, per request and per responseTemplate; also the largest request body
+    /// sent [default: 1048576]
+    #[arg(long, env = "HOOKWIRE_MAX_RENDER_BYTES")]
+    max_render_bytes: Option<usize>,
+    /// Work budget of rendering in steps (nodes, section iterations, lookups) [default: 1000000]
+    #[arg(long, env = "HOOKWIRE_MAX_RENDER_STEPS")]
+    max_render_steps: Option<u64>,
 }
 
 fn settings(flags: Flags) -> anyhow::Result<Settings> {
@@ -107,6 +114,12 @@ fn settings(flags: Flags) -> anyhow::Result<Settings> {
     }
     if let Some(value) = flags.handshake_timeout_ms {
         settings.handshake_timeout_ms = value;
+    }
+    if let Some(value) = flags.max_render_bytes {
+        settings.max_render_bytes = value;
+    }
+    if let Some(value) = flags.max_render_steps {
+        settings.max_render_steps = value;
     }
     if let Ok(token) = std::env::var("HOOKWIRE_ROOT_TOKEN") {
         settings.root_token = Some(token);

@@ -119,6 +119,15 @@ pub struct Settings {
     /// Seconds the server waits for a keepalive PING's answer before it closes the connection as dead
     /// (`keepalive_timeout_secs`). Default 20.
     pub keepalive_timeout_secs: u64,
+    /// The output budget of rendering, in bytes (`max_render_bytes`, `--max-render-bytes`,
+    /// `HOOKWIRE_MAX_RENDER_BYTES`): all the templates of one request together (url, query, form, json, body,
+    /// headers, auth, with the default fields), and one `responseTemplate` or topic. It is also the largest request
+    /// body and URL hookwire sends. Over it, the delivery fails with class `RENDER`, final. Default 1048576 (1 MiB).
+    pub max_render_bytes: usize,
+    /// The work budget of rendering, in steps: nodes visited, section iterations, names looked up
+    /// (`max_render_steps`, `--max-render-steps`, `HOOKWIRE_MAX_RENDER_STEPS`), for the same scopes as
+    /// `max_render_bytes`. Default 1000000 (a few tens of milliseconds of one thread at most).
+    pub max_render_steps: u64,
 }
 
 impl Default for Settings {
@@ -158,6 +167,8 @@ impl Default for Settings {
             max_streams_per_connection: 100,
             keepalive_interval_secs: 30,
             keepalive_timeout_secs: 20,
+            max_render_bytes: hookwire_actors::template::DEFAULT_MAX_RENDER_BYTES,
+            max_render_steps: hookwire_actors::template::DEFAULT_MAX_RENDER_STEPS,
         }
     }
 }
@@ -199,6 +210,10 @@ impl Settings {
             sleep_retry_delays: self.sleep_retry_delays_ms.iter().copied().map(Duration::from_millis).collect(),
             quota_queue_limit: self.quota_queue_limit,
             max_retry_after: Duration::from_millis(self.max_retry_after_ms),
+            render: hookwire_actors::template::RenderLimits {
+                max_bytes: self.max_render_bytes,
+                max_steps: self.max_render_steps,
+            },
         })
     }
 }
