@@ -246,6 +246,43 @@ async fn a_connection_sees_the_stream_cap_and_streams_over_it_are_refused() {
     kernel.stop().await;
 }
 
+const PING: u8 = 0x6;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_stops_answering_keepalive_pings_is_closed_as_dead() {
+    let kernel = TestKernel::spawn_with(|settings| {
+        settings.keepalive_interval_secs = 1;
+        settings.keepalive_timeout_secs = 1;
+    })
+    .await;
+    let receiver = FakeReceiver::start().await;
+    let (_fixture, device) = healthy_group(&kernel.endpoint, &receiver).await;
+
+    // A peer that completes the handshake, then goes silent as a dead one would: it never answers a PING.
+    let mut silent = TcpStream::connect(address_of(&kernel.endpoint)).await.unwrap();
+    silent.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await.unwrap();
+    silent.write_all(&frame(SETTINGS, 0, 0, &[])).await.unwrap();
+    let mut num_pings = 0;
+    tokio::time::timeout(Duration::from_secs(15), async {
+        while let Ok((kind, flags, _, _)) = read_frame(&mut silent).await {
+            match kind {
+                SETTINGS if flags & ACK == 0 => silent.write_all(&frame(SETTINGS, ACK, 0, &[])).await.unwrap(),
+                PING if flags & ACK == 0 => num_pings += 1,
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("the server closes a connection whose keepalive PING goes unanswered");
+    assert!(num_pings >= 1, "the server pinged the silent peer");
+
+    // A live client on the same server answers the PINGs (h2 does) and stays, through several of them.
+    delivers(&device, &receiver, 1).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    delivers(&device, &receiver, 2).await;
+    kernel.stop().await;
+}
+
 /// Set in the environment of the child process that [`a_kernel_out_of_file_descriptors_does_not_spin_and_keeps_serving_its_connections`]
 /// starts: the child runs a kernel instead of returning at once.
 const CHILD_KERNEL_VARIABLE: &str = "HOOKWIRE_E2E_CHILD_KERNEL";
