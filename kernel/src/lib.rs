@@ -43,6 +43,14 @@ use tokio::net::TcpListener;
 /// Queued journal entries before publishers wait.
 const JOURNAL_CAPACITY: usize = 65_536;
 
+/// Streams a client may open and reset before the server has accepted them, per connection, before the
+/// connection is closed (HTTP/2 rapid reset, CVE-2023-44487); h2's own default, set here so that it is visible.
+const MAX_PENDING_ACCEPT_RESET_STREAMS: usize = 20;
+
+/// Streams the server may reset for a client's protocol errors, per connection, before it closes the connection
+/// (CVE-2025-8671). hyper's default; tonic's builder would otherwise pass "no limit" down to hyper.
+const MAX_LOCAL_ERROR_RESET_STREAMS: usize = 1024;
+
 /// The running kernel's shared state.
 #[derive(Debug)]
 pub struct Kernel {
@@ -150,6 +158,8 @@ pub async fn run_with_metrics(
         .max_concurrent_streams(settings.max_streams_per_connection.max(1))
         .http2_keepalive_interval(keepalive)
         .http2_keepalive_timeout(Some(Duration::from_secs(settings.keepalive_timeout_secs.max(1))))
+        .http2_max_pending_accept_reset_streams(Some(MAX_PENDING_ACCEPT_RESET_STREAMS))
+        .http2_max_local_error_reset_streams(Some(MAX_LOCAL_ERROR_RESET_STREAMS))
         .add_service(health_service)
         .add_service(reflection)
         .add_service(DeviceServiceServer::new(grpc::device::DeviceApi::new(kernel.clone())))

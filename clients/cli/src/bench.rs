@@ -424,6 +424,8 @@ async fn start_kernel(
     let mut child = tokio::process::Command::new(&binary)
         .args(["--listen", "127.0.0.1:0", "--allow-destination", "127.0.0.0/8", "--log-format", "json"])
         .args(["--database", database])
+        // The connection cap is not what is measured, and `--idle-devices 10000` opens more than its default.
+        .args(["--max-connections", "1000000"])
         .env("HOOKWIRE_ROOT_TOKEN", &token)
         .env("RUST_LOG", "warn,hookwire_kernel=info")
         .stdout(Stdio::null())
