@@ -56,6 +56,9 @@ struct Flags {
     /// Days the attempt log is kept [default: 30]
     #[arg(long, env = "HOOKWIRE_RETENTION_DAYS")]
     retention_days: Option<u32>,
+    /// Most Connect sessions one device may have open at once [default: 4]
+    #[arg(long, env = "HOOKWIRE_MAX_SESSIONS_PER_DEVICE")]
+    max_sessions_per_device: Option<usize>,
 }
 
 fn settings(flags: Flags) -> anyhow::Result<Settings> {
@@ -95,6 +98,9 @@ fn settings(flags: Flags) -> anyhow::Result<Settings> {
     }
     if let Some(format) = flags.log_format {
         settings.log_format = format;
+    }
+    if let Some(value) = flags.max_sessions_per_device {
+        settings.max_sessions_per_device = value;
     }
     if let Ok(token) = std::env::var("HOOKWIRE_ROOT_TOKEN") {
         settings.root_token = Some(token);

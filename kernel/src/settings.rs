@@ -101,6 +101,17 @@ pub struct Settings {
     pub retention_days: u32,
     /// Seconds between two pruning passes (`prune_interval_secs`). Default 3600.
     pub prune_interval_secs: u64,
+    /// Answers (acks, errors, pongs) queued to one device session, publishes waiting for their ack included
+    /// (`device_outbound_queue`). When the queue is full, hookwire reads nothing more from that device until it
+    /// reads its answers (HTTP/2 flow control holds it back). Default 256.
+    pub device_outbound_queue: usize,
+    /// Milliseconds a device session may leave its full outbound queue unread before it is ended with
+    /// `RESOURCE_EXHAUSTED` (`device_stall_timeout_ms`). Default 30000.
+    pub device_stall_timeout_ms: u64,
+    /// The most `Connect` sessions one device may have open at once; one more is refused with
+    /// `RESOURCE_EXHAUSTED` (`max_sessions_per_device`, `--max-sessions-per-device`,
+    /// `HOOKWIRE_MAX_SESSIONS_PER_DEVICE`). Default 4.
+    pub max_sessions_per_device: usize,
 }
 
 impl Default for Settings {
@@ -135,6 +146,9 @@ impl Default for Settings {
             log_format: LogFormat::Text,
             retention_days: 30,
             prune_interval_secs: 3600,
+            device_outbound_queue: hookwire_actors::supervisor::DEFAULT_DEVICE_OUTBOUND_CAPACITY,
+            device_stall_timeout_ms: 30_000,
+            max_sessions_per_device: hookwire_actors::supervisor::DEFAULT_MAX_SESSIONS_PER_DEVICE,
         }
     }
 }
@@ -176,6 +190,9 @@ impl Settings {
             sleep_retry_delays: self.sleep_retry_delays_ms.iter().copied().map(Duration::from_millis).collect(),
             quota_queue_limit: self.quota_queue_limit,
             max_retry_after: Duration::from_millis(self.max_retry_after_ms),
+            device_outbound_capacity: self.device_outbound_queue.max(1),
+            device_stall_timeout: Duration::from_millis(self.device_stall_timeout_ms),
+            max_sessions_per_device: self.max_sessions_per_device.max(1),
         })
     }
 }
