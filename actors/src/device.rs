@@ -3,26 +3,50 @@
 //! snapshot, queues the event and its deliveries to the journal (which acks once they are durable), hands each
 //! delivery to its webhook actor, and publishes the event on the bus. It never talks to a destination.
 //!
-//! The supervisor starts it with the inbound stream; it answers on an outbound channel the kernel streams back.
+//! The supervisor starts it with the inbound stream; it answers on an outbound queue the kernel streams back.
 //! The publish path is also used by the unary `Publish` call, through [`prepare_publish`].
+//!
+//! The outbound queue is bounded ([`crate::supervisor::ActorSettings::device_outbound_capacity`]): every inbound
+//! message takes one place in it before it is handled (a publish keeps its place until the journal answers it).
+//! When the queue is full the actor stops reading the device's stream, so HTTP/2 flow control holds the device
+//! back; a device that frees no place for [`crate::supervisor::ActorSettings::device_stall_timeout`] has its
+//! session ended with `RESOURCE_EXHAUSTED`.
 
 use crate::bus::SinkGuard;
 use crate::definition::CompiledWebhook;
-use crate::event::{Event, PublishError, SharedEvent, validate_publish};
+use crate::event::{Event, PublishError, SharedEvent, check_publisher, validate_publish};
 use crate::ids::{DeliveryId, GroupId};
 use crate::journal::{AckTarget, DeliveryRecord, EventRecord, JournalEntry, nack};
 use crate::messages::{Disconnect, Dispatch};
 use crate::request::{DeviceProfile, render_context};
 use crate::supervisor::Services;
 use actix::{Actor, ActorFutureExt, AsyncContext, Context, Handler, StreamHandler, WrapFuture};
+use hookwire_proto::ErrorCode;
 use hookwire_proto::v1::{DeviceError, DeviceMessage, KernelMessage, Pong, device_message, kernel_message};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use tokio::sync::mpsc;
 
-/// A device session's outbound channel: acks, errors and pongs, boxed so that the channel's first block (32 slots,
-/// allocated with the channel and kept for the session's life) is 256 bytes per idle device rather than 32 whole
-/// messages (about 5 KiB).
-pub type Outbound = mpsc::UnboundedSender<Box<KernelMessage>>;
+/// A place reserved in a device session's bounded outbound queue, for the one answer (ack, error or pong) to one
+/// message of the device: whoever answers (the actor, or the journal once a publish is durable) never waits and
+/// never finds the queue full. Messages are boxed so that the queue's first block (32 slots, allocated with the
+/// queue and kept for the session's life) is 256 bytes per idle device rather than 32 whole messages (about 5 KiB).
+pub type Outbound = mpsc::OwnedPermit<Box<KernelMessage>>;
+
+/// Why the kernel ended a session: the session's stream ends with this code and message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionEnd {
+    /// The status code.
+    pub code: ErrorCode,
+    /// The status message, naming what the device did.
+    pub message: String,
+}
+
+/// Where a session's actor leaves the reason it ended the session, for the stream the kernel answers with.
+pub type SessionEndCell = Arc<OnceLock<SessionEnd>>;
+
+/// What the actor reads from the device: a message, or the reason the stream cannot go on (a frame that does not
+/// decode), which ends the session with that reason.
+pub type Inbound = Result<DeviceMessage, SessionEnd>;
 
 /// The most prefixes one session may subscribe to.
 pub const MAX_SUBSCRIPTIONS: usize = 32;
@@ -83,6 +107,7 @@ pub fn prepare_publish(
     matched: &mut Vec<Arc<CompiledWebhook>>,
 ) -> Result<PreparedPublish, PublishError> {
     validate_publish(&request.name, &request.data, services.settings.max_data_bytes)?;
+    check_publisher(&request.name, profile.id.as_ref())?;
     let event = Arc::new(Event::new(group_id.clone(), profile.id.clone(), request.name, request.data, request.ttl));
     matched.clear();
     if let Some(index) = services.index.group(group_id) {
@@ -118,7 +143,8 @@ pub struct DeviceActor {
     profile: Arc<DeviceProfile>,
     group_id: GroupId,
     services: Arc<Services>,
-    outbound: Outbound,
+    outbound: mpsc::Sender<Box<KernelMessage>>,
+    ended: SessionEndCell,
     sink: SinkGuard,
     subscriptions: Vec<String>,
     matched: Vec<Arc<CompiledWebhook>>,
@@ -131,7 +157,8 @@ impl DeviceActor {
         profile: Arc<DeviceProfile>,
         group_id: GroupId,
         services: Arc<Services>,
-        outbound: Outbound,
+        outbound: mpsc::Sender<Box<KernelMessage>>,
+        ended: SessionEndCell,
         sink: SinkGuard,
     ) -> Self {
         DeviceActor {
@@ -140,41 +167,70 @@ impl DeviceActor {
             group_id,
             services,
             outbound,
+            ended,
             sink,
             subscriptions: Vec::new(),
             matched: Vec::new(),
         }
     }
 
-    fn send(&self, kind: kernel_message::Kind) {
-        let _ = self.outbound.send(Box::new(KernelMessage { kind: Some(kind) }));
+    /// Handles one message of the device, with the place its answer may take in the outbound queue.
+    fn handle_message(&mut self, message: DeviceMessage, slot: Outbound, ctx: &mut Context<Self>) {
+        match message.kind {
+            Some(device_message::Kind::Publish(request)) => self.publish(request, slot, ctx),
+            Some(device_message::Kind::Subscribe(request)) => {
+                if request.prefix.len() > crate::event::MAX_NAME_BYTES {
+                    return refuse(slot, 0, ErrorCode::InvalidArgument, "prefix: must be at most 64 bytes".into());
+                }
+                if !self.subscriptions.contains(&request.prefix) {
+                    if self.subscriptions.len() >= MAX_SUBSCRIPTIONS {
+                        return refuse(
+                            slot,
+                            0,
+                            ErrorCode::ResourceExhausted,
+                            format!("prefix: at most {MAX_SUBSCRIPTIONS} subscriptions per session"),
+                        );
+                    }
+                    self.sink.subscribe(&request.prefix);
+                    self.subscriptions.push(request.prefix);
+                }
+            }
+            Some(device_message::Kind::Unsubscribe(request)) => {
+                self.sink.unsubscribe(&request.prefix);
+                self.subscriptions.retain(|prefix| prefix != &request.prefix);
+            }
+            Some(device_message::Kind::Ping(ping)) => {
+                send(slot, kernel_message::Kind::Pong(Pong { nonce: ping.nonce }))
+            }
+            None => refuse(
+                slot,
+                0,
+                ErrorCode::InvalidArgument,
+                "kind: a message must set one of publish, subscribe, unsubscribe, ping".into(),
+            ),
+        }
     }
 
-    fn refuse(&self, seq: u64, code: hookwire_proto::ErrorCode, message: String) {
-        self.send(kernel_message::Kind::Error(DeviceError { seq, code: code.as_str().to_owned(), message }));
-    }
-
-    fn publish(&mut self, request: hookwire_proto::v1::PublishRequest, ctx: &mut Context<Self>) {
+    fn publish(&mut self, request: hookwire_proto::v1::PublishRequest, slot: Outbound, ctx: &mut Context<Self>) {
         let seq = request.seq;
         let prepared = match prepare_publish(&self.services, &self.profile, &self.group_id, request, &mut self.matched)
         {
             Ok(prepared) => prepared,
-            Err(error) => return self.refuse(seq, error.code(), error.to_string()),
+            Err(error) => return refuse(slot, seq, error.code(), error.to_string()),
         };
         if prepared.is_admitted() {
-            return self.queue(seq, prepared, ctx);
+            return self.queue(seq, prepared, slot, ctx);
         }
         // A webhook has as many deliveries in memory as it may: pause this session (not the kernel) until it has
         // room for this event's.
-        ctx.wait(prepared.admit().into_actor(self).map(move |prepared, actor, ctx| actor.queue(seq, prepared, ctx)));
+        ctx.wait(
+            prepared.admit().into_actor(self).map(move |prepared, actor, ctx| actor.queue(seq, prepared, slot, ctx)),
+        );
     }
 
     /// Queues a publish to the journal (which acks it once durable), then launches its deliveries.
-    fn queue(&mut self, seq: u64, prepared: PreparedPublish, ctx: &mut Context<Self>) {
-        let entry = JournalEntry::Event {
-            record: prepared.record,
-            ack: AckTarget::Stream { seq, outbound: self.outbound.clone() },
-        };
+    fn queue(&mut self, seq: u64, prepared: PreparedPublish, slot: Outbound, ctx: &mut Context<Self>) {
+        let entry = JournalEntry::Event { record: prepared.record, ack: AckTarget::Stream { seq, outbound: slot } };
         match self.services.journal.try_append(entry) {
             Ok(()) => prepared.launch.run(&self.services),
             Err(mpsc::error::TrySendError::Full(entry)) => {
@@ -191,6 +247,27 @@ impl DeviceActor {
             Err(mpsc::error::TrySendError::Closed(entry)) => refuse_entry(entry),
         }
     }
+
+    /// Ends a session whose device freed no place in its outbound queue for the whole stall timeout.
+    fn end_stalled(&mut self, ctx: &mut Context<Self>) {
+        let settings = &self.services.settings;
+        let message = format!(
+            "session: the device read none of the {} answers waiting on its stream for {} ms (device_stall_timeout_ms); session ended",
+            settings.device_outbound_capacity,
+            settings.device_stall_timeout.as_millis()
+        );
+        tracing::warn!(device_id = ?self.profile.id, session_id = self.session_id, "device session ended: it does not read its stream");
+        let _ = self.ended.set(SessionEnd { code: ErrorCode::ResourceExhausted, message });
+        actix::ActorContext::stop(ctx);
+    }
+}
+
+fn send(slot: Outbound, kind: kernel_message::Kind) {
+    let _ = slot.send(Box::new(KernelMessage { kind: Some(kind) }));
+}
+
+fn refuse(slot: Outbound, seq: u64, code: ErrorCode, message: String) {
+    send(slot, kernel_message::Kind::Error(DeviceError { seq, code: code.as_str().to_owned(), message }));
 }
 
 fn refuse_entry(entry: JournalEntry) {
@@ -214,40 +291,32 @@ impl Actor for DeviceActor {
     }
 }
 
-impl StreamHandler<DeviceMessage> for DeviceActor {
-    fn handle(&mut self, message: DeviceMessage, ctx: &mut Self::Context) {
-        match message.kind {
-            Some(device_message::Kind::Publish(request)) => self.publish(request, ctx),
-            Some(device_message::Kind::Subscribe(request)) => {
-                if request.prefix.len() > crate::event::MAX_NAME_BYTES {
-                    return self.refuse(
-                        0,
-                        hookwire_proto::ErrorCode::InvalidArgument,
-                        "prefix: must be at most 64 bytes".into(),
-                    );
-                }
-                if !self.subscriptions.contains(&request.prefix) {
-                    if self.subscriptions.len() >= MAX_SUBSCRIPTIONS {
-                        return self.refuse(
-                            0,
-                            hookwire_proto::ErrorCode::ResourceExhausted,
-                            format!("prefix: at most {MAX_SUBSCRIPTIONS} subscriptions per session"),
-                        );
-                    }
-                    self.sink.subscribe(&request.prefix);
-                    self.subscriptions.push(request.prefix);
-                }
+impl StreamHandler<Inbound> for DeviceActor {
+    fn handle(&mut self, inbound: Inbound, ctx: &mut Self::Context) {
+        let message = match inbound {
+            Ok(message) => message,
+            Err(end) => {
+                tracing::debug!(device_id = ?self.profile.id, session_id = self.session_id, message = %end.message, "device session ended: bad frame");
+                let _ = self.ended.set(end);
+                return actix::ActorContext::stop(ctx);
             }
-            Some(device_message::Kind::Unsubscribe(request)) => {
-                self.sink.unsubscribe(&request.prefix);
-                self.subscriptions.retain(|prefix| prefix != &request.prefix);
+        };
+        match self.outbound.clone().try_reserve_owned() {
+            Ok(slot) => self.handle_message(message, slot, ctx),
+            Err(mpsc::error::TrySendError::Full(outbound)) => {
+                // The device reads its stream slower than it writes to it: read nothing more from it (HTTP/2 flow
+                // control then holds it back) until its answers make room, and end the session if none is made
+                // within the stall timeout.
+                let stall_timeout = self.services.settings.device_stall_timeout;
+                let reserve = async move { tokio::time::timeout(stall_timeout, outbound.reserve_owned()).await };
+                ctx.wait(reserve.into_actor(self).map(move |reserved, actor, ctx| match reserved {
+                    Ok(Ok(slot)) => actor.handle_message(message, slot, ctx),
+                    Ok(Err(_)) => actix::ActorContext::stop(ctx),
+                    Err(_) => actor.end_stalled(ctx),
+                }));
             }
-            Some(device_message::Kind::Ping(ping)) => self.send(kernel_message::Kind::Pong(Pong { nonce: ping.nonce })),
-            None => self.refuse(
-                0,
-                hookwire_proto::ErrorCode::InvalidArgument,
-                "kind: a message must set one of publish, subscribe, unsubscribe, ping".into(),
-            ),
+            // The session's stream is gone: nobody reads what this device is told any more.
+            Err(mpsc::error::TrySendError::Closed(_)) => actix::ActorContext::stop(ctx),
         }
     }
 }

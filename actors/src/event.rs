@@ -88,6 +88,23 @@ pub fn is_hook_event(name: &str) -> bool {
         .any(|kind| name.strip_prefix(kind).is_some_and(|rest| rest.is_empty() || rest.starts_with('/')))
 }
 
+/// The first name segments of the events the kernel itself emits: deliveries' `hook-sent`, `hook-response` and
+/// `hook-error` (also under a device prefix, `<device id>/hook-response/...`), and `webhook-disabled/<webhook id>`
+/// when a webhook reaches its failure limit. No device may publish under them.
+pub const KERNEL_TOPICS: [&str; 4] = ["hook-sent", "hook-response", "hook-error", "webhook-disabled"];
+
+/// True for names under a kernel topic ([`KERNEL_TOPICS`]), with or without a device prefix: the topic is the
+/// whole name or followed by `/`.
+pub fn is_kernel_topic(name: &str) -> bool {
+    let name = match addressed_device(name) {
+        Some(device) => &name[device.len() + 1..],
+        None => name,
+    };
+    KERNEL_TOPICS
+        .iter()
+        .any(|topic| name.strip_prefix(topic).is_some_and(|rest| rest.is_empty() || rest.starts_with('/')))
+}
+
 /// Why a published event is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PublishError {
@@ -134,13 +151,29 @@ pub fn validate_publish(name: &str, data: &str, max_data_bytes: usize) -> Result
     if name.chars().any(char::is_control) {
         return Err(PublishError::InvalidName("must not contain control characters"));
     }
-    if is_hook_event(name) {
-        return Err(PublishError::InvalidName("hook-sent, hook-response and hook-error are reserved for the kernel"));
+    if is_kernel_topic(name) {
+        return Err(PublishError::InvalidName(
+            "hook-sent, hook-response, hook-error and webhook-disabled are reserved for the kernel",
+        ));
     }
     if data.len() > max_data_bytes {
         return Err(PublishError::DataTooLarge { size: data.len(), max: max_data_bytes });
     }
     Ok(())
+}
+
+/// Checks that `publisher` may publish under `name`: a name that starts with a device id followed by `/` is
+/// addressed to that device (the bus delivers it to that device alone), so only that device itself may publish it.
+/// Kept apart from [`validate_publish`], which needs no publisher.
+pub fn check_publisher(name: &str, publisher: Option<&DeviceId>) -> Result<(), PublishError> {
+    match addressed_device(name) {
+        Some(addressed) if publisher.is_none_or(|publisher| publisher.as_str() != addressed) => {
+            Err(PublishError::InvalidName(
+                "must not start with another device's id: `<device id>/...` is addressed to that device, and only it may publish there",
+            ))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The shared form events travel in.
@@ -170,12 +203,81 @@ mod tests {
     }
 
     #[test]
+    fn a_device_publishes_under_its_own_id_only() {
+        let (own, other) = (DeviceId::generate(), DeviceId::generate());
+        assert!(check_publisher(&format!("{own}/custom/0"), Some(&own)).is_ok());
+        assert!(check_publisher("custom/0", Some(&own)).is_ok());
+        let error = check_publisher(&format!("{other}/custom/0"), Some(&own)).unwrap_err();
+        assert!(error.to_string().starts_with("name: must not start with another device's id"), "{error}");
+        assert!(check_publisher(&format!("{other}/custom/0"), None).is_err());
+        assert!(is_kernel_topic(&format!("{own}/webhook-disabled/x")));
+    }
+
+    /// Device frame validation, fuzzed on stable with a fixed-seed generator: names are built from the pieces
+    /// the rules look at (device ids, kernel topics, `/`, multi-byte and control characters). Validation never
+    /// panics, and every accepted name keeps the rules.
+    #[test]
+    fn validation_of_generated_names_never_panics_and_accepted_names_keep_the_rules() {
+        let (own, other) = (DeviceId::generate(), DeviceId::generate());
+        let pieces: Vec<String> = vec![
+            own.to_string(),
+            other.to_string(),
+            "dev_".into(),
+            "dev_0123".into(),
+            "hook-sent".into(),
+            "hook-response".into(),
+            "hook-error".into(),
+            "webhook-disabled".into(),
+            "hook-".into(),
+            "/".into(),
+            "//".into(),
+            "temp".into(),
+            "é".into(),
+            "日本".into(),
+            "\u{0}".into(),
+            "\n".into(),
+            "x".repeat(40),
+            String::new(),
+        ];
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..50_000 {
+            let num_pieces = next() % 5;
+            let name: String =
+                (0..num_pieces).map(|_| pieces[(next() % pieces.len() as u64) as usize].as_str()).collect();
+            let publisher = match next() % 3 {
+                0 => None,
+                1 => Some(&own),
+                _ => Some(&other),
+            };
+            let accepted = validate_publish(&name, "", 1024).and_then(|()| check_publisher(&name, publisher)).is_ok();
+            if !accepted {
+                continue;
+            }
+            assert!(!name.is_empty() && name.len() <= MAX_NAME_BYTES, "{name:?}");
+            assert!(!name.chars().any(char::is_control), "{name:?}");
+            assert!(!is_kernel_topic(&name) && !is_hook_event(&name), "{name:?}");
+            if let Some(addressed) = addressed_device(&name) {
+                assert_eq!(Some(addressed), publisher.map(DeviceId::as_str), "{name:?} by {publisher:?}");
+            }
+        }
+    }
+
+    #[test]
     fn publish_validation_names_the_field() {
         assert!(validate_publish("temp", "21", 1024).is_ok());
         assert_eq!(validate_publish("", "x", 1024), Err(PublishError::InvalidName("must not be empty")));
         assert!(validate_publish(&"x".repeat(65), "", 1024).is_err());
         assert!(validate_publish("a\nb", "", 1024).is_err());
         assert!(validate_publish("hook-sent/x", "", 1024).is_err());
+        assert!(validate_publish("webhook-disabled/whk_1", "", 1024).is_err());
+        assert!(validate_publish("webhook-disabled", "", 1024).is_err());
+        assert!(validate_publish("webhook-disabledness", "", 1024).is_ok());
         let error = validate_publish("temp", &"x".repeat(1025), 1024).unwrap_err();
         assert_eq!(error.to_string(), "data: 1025 bytes is more than the maximum of 1024");
     }

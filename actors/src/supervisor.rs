@@ -8,7 +8,7 @@
 //! [`Services`] bundles what every actor uses: the index, the bus, the journal and the supervisor.
 
 use crate::bus::EventBus;
-use crate::device::DeviceActor;
+use crate::device::{DeviceActor, Inbound, SessionEndCell};
 use crate::egress::EgressPolicy;
 use crate::event::SharedEvent;
 use crate::host::{HostActor, HostKey, HostSettings};
@@ -22,7 +22,7 @@ use crate::webhook::WebhookActor;
 use actix::{Actor, Addr, AsyncContext};
 use actix_rt::ArbiterHandle;
 use futures::stream::BoxStream;
-use hookwire_proto::v1::{DeviceMessage, KernelMessage};
+use hookwire_proto::v1::KernelMessage;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -34,6 +34,12 @@ use tokio::sync::mpsc;
 pub const DEFAULT_SLEEP_RETRY_DELAYS: [Duration; 2] = [Duration::from_secs(30), Duration::from_secs(60)];
 /// The default bound of a webhook's quota queue.
 pub const DEFAULT_QUOTA_QUEUE_LIMIT: usize = 1000;
+/// The default bound of a device session's outbound queue (acks, errors, pongs).
+pub const DEFAULT_DEVICE_OUTBOUND_CAPACITY: usize = 256;
+/// The default time a device may leave its full outbound queue unread before its session is ended.
+pub const DEFAULT_DEVICE_STALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// The default most `Connect` sessions one device may have open at once.
+pub const DEFAULT_MAX_SESSIONS_PER_DEVICE: usize = 4;
 
 /// Settings the actors need.
 #[derive(Debug, Clone)]
@@ -59,6 +65,15 @@ pub struct ActorSettings {
     pub max_retry_after: Duration,
     /// The budget of the renderings of one request, and of one `responseTemplate` rendering: output bytes and steps.
     pub render: crate::template::RenderLimits,
+    /// Answers (acks, errors, pongs) queued to one device session, publishes waiting for their ack included; when
+    /// the queue is full, the session's input is not read until the device reads its answers.
+    pub device_outbound_capacity: usize,
+    /// How long a device session may leave its full outbound queue unread before it is ended with
+    /// `RESOURCE_EXHAUSTED`.
+    pub device_stall_timeout: Duration,
+    /// The most `Connect` sessions one device may have open at once; one more is refused with
+    /// `RESOURCE_EXHAUSTED`.
+    pub max_sessions_per_device: usize,
 }
 
 impl Default for ActorSettings {
@@ -74,6 +89,9 @@ impl Default for ActorSettings {
             quota_queue_limit: DEFAULT_QUOTA_QUEUE_LIMIT,
             max_retry_after: crate::policy::DEFAULT_MAX_RETRY_AFTER,
             render: crate::template::RenderLimits::default(),
+            device_outbound_capacity: DEFAULT_DEVICE_OUTBOUND_CAPACITY,
+            device_stall_timeout: DEFAULT_DEVICE_STALL_TIMEOUT,
+            max_sessions_per_device: DEFAULT_MAX_SESSIONS_PER_DEVICE,
         }
     }
 }
@@ -160,6 +178,16 @@ impl ActorRuntime {
     }
 }
 
+/// Why a device's `Connect` was refused: it has as many sessions open as it may.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "session: this device already has {max_sessions} sessions open, the most it may have (max_sessions_per_device); close one first"
+)]
+pub struct TooManySessions {
+    /// The limit.
+    pub max_sessions: usize,
+}
+
 /// The shared supervisor handle.
 #[derive(Debug, Clone)]
 pub struct Supervisor {
@@ -183,8 +211,10 @@ struct SupervisorInner {
 /// What the kernel streams back to a connected device.
 #[derive(Debug)]
 pub struct DeviceSession {
-    /// Acks, errors and pongs.
-    pub outbound: mpsc::UnboundedReceiver<Box<KernelMessage>>,
+    /// Acks, errors and pongs (a bounded queue: see [`ActorSettings::device_outbound_capacity`]).
+    pub outbound: mpsc::Receiver<Box<KernelMessage>>,
+    /// Why the kernel ended the session, once it did: the stream ends with it.
+    pub ended: SessionEndCell,
     /// Events the device subscribed to.
     pub events: mpsc::Receiver<SharedEvent>,
     /// Events dropped because the device read too slowly (the reader reports and resets it).
@@ -252,30 +282,41 @@ impl Supervisor {
     }
 
     /// Starts a session for a device that authenticated: its actor reads `inbound`; the returned session is
-    /// what the kernel streams back.
+    /// what the kernel streams back. Refused when the device already has
+    /// [`ActorSettings::max_sessions_per_device`] sessions open.
     pub fn start_device(
         &self,
         profile: Arc<DeviceProfile>,
         group_id: GroupId,
-        inbound: BoxStream<'static, DeviceMessage>,
-    ) -> DeviceSession {
+        inbound: BoxStream<'static, Inbound>,
+    ) -> Result<DeviceSession, TooManySessions> {
         let services = self.services();
-        let session_id = self.inner.next_session_id.fetch_add(1, Ordering::Relaxed);
-        let (outbound_sender, outbound) = mpsc::unbounded_channel();
+        let max_sessions = services.settings.max_sessions_per_device;
         let device_id = profile.id.clone();
+        // Counted and registered under one lock, so that sessions opened at once cannot all pass the count.
+        let mut devices = self.inner.devices.lock().unwrap_or_else(|poison| poison.into_inner());
+        if let Some(device_id) = &device_id
+            && devices.get(device_id).is_some_and(|sessions| sessions.len() >= max_sessions)
+        {
+            tracing::info!(%device_id, max_sessions, "device session refused: too many open");
+            return Err(TooManySessions { max_sessions });
+        }
+        let session_id = self.inner.next_session_id.fetch_add(1, Ordering::Relaxed);
+        let (outbound_sender, outbound) = mpsc::channel(services.settings.device_outbound_capacity.max(1));
+        let ended = SessionEndCell::default();
         let (sink, events) =
             services.bus.sink(group_id.clone(), device_id.clone(), services.settings.subscriber_queue_capacity);
         let num_dropped = sink.sink().dropped_counter();
         let arbiter = self.arbiter_for(&device_id);
+        let actor_ended = ended.clone();
         let addr = DeviceActor::start_in_arbiter(arbiter, move |ctx| {
             ctx.add_stream(inbound);
-            DeviceActor::new(session_id, profile, group_id, services, outbound_sender, sink)
+            DeviceActor::new(session_id, profile, group_id, services, outbound_sender, actor_ended, sink)
         });
         if let Some(device_id) = device_id {
-            let mut devices = self.inner.devices.lock().unwrap_or_else(|poison| poison.into_inner());
             devices.entry(device_id).or_default().insert(session_id, addr);
         }
-        DeviceSession { outbound, events, num_dropped }
+        Ok(DeviceSession { outbound, ended, events, num_dropped })
     }
 
     /// Called by a device actor when its session ends.

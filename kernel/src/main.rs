@@ -69,6 +69,9 @@ struct Flags {
     /// Work budget of rendering in steps (nodes, section iterations, lookups) [default: 1000000]
     #[arg(long, env = "HOOKWIRE_MAX_RENDER_STEPS")]
     max_render_steps: Option<u64>,
+    /// Most Connect sessions one device may have open at once [default: 4]
+    #[arg(long, env = "HOOKWIRE_MAX_SESSIONS_PER_DEVICE")]
+    max_sessions_per_device: Option<usize>,
 }
 
 fn settings(flags: Flags) -> anyhow::Result<Settings> {
@@ -120,6 +123,9 @@ fn settings(flags: Flags) -> anyhow::Result<Settings> {
     }
     if let Some(value) = flags.max_render_steps {
         settings.max_render_steps = value;
+    }
+    if let Some(value) = flags.max_sessions_per_device {
+        settings.max_sessions_per_device = value;
     }
     if let Ok(token) = std::env::var("HOOKWIRE_ROOT_TOKEN") {
         settings.root_token = Some(token);

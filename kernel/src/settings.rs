@@ -128,6 +128,17 @@ pub struct Settings {
     /// (`max_render_steps`, `--max-render-steps`, `HOOKWIRE_MAX_RENDER_STEPS`), for the same scopes as
     /// `max_render_bytes`. Default 1000000 (a few tens of milliseconds of one thread at most).
     pub max_render_steps: u64,
+    /// Answers (acks, errors, pongs) queued to one device session, publishes waiting for their ack included
+    /// (`device_outbound_queue`). When the queue is full, hookwire reads nothing more from that device until it
+    /// reads its answers (HTTP/2 flow control holds it back). Default 256.
+    pub device_outbound_queue: usize,
+    /// Milliseconds a device session may leave its full outbound queue unread before it is ended with
+    /// `RESOURCE_EXHAUSTED` (`device_stall_timeout_ms`). Default 30000.
+    pub device_stall_timeout_ms: u64,
+    /// The most `Connect` sessions one device may have open at once; one more is refused with
+    /// `RESOURCE_EXHAUSTED` (`max_sessions_per_device`, `--max-sessions-per-device`,
+    /// `HOOKWIRE_MAX_SESSIONS_PER_DEVICE`). Default 4.
+    pub max_sessions_per_device: usize,
 }
 
 impl Default for Settings {
@@ -169,6 +180,9 @@ impl Default for Settings {
             keepalive_timeout_secs: 20,
             max_render_bytes: hookwire_actors::template::DEFAULT_MAX_RENDER_BYTES,
             max_render_steps: hookwire_actors::template::DEFAULT_MAX_RENDER_STEPS,
+            device_outbound_queue: hookwire_actors::supervisor::DEFAULT_DEVICE_OUTBOUND_CAPACITY,
+            device_stall_timeout_ms: 30_000,
+            max_sessions_per_device: hookwire_actors::supervisor::DEFAULT_MAX_SESSIONS_PER_DEVICE,
         }
     }
 }
@@ -214,6 +228,9 @@ impl Settings {
                 max_bytes: self.max_render_bytes,
                 max_steps: self.max_render_steps,
             },
+            device_outbound_capacity: self.device_outbound_queue.max(1),
+            device_stall_timeout: Duration::from_millis(self.device_stall_timeout_ms),
+            max_sessions_per_device: self.max_sessions_per_device.max(1),
         })
     }
 }

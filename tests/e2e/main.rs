@@ -6,6 +6,7 @@ mod core;
 mod deliveries;
 mod egress;
 mod hostile_conn;
+mod hostile_device;
 mod hosts;
 mod management;
 mod ops;

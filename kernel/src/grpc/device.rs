@@ -3,7 +3,7 @@
 
 use crate::Kernel;
 use futures::{Stream, StreamExt};
-use hookwire_actors::device::prepare_publish;
+use hookwire_actors::device::{SessionEnd, prepare_publish};
 use hookwire_actors::event::PublishError;
 use hookwire_actors::journal::{AckTarget, JournalEntry};
 use hookwire_actors::supervisor::DeviceSession;
@@ -37,9 +37,23 @@ fn publish_status(error: PublishError) -> Status {
 }
 
 /// Merges a session's acks and subscribed events into one stream. It ends when the device actor stops (its
-/// outbound channel closes); dropped events are reported with an `Overflow` before the next event.
+/// outbound channel closes), with the status the actor left when it ended the session itself; dropped events are
+/// reported with an `Overflow` before the next event.
 fn session_stream(session: DeviceSession) -> SessionStream {
-    Box::pin(Session { session, events_open: true, pending: None })
+    Box::pin(Session { session, events_open: true, pending: None, done: false })
+}
+
+/// What the device actor reads: the decoded messages of the stream, and a frame that does not decode as the
+/// reason to end the session. A transport error (the device went away) just ends it.
+fn inbound(message: Result<proto::DeviceMessage, Status>) -> Option<Result<proto::DeviceMessage, SessionEnd>> {
+    match message {
+        Ok(message) => Some(Ok(message)),
+        Err(status) if status.code() == tonic::Code::InvalidArgument => Some(Err(SessionEnd {
+            code: hookwire_proto::ErrorCode::InvalidArgument,
+            message: status.message().to_owned(),
+        })),
+        Err(_) => None,
+    }
 }
 
 /// The stream of [`session_stream`], written out rather than made with `unfold` and `select!`: it is kept for as
@@ -49,6 +63,8 @@ struct Session {
     events_open: bool,
     /// An event held back while the `Overflow` before it goes out.
     pending: Option<KernelMessage>,
+    /// True once the stream has ended with the status the actor left.
+    done: bool,
 }
 
 impl Stream for Session {
@@ -56,12 +72,28 @@ impl Stream for Session {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
+        if this.done {
+            return Poll::Ready(None);
+        }
+        // The actor ended the session (a device that does not read, a bad frame): what is still queued is
+        // dropped, and the status tells the device why.
+        if let Some(end) = this.session.ended.get() {
+            this.done = true;
+            return Poll::Ready(Some(Err(end.code.status(end.message.clone()))));
+        }
         if let Some(message) = this.pending.take() {
             return Poll::Ready(Some(Ok(message)));
         }
         // Acks and errors first: they answer the device's own publishes.
         if let Poll::Ready(message) = this.session.outbound.poll_recv(cx) {
-            return Poll::Ready(message.map(|message| Ok(*message)));
+            return match (message, this.session.ended.get()) {
+                (Some(message), _) => Poll::Ready(Some(Ok(*message))),
+                (None, Some(end)) => {
+                    this.done = true;
+                    Poll::Ready(Some(Err(end.code.status(end.message.clone()))))
+                }
+                (None, None) => Poll::Ready(None),
+            };
         }
         while this.events_open {
             match this.session.events.poll_recv(cx) {
@@ -94,12 +126,19 @@ impl DeviceService for DeviceApi {
         request: Request<Streaming<proto::DeviceMessage>>,
     ) -> Result<Response<Self::ConnectStream>, Status> {
         let device = self.kernel.devices.authenticate(&self.kernel.store, request.metadata()).await?;
+        // The first error ends what the actor reads (tonic's stream ends there anyway).
         let inbound = request
             .into_inner()
-            .take_while(|message| futures::future::ready(message.is_ok()))
-            .filter_map(|message| futures::future::ready(message.ok()))
+            .map(inbound)
+            .take_while(|message| futures::future::ready(message.is_some()))
+            .filter_map(futures::future::ready)
             .boxed();
-        let session = self.kernel.services.supervisor.start_device(device.profile, device.group_id, inbound);
+        let session = self
+            .kernel
+            .services
+            .supervisor
+            .start_device(device.profile, device.group_id, inbound)
+            .map_err(|refused| hookwire_proto::ErrorCode::ResourceExhausted.status(refused.to_string()))?;
         Ok(Response::new(session_stream(session)))
     }
 

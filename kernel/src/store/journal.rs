@@ -185,9 +185,10 @@ impl SqlJournal {
 impl JournalStore for SqlJournal {
     fn write_batch<'a>(&'a self, batch: &'a JournalBatch) -> BoxFuture<'a, Result<(), JournalError>> {
         Box::pin(async move {
+            // The message reaches the devices whose publishes failed: the error id only, the cause is logged.
             self.write(batch).await.map_err(|error| JournalError {
                 transient: matches!(error, StoreError::Unavailable(_)),
-                message: error.to_string(),
+                message: format!("error id {}", crate::error::log_store_error(&error)),
             })
         })
     }
