@@ -385,11 +385,6 @@ impl WebhookDefinition {
     pub fn signs(&self) -> bool {
         self.signing.unwrap_or(false)
     }
-
-    /// Every device the webhook is limited to (`deviceID` and `x-devices`), empty when it is not limited.
-    pub fn device_filter(&self) -> Vec<&str> {
-        self.device_id.iter().map(String::as_str).chain(self.devices.iter().flatten().map(String::as_str)).collect()
-    }
 }
 
 /// A template with the field it came from, for render errors that name it.

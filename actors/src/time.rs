@@ -31,51 +31,29 @@ pub fn write_iso8601_ms(epoch_ms: i64, out: &mut String) {
     let _ = write!(out, "{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.{milli:03}Z");
 }
 
-/// Days since the epoch of a civil date (Howard Hinnant's days_from_civil).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let yoe = year - era * 400;
-    let doy = (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// Parses ISO-8601 UTC (`2026-11-22T10:34:05Z`, with optional fraction, `+00:00` for `Z`, or a date alone,
-/// `2026-11-22`, meaning its midnight) into epoch milliseconds. Other offsets are refused: times are UTC.
+/// Parses ISO-8601 UTC (`2026-11-22T10:34:05Z`, with optional fraction, `+00:00` for `Z`, no offset for UTC, or
+/// a date alone, `2026-11-22`, meaning its midnight) into epoch milliseconds. Other offsets are refused: times
+/// are UTC. Dates that do not exist (`2026-02-31`) are refused. The parsing is the `time` crate's RFC 3339 parser;
+/// this function only adds the shorter forms.
 pub fn parse_iso8601(text: &str) -> Option<i64> {
+    use time::format_description::well_known::Rfc3339;
     let text = text.trim();
-    let number = |range: std::ops::Range<usize>| -> Option<i64> {
-        let part = text.get(range)?;
-        part.bytes().all(|byte| byte.is_ascii_digit()).then(|| part.parse().ok())?
-    };
-    let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
-    if text.get(4..5)? != "-" || text.get(7..8)? != "-" || !(1..=12).contains(&month) || !(1..=31).contains(&day) {
-        return None;
-    }
-    let mut ms = days_from_civil(year, month, day) * 86_400_000;
-    if text.len() == 10 {
-        return Some(ms);
-    }
-    if !matches!(text.get(10..11)?, "T" | "t" | " ") || text.get(13..14)? != ":" || text.get(16..17)? != ":" {
-        return None;
-    }
-    let (hour, minute, second) = (number(11..13)?, number(14..16)?, number(17..19)?);
-    if hour > 23 || minute > 59 || second > 60 {
-        return None;
-    }
-    ms += (hour * 3600 + minute * 60 + second) * 1000;
-    let mut rest = &text[19..];
-    if let Some(fraction) = rest.strip_prefix('.') {
-        let digits = fraction.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 {
+    let datetime = if text.len() == 10 {
+        time::OffsetDateTime::parse(&format!("{text}T00:00:00Z"), &Rfc3339).ok()?
+    } else {
+        // RFC 3339 allows any separator between date and time; ISO-8601 has `T`, and a space reads well.
+        if !matches!(text.as_bytes().get(10), Some(b'T' | b't' | b' ')) {
             return None;
         }
-        let millis: String = fraction[..digits].chars().chain("000".chars()).take(3).collect();
-        ms += millis.parse::<i64>().ok()?;
-        rest = &fraction[digits..];
+        // A time without an offset is UTC here; RFC 3339 requires one. With an offset, the `Z` added is refused.
+        time::OffsetDateTime::parse(text, &Rfc3339)
+            .or_else(|_| time::OffsetDateTime::parse(&format!("{text}Z"), &Rfc3339))
+            .ok()?
+    };
+    if !datetime.offset().is_utc() {
+        return None;
     }
-    matches!(rest, "Z" | "z" | "+00:00" | "").then_some(ms)
+    i64::try_from(datetime.unix_timestamp_nanos().div_euclid(1_000_000)).ok()
 }
 
 /// The UTC day of epoch milliseconds, `YYYY-MM-DD`.
@@ -101,6 +79,26 @@ mod tests {
             assert_eq!(parse_iso8601(bad), None, "{bad}");
         }
         assert_eq!(day(1_795_343_645_123), "2026-11-22");
+    }
+
+    #[test]
+    fn refuses_dates_that_do_not_exist() {
+        for bad in ["2026-02-31", "2026-02-29T00:00:00Z", "2026-04-31T10:00:00Z", "2026-00-10", "2026-11-22T10:34:60Z"]
+        {
+            assert_eq!(parse_iso8601(bad), None, "{bad}");
+        }
+        assert_eq!(parse_iso8601("2024-02-29"), Some(1_709_164_800_000));
+        assert_eq!(parse_iso8601("2026-11-22 10:34:05.123456"), Some(1_795_343_645_123));
+        assert_eq!(parse_iso8601("1969-12-31T23:59:59.9995Z"), Some(-1));
+    }
+
+    #[test]
+    fn the_formatter_agrees_with_the_time_crates_calendar_over_four_centuries() {
+        // One instant every ~36 days and some hours, from 1900 to 2300: every month, leap years and century rules.
+        let (start, end, step) = (-2_208_988_800_000_i64, 10_413_792_000_000_i64, 3_123_456_789_usize);
+        for ms in (start..end).step_by(step) {
+            assert_eq!(parse_iso8601(&iso8601_ms(ms)), Some(ms), "{}", iso8601_ms(ms));
+        }
     }
 
     #[test]

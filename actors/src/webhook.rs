@@ -83,7 +83,6 @@ struct Target {
 pub struct WebhookActor {
     id: WebhookId,
     services: Arc<Services>,
-    num_in_flight: usize,
     /// Deliveries waiting for their turn under the rate quota (`x-minIntervalMs`), oldest first.
     quota_queue: VecDeque<Delivery>,
     /// When the next request may start under the rate quota.
@@ -106,7 +105,6 @@ impl WebhookActor {
         WebhookActor {
             id,
             services,
-            num_in_flight: 0,
             quota_queue: VecDeque::new(),
             pacer: Pacer::default(),
             is_quota_timer_armed: false,
@@ -233,7 +231,6 @@ impl WebhookActor {
             logged_body: body_for_log(&request.body),
         };
         let host = self.services.supervisor.host(key);
-        self.num_in_flight += 1;
         // The host hands the outcome back as a message. Not a future in this actor's context: it would be polled
         // again at every wake-up of the actor, with every other one in flight (thousands under load), which the
         // second profile showed costing more than everything else together.
@@ -660,7 +657,6 @@ impl Actor for WebhookActor {
 impl Supervised for WebhookActor {
     fn restarting(&mut self, _: &mut Self::Context) {
         tracing::warn!(webhook_id = %self.id, "webhook actor restarting");
-        self.num_in_flight = 0;
         self.is_quota_timer_armed = false;
         self.retry_timer = None;
     }
@@ -681,7 +677,6 @@ impl Handler<Attempted> for WebhookActor {
     type Result = ();
 
     fn handle(&mut self, attempted: Attempted, ctx: &mut Self::Context) {
-        self.num_in_flight = self.num_in_flight.saturating_sub(1);
         self.conclude(attempted.delivery, attempted.target, attempted.outcome, ctx);
     }
 }

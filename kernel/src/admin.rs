@@ -82,11 +82,6 @@ impl Kernel {
             .ok_or_else(|| KernelError::NotFound(format!("group {id} not found")))
     }
 
-    /// Lists the groups.
-    pub async fn list_groups(&self) -> Result<Vec<GroupRow>, KernelError> {
-        Ok(groups::list_groups(self.store.pool()).await?)
-    }
-
     /// A page of the groups, and how many there are.
     pub async fn list_groups_page(&self, page: &Page) -> Result<(Vec<GroupRow>, u64), KernelError> {
         Ok(groups::list_groups_page(self.store.pool(), page).await?)
@@ -152,12 +147,6 @@ impl Kernel {
         devices::get_device(self.store.pool(), id)
             .await?
             .ok_or_else(|| KernelError::NotFound(format!("device {id} not found")))
-    }
-
-    /// Lists a group's devices.
-    pub async fn list_devices(&self, group_id: &GroupId) -> Result<Vec<DeviceRow>, KernelError> {
-        self.get_group(group_id).await?;
-        Ok(devices::list_devices(self.store.pool(), group_id).await?)
     }
 
     /// A page of a group's devices, optionally only those whose name contains a text, and how many match.
@@ -417,21 +406,6 @@ impl Kernel {
         tracing::info!(webhook_id = %id, "webhook disabled by an admin");
         row.state = state;
         Ok(row)
-    }
-
-    /// Lists a group's webhooks, or those limited to one of its devices.
-    pub async fn list_webhooks(
-        &self,
-        group_id: &GroupId,
-        device_id: Option<&DeviceId>,
-    ) -> Result<Vec<WebhookRow>, KernelError> {
-        self.get_group(group_id).await?;
-        let rows = webhooks::list_webhooks(self.store.pool(), group_id, device_id).await?;
-        let mut webhooks = Vec::with_capacity(rows.len());
-        for row in rows {
-            webhooks.push(self.with_state(row).await?);
-        }
-        Ok(webhooks)
     }
 
     /// A page of a group's webhooks (or those limited to one of its devices) that pass `filter`, with their

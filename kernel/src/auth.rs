@@ -36,9 +36,9 @@ pub fn hash_token(token: &str) -> String {
     digest.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
-/// Compares two byte strings in time independent of where they differ.
+/// Compares two byte strings in time independent of where they differ (`subtle`, as rustls does).
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    subtle::ConstantTimeEq::ct_eq(a, b).into()
 }
 
 /// Reads the bearer token of a call.
@@ -225,12 +225,8 @@ pub struct AdminAuth {
 }
 
 impl AdminAuth {
-    /// Checks against a root token and the group tokens of the store, caching those for [`DEFAULT_CACHE_TTL`].
-    pub fn new(root_token: &str) -> Self {
-        AdminAuth::with_cache_ttl(root_token, DEFAULT_CACHE_TTL)
-    }
-
-    /// Like [`AdminAuth::new`], with group tokens read again from the store once cached for `cache_ttl`.
+    /// Checks against a root token and the group tokens of the store, read again from the store once cached for
+    /// `cache_ttl`.
     pub fn with_cache_ttl(root_token: &str, cache_ttl: Duration) -> Self {
         AdminAuth { root_token_hash: hash_token(root_token), by_token_hash: RwLock::default(), cache_ttl }
     }
@@ -339,12 +335,6 @@ pub struct DeviceDirectory {
     cache_ttl: Duration,
 }
 
-impl Default for DeviceDirectory {
-    fn default() -> Self {
-        DeviceDirectory::with_cache_ttl(DEFAULT_CACHE_TTL)
-    }
-}
-
 impl DeviceDirectory {
     /// A directory whose entries are read again from the store once cached for `cache_ttl`.
     pub fn with_cache_ttl(cache_ttl: Duration) -> Self {
@@ -410,7 +400,7 @@ mod tests {
     async fn the_root_token_is_checked_from_the_bearer_header() {
         let directory = tempfile::tempdir().unwrap();
         let store = Store::connect(&format!("sqlite://{}", directory.path().join("t.db").display())).await.unwrap();
-        let auth = AdminAuth::new("secret");
+        let auth = AdminAuth::with_cache_ttl("secret", DEFAULT_CACHE_TTL);
         let mut metadata = tonic::metadata::MetadataMap::new();
         assert!(matches!(auth.authenticate(&store, &metadata).await, Err(KernelError::Unauthenticated(_))));
         metadata.insert("authorization", "Bearer wrong".parse().unwrap());

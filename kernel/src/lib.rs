@@ -130,9 +130,9 @@ pub async fn run_with_metrics(
         Duration::from_secs(settings.prune_interval_secs.max(1)),
     ));
 
+    let metrics_address = metrics_listener.as_ref().and_then(|listener| listener.local_addr().ok());
     let metrics_server = metrics_listener.map(|listener| {
-        let address = listener.local_addr().ok();
-        tracing::info!(address = ?address, "metrics at /metrics");
+        tracing::info!(address = ?metrics_address, "metrics at /metrics");
         tokio::spawn(metrics::serve(listener, services.clone()))
     });
 
@@ -170,6 +170,10 @@ pub async fn run_with_metrics(
         .add_service(DeliveryServiceServer::new(grpc::deliveries::DeliveryApi::new(kernel.clone())))
         .add_service(TokenServiceServer::new(grpc::tokens::TokenApi::new(kernel.clone())));
 
+    if let Some(path) = &settings.ready_file {
+        write_ready_file(path, address, metrics_address)
+            .with_context(|| format!("ready_file: writing {}", path.display()))?;
+    }
     tracing::info!(%address, database = %store::redact(&settings.database), num_webhooks, "hookwired ready");
     // The server drains open calls before it returns, so the long-lived ones must end first: stopping the actors
     // ends device sessions, and the watch ends admin event streams.
@@ -207,9 +211,30 @@ pub async fn run_with_metrics(
         tracing::warn!("journal did not finish within 10 s; unwritten attempts will be retried after the next start");
     }
     store.close().await;
+    if let Some(path) = &settings.ready_file {
+        let _ = std::fs::remove_file(path);
+    }
     served.context("gRPC server")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Writes the ready file (the `ready_file` setting): the bound addresses as JSON, written beside it and renamed
+/// into place, so that a tool waiting for the file to appear never reads it half-written.
+fn write_ready_file(
+    path: &std::path::Path,
+    address: std::net::SocketAddr,
+    metrics_address: Option<std::net::SocketAddr>,
+) -> std::io::Result<()> {
+    let ready = serde_json::json!({
+        "address": address.to_string(),
+        "metrics_address": metrics_address.map(|address| address.to_string()),
+        "pid": std::process::id(),
+    });
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(format!(".{}.tmp", std::process::id()));
+    std::fs::write(&temporary, format!("{ready}\n"))?;
+    std::fs::rename(&temporary, path)
 }
 
 /// Looks for webhook changes made through other kernels on the same database every `interval`.

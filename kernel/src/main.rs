@@ -2,10 +2,8 @@
 //! the listener and runs the kernel until SIGINT or SIGTERM.
 
 use anyhow::Context as _;
-use clap::Parser;
-use hookwire_kernel::settings::{LogFormat, Settings};
-use ipnet::IpNet;
-use std::net::SocketAddr;
+use clap::{CommandFactory as _, FromArgMatches as _, Parser};
+use hookwire_kernel::settings::Settings;
 use std::path::PathBuf;
 
 /// mimalloc rather than glibc's malloc: see docs/performance.md.
@@ -13,6 +11,9 @@ use std::path::PathBuf;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// hookwire's server: devices stream events over gRPC; webhooks deliver them.
+///
+/// Every setting is a flag, a `HOOKWIRE_*` environment variable and a key of the `--config` file, declared once in
+/// `kernel/src/settings.rs`; the flags below it are the server's own.
 #[derive(Debug, Parser)]
 #[command(
     version,
@@ -20,117 +21,23 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
     after_help = "Examples:\n  hookwired\n  hookwired --database postgres://hookwire@localhost/hookwire --listen 0.0.0.0:50051\n  HOOKWIRE_ROOT_TOKEN=secret hookwired --allow-destination 127.0.0.0/8"
 )]
 struct Flags {
-    /// Address to serve gRPC on [default: 127.0.0.1:50051]
-    #[arg(long, env = "HOOKWIRE_LISTEN")]
-    listen: Option<SocketAddr>,
-    /// Database URL: sqlite://PATH (created if missing) or postgres://... [default: sqlite://hookwire.db]
-    #[arg(long, env = "HOOKWIRE_DATABASE")]
-    database: Option<String>,
     /// A TOML settings file (keys as in the README); flags and HOOKWIRE_* variables override it
-    #[arg(long, env = "HOOKWIRE_CONFIG")]
+    #[arg(long, env = "HOOKWIRE_CONFIG", hide_env_values = true)]
     config: Option<PathBuf>,
-    /// Allow destinations in this range although private, loopback or link-local (repeatable)
-    #[arg(long = "allow-destination", env = "HOOKWIRE_ALLOW_DESTINATION", value_delimiter = ',')]
-    allow_destination: Vec<IpNet>,
-    /// Most requests in flight to one destination host [default: 64]
-    #[arg(long, env = "HOOKWIRE_MAX_IN_FLIGHT_PER_HOST")]
-    max_in_flight_per_host: Option<usize>,
-    /// Milliseconds allowed for a destination's answer [default: 20000]
-    #[arg(long, env = "HOOKWIRE_RESPONSE_TIMEOUT_MS")]
-    response_timeout_ms: Option<u64>,
-    /// Milliseconds allowed to connect to a destination [default: 10000]
-    #[arg(long, env = "HOOKWIRE_CONNECT_TIMEOUT_MS")]
-    connect_timeout_ms: Option<u64>,
-    /// Send deliveries through this HTTP CONNECT proxy: http://[user:password@]host:port
-    #[arg(long, env = "HOOKWIRE_OUTBOUND_PROXY")]
-    outbound_proxy: Option<String>,
-    /// Largest event data in bytes [default: 1024]
-    #[arg(long, env = "HOOKWIRE_MAX_DATA_BYTES")]
-    max_data_bytes: Option<usize>,
-    /// Serve Prometheus metrics at http://ADDR/metrics
-    #[arg(long, env = "HOOKWIRE_METRICS_LISTEN")]
-    metrics_listen: Option<SocketAddr>,
-    /// Log format
-    #[arg(long, env = "HOOKWIRE_LOG_FORMAT", value_enum)]
-    log_format: Option<LogFormat>,
-    /// Days the attempt log is kept [default: 30]
-    #[arg(long, env = "HOOKWIRE_RETENTION_DAYS")]
-    retention_days: Option<u32>,
-    /// Most client connections held open at once; at the cap new ones wait in the listen backlog [default: 10000]
-    #[arg(long, env = "HOOKWIRE_MAX_CONNECTIONS")]
-    max_connections: Option<usize>,
-    /// Milliseconds a new connection has to send the HTTP/2 preface before it is closed [default: 10000]
-    #[arg(long, env = "HOOKWIRE_HANDSHAKE_TIMEOUT_MS")]
-    handshake_timeout_ms: Option<u64>,
-    /// Output budget of rendering in bytes, per request and per responseTemplate; also the largest request body
-    /// sent [default: 1048576]
-    #[arg(long, env = "HOOKWIRE_MAX_RENDER_BYTES")]
-    max_render_bytes: Option<usize>,
-    /// Work budget of rendering in steps (nodes, section iterations, lookups) [default: 1000000]
-    #[arg(long, env = "HOOKWIRE_MAX_RENDER_STEPS")]
-    max_render_steps: Option<u64>,
-    /// Most Connect sessions one device may have open at once [default: 4]
-    #[arg(long, env = "HOOKWIRE_MAX_SESSIONS_PER_DEVICE")]
-    max_sessions_per_device: Option<usize>,
+    /// Print the settings in effect as a TOML file (the root token masked) and exit
+    #[arg(long)]
+    print_settings: bool,
 }
 
-fn settings(flags: Flags) -> anyhow::Result<Settings> {
-    let mut settings = match &flags.config {
-        Some(path) => Settings::from_file(path).map_err(anyhow::Error::msg)?,
-        None => Settings::default(),
-    };
-    if let Some(listen) = flags.listen {
-        settings.listen = listen;
-    }
-    if let Some(database) = flags.database {
-        settings.database = database;
-    }
-    if !flags.allow_destination.is_empty() {
-        settings.allow_destination = flags.allow_destination;
-    }
-    if let Some(value) = flags.max_in_flight_per_host {
-        settings.max_in_flight_per_host = value;
-    }
-    if let Some(value) = flags.response_timeout_ms {
-        settings.response_timeout_ms = value;
-    }
-    if let Some(value) = flags.connect_timeout_ms {
-        settings.connect_timeout_ms = value;
-    }
-    if let Some(proxy) = flags.outbound_proxy {
-        settings.outbound_proxy = Some(proxy);
-    }
-    if let Some(value) = flags.max_data_bytes {
-        settings.max_data_bytes = value;
-    }
-    if let Some(days) = flags.retention_days {
-        settings.retention_days = days;
-    }
-    if let Some(address) = flags.metrics_listen {
-        settings.metrics_listen = Some(address);
-    }
-    if let Some(format) = flags.log_format {
-        settings.log_format = format;
-    }
-    if let Some(value) = flags.max_connections {
-        settings.max_connections = value;
-    }
-    if let Some(value) = flags.handshake_timeout_ms {
-        settings.handshake_timeout_ms = value;
-    }
-    if let Some(value) = flags.max_render_bytes {
-        settings.max_render_bytes = value;
-    }
-    if let Some(value) = flags.max_render_steps {
-        settings.max_render_steps = value;
-    }
-    if let Some(value) = flags.max_sessions_per_device {
-        settings.max_sessions_per_device = value;
-    }
+/// The settings in effect: the defaults, the file, the environment and the flags, in that order.
+fn settings(matches: &clap::ArgMatches) -> anyhow::Result<(Flags, Settings)> {
+    let flags = Flags::from_arg_matches(matches)?;
+    let mut settings = Settings::layered(flags.config.as_deref(), matches).map_err(anyhow::Error::msg)?;
+    // Read here rather than declared with `env` on the field, which would make it a flag too.
     if let Ok(token) = std::env::var("HOOKWIRE_ROOT_TOKEN") {
         settings.root_token = Some(token);
     }
-    Ok(settings)
+    Ok((flags, settings))
 }
 
 async fn shutdown_signal() {
@@ -154,7 +61,13 @@ async fn shutdown_signal() {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let settings = settings(Flags::parse())?;
+    let matches = Settings::augment_command(Flags::command()).get_matches();
+    let (flags, settings) = settings(&matches)?;
+    if flags.print_settings {
+        let masked = Settings { root_token: settings.root_token.as_ref().map(|_| "***".to_owned()), ..settings };
+        print!("{}", toml::to_string(&masked).context("settings as TOML")?);
+        return Ok(());
+    }
     hookwire_kernel::telemetry::init(settings.log_format);
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await

@@ -1,13 +1,20 @@
-//! Typed settings. Layered by `main`: built-in defaults, then the TOML file given with `--config`, then
-//! `HOOKWIRE_*` environment variables, then flags. Nothing below `main` reads the environment.
+//! Typed settings, each declared once in [`Settings`]. Layered by `main`: built-in defaults, then the TOML file
+//! given with `--config`, then `HOOKWIRE_*` environment variables, then flags. Nothing below `main` reads the
+//! environment.
+//!
+//! One struct derives both `serde::Deserialize` (the file) and `clap::Args` (flags and environment variables,
+//! clap's `env` feature); clap's `update_from_arg_matches` then overwrites only the settings that a flag or a
+//! variable gave, so the layering needs no code per setting and no extra crate.
 
+use clap::ArgAction;
+use clap::builder::BoolishValueParser;
 use ipnet::IpNet;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// How logs are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     /// Human-readable lines.
@@ -17,127 +24,183 @@ pub enum LogFormat {
     Json,
 }
 
-/// Every setting of the kernel. Field names are the TOML keys.
-#[derive(Debug, Clone, Deserialize)]
+/// Every setting of the kernel, each declared once, here: the field name is its TOML key, `#[arg(long, env)]`
+/// gives its flag (`--the-field-name`) and its `HOOKWIRE_THE_FIELD_NAME` variable, the doc comment is its help
+/// (the first paragraph for `-h`, all of it for `--help`) and [`Default`] below has its default, which `--help`
+/// shows. Layering ([`Settings::layered`]): the defaults, then the TOML file, then environment variables, then
+/// flags. To add a setting: a documented field here with `#[arg(long, env = "HOOKWIRE_...")]`, its default in
+/// `Default`, and its row in the README's table (a test checks the names).
+#[derive(Debug, Clone, Deserialize, Serialize, clap::Args)]
 #[serde(deny_unknown_fields, default)]
+#[command(next_help_heading = "Settings (each is also a key of the --config file)")]
 pub struct Settings {
-    /// Address of the gRPC server (`listen`, `--listen`, `HOOKWIRE_LISTEN`). Default `127.0.0.1:50051`.
+    /// Address to serve gRPC on
+    #[arg(long, env = "HOOKWIRE_LISTEN")]
     pub listen: SocketAddr,
-    /// Database URL: `sqlite://PATH` (created if missing) or `postgres://...` (`database`, `--database`,
-    /// `HOOKWIRE_DATABASE`). Default `sqlite://hookwire.db`.
+    /// Database URL: sqlite://PATH (created if missing) or postgres://...
+    #[arg(long, env = "HOOKWIRE_DATABASE")]
     pub database: String,
-    /// The root admin token (`root_token`, `HOOKWIRE_ROOT_TOKEN`). When unset, a random one is generated for the
-    /// run and logged once.
+    /// The root admin token (`root_token` in the file, or `HOOKWIRE_ROOT_TOKEN`). When unset, a random one is
+    /// generated for the run and logged once. Never a flag: a flag would show in `ps`.
+    #[arg(skip)]
     pub root_token: Option<String>,
-    /// Destination ranges allowed although private, loopback or link-local (`allow_destination`,
-    /// `--allow-destination`, repeatable; `HOOKWIRE_ALLOW_DESTINATION`, comma-separated).
+    /// Allow destinations in this range although private, loopback or link-local (repeatable, or comma-separated)
+    #[arg(long, env = "HOOKWIRE_ALLOW_DESTINATION", value_delimiter = ',')]
     pub allow_destination: Vec<IpNet>,
-    /// Largest event data in bytes (`max_data_bytes`). Default 1024, as Particle.
+    /// Largest event data in bytes (1024 is Particle's)
+    #[arg(long, env = "HOOKWIRE_MAX_DATA_BYTES")]
     pub max_data_bytes: usize,
-    /// Most requests in flight to one destination host (`max_in_flight_per_host`). Default 64.
+    /// Most requests in flight to one destination host
+    #[arg(long, env = "HOOKWIRE_MAX_IN_FLIGHT_PER_HOST")]
     pub max_in_flight_per_host: usize,
-    /// Milliseconds allowed to connect to a destination (`connect_timeout_ms`). Default 10000.
+    /// Milliseconds allowed to connect to a destination
+    #[arg(long, env = "HOOKWIRE_CONNECT_TIMEOUT_MS")]
     pub connect_timeout_ms: u64,
-    /// Milliseconds allowed for a destination's whole answer (`response_timeout_ms`). Default 20000, as Particle.
+    /// Milliseconds allowed for a destination's whole answer (20000 is Particle's)
+    #[arg(long, env = "HOOKWIRE_RESPONSE_TIMEOUT_MS")]
     pub response_timeout_ms: u64,
-    /// Refuse `http://` destinations: deliveries to them fail with class `BLOCKED` (`https_only`). Default false.
+    /// Refuse http:// destinations: their deliveries fail with class BLOCKED
+    #[arg(long, env = "HOOKWIRE_HTTPS_ONLY", action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub https_only: bool,
-    /// An HTTP proxy every delivery goes through, `http://[user:password@]host:port` (`outbound_proxy`,
-    /// `--outbound-proxy`, `HOOKWIRE_OUTBOUND_PROXY`). Deliveries are tunnelled with `CONNECT` to the destination's
-    /// address, resolved and checked against the egress rules by hookwire, so the proxy never resolves names.
-    /// Default none.
+    /// Send every delivery through this HTTP CONNECT proxy: http://[user:password@]host:port
+    ///
+    /// Deliveries are tunnelled with `CONNECT` to the destination's address, resolved and checked against the
+    /// egress rules by hookwire, so the proxy never resolves names.
+    #[arg(long, env = "HOOKWIRE_OUTBOUND_PROXY")]
     pub outbound_proxy: Option<String>,
-    /// Whether destination hosts sleep after too many errors, as Particle's do (`sleep_enabled`). Default true.
+    /// Whether destination hosts sleep after too many errors, as Particle's do
+    #[arg(long, env = "HOOKWIRE_SLEEP_ENABLED", action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub sleep_enabled: bool,
-    /// Seconds of outcomes a host's sleep decision looks at: a sliding time window (`sleep_window_secs`).
-    /// Default 60.
+    /// Seconds of outcomes a host's sleep decision looks at (a sliding time window)
+    #[arg(long, env = "HOOKWIRE_SLEEP_WINDOW_SECS")]
     pub sleep_window_secs: u64,
-    /// Outcomes the window must hold before a host may fall asleep (`sleep_min_outcomes`). Default 10.
+    /// Outcomes the window must hold before a host may fall asleep
+    #[arg(long, env = "HOOKWIRE_SLEEP_MIN_OUTCOMES")]
     pub sleep_min_outcomes: u32,
-    /// Seconds a host first sleeps once its errors outnumber its successes; each further sleep while failures
-    /// continue lasts twice as long, each success halves it again, never below this (`sleep_cooldown_secs`).
-    /// Default 30.
+    /// Seconds a host first sleeps once its errors outnumber its successes
+    ///
+    /// Each further sleep while failures continue lasts twice as long, each success halves it again, never below
+    /// this.
+    #[arg(long, env = "HOOKWIRE_SLEEP_COOLDOWN_SECS")]
     pub sleep_cooldown_secs: u64,
-    /// The longest a host sleeps, seconds (`sleep_max_cooldown_secs`). Default 600.
+    /// The longest a host sleeps, seconds
+    #[arg(long, env = "HOOKWIRE_SLEEP_MAX_COOLDOWN_SECS")]
     pub sleep_max_cooldown_secs: u64,
-    /// HTTP statuses that do not count as a host's errors for sleep, for example `[404, 409]`
-    /// (`sleep_ignore_statuses`). Default none: every 3xx, 4xx and 5xx counts, as on Particle.
+    /// HTTP statuses that do not count as a host's errors for sleep, e.g. 404,409
+    ///
+    /// Default none: every 3xx, 4xx and 5xx counts, as on Particle.
+    #[arg(long, env = "HOOKWIRE_SLEEP_IGNORE_STATUSES", value_delimiter = ',')]
     pub sleep_ignore_statuses: Vec<u16>,
     /// Events queued to one subscriber (device or admin stream) before more are dropped and counted
-    /// (`subscriber_queue`). Default 1024.
+    #[arg(long, env = "HOOKWIRE_SUBSCRIBER_QUEUE")]
     pub subscriber_queue: usize,
-    /// Largest single response event in bytes, for webhooks with `unchunked` (`max_response_event_bytes`): a
-    /// larger response (after `responseTemplate`) gives a `hook-error` instead. Default 102400.
+    /// Largest single response event in bytes, for webhooks with `unchunked`
+    ///
+    /// A larger response (after `responseTemplate`) gives a `hook-error` instead.
+    #[arg(long, env = "HOOKWIRE_MAX_RESPONSE_EVENT_BYTES")]
     pub max_response_event_bytes: usize,
-    /// Largest response in bytes that a Blynk webhook writes back to its pin (`max_pin_response_bytes`): a larger
-    /// one gives a `hook-error` instead. Default 65536.
+    /// Largest response in bytes that a Blynk webhook writes back to its pin
+    ///
+    /// A larger one gives a `hook-error` instead.
+    #[arg(long, env = "HOOKWIRE_MAX_PIN_RESPONSE_BYTES")]
     pub max_pin_response_bytes: usize,
-    /// Threads the actors run on; 0 for one per core (`actor_threads`).
+    /// Threads the actors run on; 0 for one per core
+    #[arg(long, env = "HOOKWIRE_ACTOR_THREADS")]
     pub actor_threads: usize,
-    /// Milliseconds after which a delivery refused by a sleeping host is tried again, one entry per retry; after
-    /// the last, it is recorded as skipped (`sleep_retry_delays_ms`). Default `[30000, 60000]`, as Particle.
+    /// Milliseconds after which a delivery refused by a sleeping host is tried again, one entry per retry
+    ///
+    /// After the last, it is recorded as skipped. The default is Particle's.
+    #[arg(long, env = "HOOKWIRE_SLEEP_RETRY_DELAYS_MS", value_delimiter = ',')]
     pub sleep_retry_delays_ms: Vec<u64>,
-    /// Deliveries over a webhook's rate quota (`x-minIntervalMs`) that wait in its queue; beyond, they are dropped,
-    /// recorded and reported with a `hook-error` (`quota_queue_limit`). Default 1000.
+    /// Deliveries over a webhook's rate quota (`x-minIntervalMs`) that wait in its queue
+    ///
+    /// Beyond, they are dropped, recorded and reported with a `hook-error`.
+    #[arg(long, env = "HOOKWIRE_QUOTA_QUEUE_LIMIT")]
     pub quota_queue_limit: usize,
-    /// The longest `Retry-After` honoured by webhooks with `x-retry`, in milliseconds; a longer one is cut to this
-    /// (`max_retry_after_ms`). Default 600000 (10 minutes).
+    /// The longest `Retry-After` honoured by webhooks with `x-retry`, in milliseconds; longer ones are cut to this
+    #[arg(long, env = "HOOKWIRE_MAX_RETRY_AFTER_MS")]
     pub max_retry_after_ms: u64,
-    /// Seconds a device or admin token stays cached before the database is asked again (`token_cache_secs`).
+    /// Seconds a device or admin token stays cached before the database is asked again
+    ///
     /// With several kernels on one database, a device deleted or a token revoked through one is refused by the
-    /// others within this time. 0 asks the database on every call. Default 30.
+    /// others within this time. 0 asks the database on every call.
+    #[arg(long, env = "HOOKWIRE_TOKEN_CACHE_SECS")]
     pub token_cache_secs: u64,
-    /// Milliseconds between two looks at the database for webhooks created, updated or deleted through another
-    /// kernel on the same database (`index_refresh_ms`); such changes fire here within this time. 0 never looks
-    /// (one kernel per database). Default 2000.
+    /// Milliseconds between two looks for webhooks changed through another kernel on the same database
+    ///
+    /// Such changes fire here within this time. 0 never looks (one kernel per database).
+    #[arg(long, env = "HOOKWIRE_INDEX_REFRESH_MS")]
     pub index_refresh_ms: u64,
-    /// Address of the Prometheus metrics endpoint, `GET /metrics` (`metrics_listen`, `--metrics-listen`,
-    /// `HOOKWIRE_METRICS_LISTEN`). Default none: no endpoint.
+    /// Serve Prometheus metrics at http://ADDR/metrics
+    #[arg(long, env = "HOOKWIRE_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
-    /// Log format, `text` or `json` (`log_format`, `--log-format`).
+    /// Log format; `RUST_LOG` filters
+    #[arg(long, env = "HOOKWIRE_LOG_FORMAT", value_enum)]
     pub log_format: LogFormat,
-    /// Days the attempt log is kept (`retention_days`, `--retention-days`). Default 30. Finished deliveries, which
-    /// the daily history counts, are kept at least 31 days whatever this says.
+    /// Days the attempt log is kept
+    ///
+    /// Finished deliveries, which the daily history counts, are kept at least 31 days whatever this says.
+    #[arg(long, env = "HOOKWIRE_RETENTION_DAYS")]
     pub retention_days: u32,
-    /// Seconds between two pruning passes (`prune_interval_secs`). Default 3600.
+    /// Seconds between two pruning passes
+    #[arg(long, env = "HOOKWIRE_PRUNE_INTERVAL_SECS")]
     pub prune_interval_secs: u64,
-    /// Most client connections the gRPC server holds open at once (`max_connections`, `--max-connections`,
-    /// `HOOKWIRE_MAX_CONNECTIONS`). At the cap the server stops accepting: new connections wait in the listen
-    /// backlog until one closes. Each connected device holds one. Default 10000.
+    /// Once serving, write the bound addresses to this file as JSON, for tools to wait on
+    ///
+    /// `{"address": "127.0.0.1:50051", "metrics_address": null, "pid": 4242}`, written to a temporary file
+    /// beside it and renamed, so a reader never sees it half-written; removed on a clean stop.
+    #[arg(long, env = "HOOKWIRE_READY_FILE")]
+    pub ready_file: Option<PathBuf>,
+    /// Most client connections the gRPC server holds open at once
+    ///
+    /// At the cap the server stops accepting: new connections wait in the listen backlog until one closes. Each
+    /// connected device holds one. Keep it below the open-file limit (`ulimit -n`).
+    #[arg(long, env = "HOOKWIRE_MAX_CONNECTIONS")]
     pub max_connections: usize,
-    /// Milliseconds a new connection has to send the HTTP/2 connection preface (the 24-byte `PRI * HTTP/2.0`
-    /// magic and the header of its first SETTINGS frame) before it is closed (`handshake_timeout_ms`,
-    /// `--handshake-timeout-ms`, `HOOKWIRE_HANDSHAKE_TIMEOUT_MS`). Default 10000.
+    /// Milliseconds a new connection has to send the HTTP/2 connection preface before it is closed
+    ///
+    /// The preface is the 24-byte `PRI * HTTP/2.0` magic and the header of the client's first SETTINGS frame.
+    #[arg(long, env = "HOOKWIRE_HANDSHAKE_TIMEOUT_MS")]
     pub handshake_timeout_ms: u64,
-    /// Most concurrent streams (calls) one client connection may have open, advertised as HTTP/2
-    /// `SETTINGS_MAX_CONCURRENT_STREAMS`; streams over it are refused with `REFUSED_STREAM`
-    /// (`max_streams_per_connection`). Default 100.
+    /// Most concurrent streams (calls) one client connection may have open
+    ///
+    /// Advertised as HTTP/2 `SETTINGS_MAX_CONCURRENT_STREAMS`; streams over it are refused with `REFUSED_STREAM`.
+    #[arg(long, env = "HOOKWIRE_MAX_STREAMS_PER_CONNECTION")]
     pub max_streams_per_connection: u32,
-    /// Seconds between keepalive probes on a client connection: an HTTP/2 PING, and the TCP keepalive time
-    /// (`keepalive_interval_secs`). 0 turns both off. Default 30.
+    /// Seconds between keepalive probes on a client connection (an HTTP/2 PING, and the TCP keepalive time)
+    ///
+    /// 0 turns both off.
+    #[arg(long, env = "HOOKWIRE_KEEPALIVE_INTERVAL_SECS")]
     pub keepalive_interval_secs: u64,
     /// Seconds the server waits for a keepalive PING's answer before it closes the connection as dead
-    /// (`keepalive_timeout_secs`). Default 20.
+    #[arg(long, env = "HOOKWIRE_KEEPALIVE_TIMEOUT_SECS")]
     pub keepalive_timeout_secs: u64,
-    /// The output budget of rendering, in bytes (`max_render_bytes`, `--max-render-bytes`,
-    /// `HOOKWIRE_MAX_RENDER_BYTES`): all the templates of one request together (url, query, form, json, body,
-    /// headers, auth, with the default fields), and one `responseTemplate` or topic. It is also the largest request
-    /// body and URL hookwire sends. Over it, the delivery fails with class `RENDER`, final. Default 1048576 (1 MiB).
+    /// The output budget of rendering, in bytes; also the largest request body and URL hookwire sends
+    ///
+    /// It covers all the templates of one request together (url, query, form, json, body, headers, auth, with the
+    /// default fields), and one `responseTemplate` or topic. Over it, the delivery fails with class `RENDER`, final.
+    #[arg(long, env = "HOOKWIRE_MAX_RENDER_BYTES")]
     pub max_render_bytes: usize,
     /// The work budget of rendering, in steps: nodes visited, section iterations, names looked up
-    /// (`max_render_steps`, `--max-render-steps`, `HOOKWIRE_MAX_RENDER_STEPS`), for the same scopes as
-    /// `max_render_bytes`. Default 1000000 (a few tens of milliseconds of one thread at most).
+    ///
+    /// For the same scopes as `max_render_bytes`; the default is a few tens of milliseconds of one thread at most.
+    #[arg(long, env = "HOOKWIRE_MAX_RENDER_STEPS")]
     pub max_render_steps: u64,
     /// Answers (acks, errors, pongs) queued to one device session, publishes waiting for their ack included
-    /// (`device_outbound_queue`). When the queue is full, hookwire reads nothing more from that device until it
-    /// reads its answers (HTTP/2 flow control holds it back). Default 256.
+    ///
+    /// When the queue is full, hookwire reads nothing more from that device until it reads its answers (HTTP/2
+    /// flow control holds it back).
+    #[arg(long, env = "HOOKWIRE_DEVICE_OUTBOUND_QUEUE")]
     pub device_outbound_queue: usize,
-    /// Milliseconds a device session may leave its full outbound queue unread before it is ended with
-    /// `RESOURCE_EXHAUSTED` (`device_stall_timeout_ms`). Default 30000.
+    /// Milliseconds a device session may leave its full outbound queue unread before it is ended
+    ///
+    /// The session ends with `RESOURCE_EXHAUSTED`.
+    #[arg(long, env = "HOOKWIRE_DEVICE_STALL_TIMEOUT_MS")]
     pub device_stall_timeout_ms: u64,
-    /// The most `Connect` sessions one device may have open at once; one more is refused with
-    /// `RESOURCE_EXHAUSTED` (`max_sessions_per_device`, `--max-sessions-per-device`,
-    /// `HOOKWIRE_MAX_SESSIONS_PER_DEVICE`). Default 4.
+    /// The most `Connect` sessions one device may have open at once
+    ///
+    /// One more is refused with `RESOURCE_EXHAUSTED`.
+    #[arg(long, env = "HOOKWIRE_MAX_SESSIONS_PER_DEVICE")]
     pub max_sessions_per_device: usize,
 }
 
@@ -173,6 +236,7 @@ impl Default for Settings {
             log_format: LogFormat::Text,
             retention_days: 30,
             prune_interval_secs: 3600,
+            ready_file: None,
             max_connections: 10_000,
             handshake_timeout_ms: 10_000,
             max_streams_per_connection: 100,
@@ -192,6 +256,47 @@ impl Settings {
     pub fn from_file(path: &Path) -> Result<Settings, String> {
         let text = std::fs::read_to_string(path).map_err(|error| format!("config {}: {error}", path.display()))?;
         toml::from_str(&text).map_err(|error| format!("config {}: {error}", path.display()))
+    }
+
+    /// Adds every setting to `command` as an optional flag with its environment variable. Each help ends with
+    /// the setting's default, taken from [`Default`]; environment values are never shown (they may hold passwords,
+    /// as a database URL can).
+    pub fn augment_command(command: clap::Command) -> clap::Command {
+        let defaults = toml::Table::try_from(Settings::default()).unwrap_or_default();
+        // The derive would make this struct's documentation the command's.
+        let (about, long_about) = (command.get_about().cloned(), command.get_long_about().cloned());
+        let command = <Settings as clap::Args>::augment_args_for_update(command);
+        let command = match about {
+            Some(about) => command.about(about),
+            None => command.about(None::<&str>),
+        };
+        let command = match long_about {
+            Some(long_about) => command.long_about(long_about),
+            None => command.long_about(None::<&str>),
+        };
+        command.mut_args(|arg| {
+            let arg = arg.hide_env_values(true);
+            let Some(default) = defaults.get(arg.get_id().as_str()).and_then(display_default) else { return arg };
+            let with_default = |help: Option<&clap::builder::StyledStr>| {
+                format!("{} [default: {default}]", help.map(ToString::to_string).unwrap_or_default())
+            };
+            let help = with_default(arg.get_help());
+            match arg.get_long_help().map(|long_help| with_default(Some(long_help))) {
+                Some(long_help) => arg.help(help).long_help(long_help),
+                None => arg.help(help),
+            }
+        })
+    }
+
+    /// Layers the settings: the defaults, then the TOML file at `file` if any, then what `matches` (parsed from a
+    /// command built with [`Settings::augment_command`]) took from environment variables and flags.
+    pub fn layered(file: Option<&Path>, matches: &clap::ArgMatches) -> Result<Settings, String> {
+        let mut settings = match file {
+            Some(path) => Settings::from_file(path)?,
+            None => Settings::default(),
+        };
+        clap::FromArgMatches::update_from_arg_matches(&mut settings, matches).map_err(|error| error.to_string())?;
+        Ok(settings)
     }
 
     /// The actors' share of the settings; fails on a setting that does not read (naming it).
@@ -235,9 +340,116 @@ impl Settings {
     }
 }
 
+/// A default as `--help` shows it, in the form a flag takes; none for an empty list.
+fn display_default(value: &toml::Value) -> Option<String> {
+    match value {
+        toml::Value::String(text) => Some(text.clone()),
+        toml::Value::Array(items) if items.is_empty() => None,
+        toml::Value::Array(items) => Some(items.iter().filter_map(display_default).collect::<Vec<_>>().join(",")),
+        other => Some(other.to_string()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn command() -> clap::Command {
+        Settings::augment_command(clap::Command::new("hookwired").no_binary_name(true))
+    }
+
+    fn layered(file: Option<&Path>, args: &[&str]) -> Result<Settings, String> {
+        let matches = command().try_get_matches_from(args).map_err(|error| error.to_string())?;
+        Settings::layered(file, &matches)
+    }
+
+    #[test]
+    fn every_setting_has_a_flag_and_a_variable_named_after_its_key() {
+        let command = command();
+        let mut num_settings = 0;
+        for arg in command.get_arguments() {
+            let key = arg.get_id().as_str();
+            assert!(!arg.is_positional(), "{key}: give it #[arg(long, env = \"HOOKWIRE_...\")]");
+            assert_eq!(arg.get_long(), Some(key.replace('_', "-").as_str()), "{key}");
+            let variable = format!("HOOKWIRE_{}", key.to_ascii_uppercase());
+            assert_eq!(arg.get_env().and_then(|env| env.to_str()), Some(variable.as_str()), "{key}");
+            assert!(!arg.is_required_set(), "{key}");
+            num_settings += 1;
+        }
+        // Every field but `root_token`, which is never a flag.
+        assert_eq!(num_settings, toml::Table::try_from(full_settings()).unwrap().len() - 1);
+    }
+
+    /// Settings with every optional one set, so that serialising them names every key.
+    fn full_settings() -> Settings {
+        Settings {
+            root_token: Some("root".into()),
+            outbound_proxy: Some("http://proxy:3128".into()),
+            metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9090))),
+            ready_file: Some("/run/hookwired.ready".into()),
+            ..Settings::default()
+        }
+    }
+
+    #[test]
+    fn flags_override_the_file_which_overrides_the_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hookwire.toml");
+        std::fs::write(&path, "database = \"sqlite:///file.db\"\nquota_queue_limit = 7\nsleep_enabled = false\n")
+            .unwrap();
+        let settings = layered(Some(&path), &[]).unwrap();
+        assert_eq!((settings.database.as_str(), settings.quota_queue_limit), ("sqlite:///file.db", 7));
+        assert!(!settings.sleep_enabled);
+        assert_eq!(settings.response_timeout_ms, 20_000);
+
+        let flags = [
+            "--quota-queue-limit",
+            "9",
+            "--sleep-enabled",
+            "true",
+            "--https-only",
+            "--allow-destination",
+            "127.0.0.0/8,10.0.0.0/8",
+            "--allow-destination",
+            "::1/128",
+            "--sleep-retry-delays-ms",
+            "10,20",
+            "--log-format",
+            "json",
+            "--ready-file",
+            "/tmp/ready.json",
+        ];
+        let settings = layered(Some(&path), &flags).unwrap();
+        assert_eq!((settings.database.as_str(), settings.quota_queue_limit), ("sqlite:///file.db", 9));
+        assert!(settings.sleep_enabled && settings.https_only);
+        assert_eq!(settings.allow_destination.len(), 3);
+        assert_eq!(settings.sleep_retry_delays_ms, [10, 20]);
+        assert_eq!(settings.log_format, LogFormat::Json);
+        assert_eq!(settings.ready_file.as_deref(), Some(Path::new("/tmp/ready.json")));
+        assert!(layered(None, &["--root-token", "x"]).is_err(), "the root token is never a flag");
+        assert!(layered(None, &["--quota-queue-limit", "many"]).unwrap_err().contains("quota-queue-limit"));
+    }
+
+    #[test]
+    fn help_shows_each_default_and_never_an_environment_value() {
+        let help = command().about("hookwire's server").render_long_help().to_string();
+        assert!(help.starts_with("hookwire's server"), "{help}");
+        assert!(help.contains("[default: 127.0.0.1:50051]"), "{help}");
+        assert!(help.contains("[default: 30000,60000]"), "{help}");
+        assert!(help.contains("[env: HOOKWIRE_DATABASE]"), "{help}");
+        assert!(!help.contains("root-token"), "{help}");
+    }
+
+    #[test]
+    fn the_readme_lists_every_setting_with_its_flag_and_variable() {
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+        for arg in command().get_arguments() {
+            let key = arg.get_id().as_str();
+            let row = format!("| `{key}` | `--{}` / `HOOKWIRE_{}` |", key.replace('_', "-"), key.to_ascii_uppercase());
+            assert!(readme.contains(&row), "README.md has no row starting {row}");
+        }
+        assert!(readme.contains("| `root_token` | `HOOKWIRE_ROOT_TOKEN` only |"));
+    }
 
     #[test]
     fn a_toml_file_overrides_defaults_and_refuses_unknown_keys() {

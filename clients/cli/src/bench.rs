@@ -35,7 +35,6 @@ use http_body_util::{BodyExt, Empty, Full};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::json;
-use tokio::io::AsyncBufReadExt as _;
 
 use crate::GlobalArgs;
 
@@ -421,32 +420,37 @@ async fn start_kernel(
         None => std::env::current_exe()?.with_file_name("hookwired"),
     };
     let token = format!("bench-{}", std::process::id());
+    // The kernel writes its bound address to this file once it serves (`--ready-file`).
+    let ready_folder = tempfile::tempdir()?;
+    let ready_file = ready_folder.path().join("ready.json");
     let mut child = tokio::process::Command::new(&binary)
         .args(["--listen", "127.0.0.1:0", "--allow-destination", "127.0.0.0/8", "--log-format", "json"])
         .args(["--database", database])
         // The connection cap is not what is measured, and `--idle-devices 10000` opens more than its default.
         .args(["--max-connections", "1000000"])
+        .arg("--ready-file")
+        .arg(&ready_file)
         .env("HOOKWIRE_ROOT_TOKEN", &token)
         .env("RUST_LOG", "warn,hookwire_kernel=info")
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::null())
         .kill_on_drop(true)
         .spawn()
         .with_context(|| format!("cannot start {} (give its path with --hookwired)", binary.display()))?;
-    let mut lines = tokio::io::BufReader::new(child.stderr.take().context("kernel log")?).lines();
     let address = tokio::time::timeout(Duration::from_secs(60), async {
-        while let Some(line) = lines.next_line().await? {
-            if let Ok(record) = serde_json::from_str::<serde_json::Value>(&line)
-                && record["message"] == "hookwired ready"
-            {
-                return Ok(record["address"].as_str().unwrap_or_default().to_owned());
+        loop {
+            if let Ok(text) = std::fs::read_to_string(&ready_file) {
+                let ready: serde_json::Value = serde_json::from_str(&text).context("hookwired's ready file")?;
+                return Ok(ready["address"].as_str().unwrap_or_default().to_owned());
             }
+            if let Some(status) = child.try_wait()? {
+                bail!("hookwired exited ({status}) before it was ready")
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        bail!("hookwired exited before it was ready")
     })
     .await
     .context("hookwired was not ready within 60 s")??;
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     Ok((StartedKernel { child, _directory: directory }, format!("http://{address}"), token))
 }
 

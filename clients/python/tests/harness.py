@@ -63,7 +63,8 @@ class Kernel:
 
 
 def start_kernel(database_folder: Path) -> Kernel:
-    """Starts `hookwired` on port 0 and returns once it logged `hookwired ready` with its address."""
+    """Starts `hookwired` on port 0 and returns once it wrote its ready file (`--ready-file`) with its address."""
+    ready_file = database_folder / "ready.json"
     command = [
         str(hookwired_binary()),
         "--listen",
@@ -74,33 +75,32 @@ def start_kernel(database_folder: Path) -> Kernel:
         "127.0.0.0/8",
         "--database",
         f"sqlite://{database_folder / 'db.sqlite'}",
+        "--ready-file",
+        str(ready_file),
     ]
     environment = {**os.environ, "HOOKWIRE_ROOT_TOKEN": ROOT_TOKEN, "RUST_LOG": "info"}
     process = subprocess.Popen(command, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     log: list[dict] = []
-    ready = threading.Event()
-    address: list[str] = []
 
     def read_log() -> None:
         # Runs for the life of the process, so that it never blocks on a full pipe.
         assert process.stderr is not None
         for line in process.stderr:
             try:
-                record = json.loads(line)
+                log.append(json.loads(line))
             except ValueError:
                 continue
-            log.append(record)
-            if record.get("message") == "hookwired ready":
-                address.append(record["address"])
-                ready.set()
-        ready.set()
 
     threading.Thread(target=read_log, name="hookwired-log", daemon=True).start()
-    if not ready.wait(READY_TIMEOUT_SECONDS) or not address:
-        process.kill()
-        process.wait()
-        pytest.fail(f"hookwired was not ready within {READY_TIMEOUT_SECONDS} s; its log: {log}")
-    return Kernel(process=process, endpoint=f"http://{address[0]}", log=log)
+    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+    while not ready_file.exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            process.wait()
+            pytest.fail(f"hookwired was not ready within {READY_TIMEOUT_SECONDS} s; its log: {log}")
+        time.sleep(0.02)
+    address = json.loads(ready_file.read_text())["address"]
+    return Kernel(process=process, endpoint=f"http://{address}", log=log)
 
 
 @dataclass(frozen=True)

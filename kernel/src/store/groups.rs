@@ -44,12 +44,6 @@ pub async fn get_group(pool: &AnyPool, id: &GroupId) -> Result<Option<GroupRow>,
     row.as_ref().map(from_row).transpose()
 }
 
-/// Lists every group, oldest first.
-pub async fn list_groups(pool: &AnyPool) -> Result<Vec<GroupRow>, StoreError> {
-    let rows = sqlx::query("SELECT id, name, created_at FROM groups ORDER BY id").fetch_all(pool).await?;
-    rows.iter().map(from_row).collect()
-}
-
 /// A page of the groups and how many there are.
 pub async fn list_groups_page(pool: &AnyPool, page: &Page) -> Result<(Vec<GroupRow>, u64), StoreError> {
     let sql = format!("SELECT id, name, created_at FROM groups {} LIMIT $1 OFFSET $2", page.order_by_sql());
