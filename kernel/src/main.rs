@@ -56,6 +56,15 @@ struct Flags {
     /// Days the attempt log is kept [default: 30]
     #[arg(long, env = "HOOKWIRE_RETENTION_DAYS")]
     retention_days: Option<u32>,
+    /// Seconds after which an idle destination host actor stops [default: 300]
+    #[arg(long, env = "HOOKWIRE_HOST_IDLE_SECS")]
+    host_idle_secs: Option<u64>,
+    /// Most destination host actors at once; new destinations beyond fail with HOST_LIMIT [default: 10000]
+    #[arg(long, env = "HOOKWIRE_MAX_HOST_ACTORS")]
+    max_host_actors: Option<usize>,
+    /// Extra header or query parameter name parts masked in logs, beside auth, token, key, ... (comma-separated)
+    #[arg(long = "mask-name", env = "HOOKWIRE_MASK_NAMES", value_delimiter = ',')]
+    mask_names: Vec<String>,
 }
 
 fn settings(flags: Flags) -> anyhow::Result<Settings> {
@@ -95,6 +104,15 @@ fn settings(flags: Flags) -> anyhow::Result<Settings> {
     }
     if let Some(format) = flags.log_format {
         settings.log_format = format;
+    }
+    if let Some(secs) = flags.host_idle_secs {
+        settings.host_idle_secs = secs;
+    }
+    if let Some(max) = flags.max_host_actors {
+        settings.max_host_actors = max;
+    }
+    if !flags.mask_names.is_empty() {
+        settings.mask_names = flags.mask_names;
     }
     if let Ok(token) = std::env::var("HOOKWIRE_ROOT_TOKEN") {
         settings.root_token = Some(token);

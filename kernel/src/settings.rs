@@ -101,6 +101,21 @@ pub struct Settings {
     pub retention_days: u32,
     /// Seconds between two pruning passes (`prune_interval_secs`). Default 3600.
     pub prune_interval_secs: u64,
+    /// Seconds after which a destination host actor with nothing waiting or in flight and not asleep is stopped,
+    /// its metric series removed (`host_idle_secs`, `--host-idle-secs`). A sleeping host is kept until its sleep
+    /// ends; one refused by the egress rules is stopped at the next sweep. Default 300.
+    pub host_idle_secs: u64,
+    /// Most destination host actors at once (`max_host_actors`, `--max-host-actors`): deliveries to a new
+    /// destination beyond fail with class `HOST_LIMIT`, not sent. Default 10000.
+    pub max_host_actors: usize,
+    /// Most destination hosts with metric series of their own (`max_host_series`); hosts beyond share the series
+    /// labelled `host="other"`. Default 1000.
+    pub max_host_series: usize,
+    /// Extra words that mark a request header or query parameter as a credential, whose value the attempt log, the
+    /// test answer and the server log show as `***` (`mask_names`; case-insensitive substrings). Always masked, on
+    /// top of these: `auth`, `token`, `key`, `secret`, `pass`, `session`, `cookie`, `signature`, `access`,
+    /// `credential`. Default none.
+    pub mask_names: Vec<String>,
 }
 
 impl Default for Settings {
@@ -135,6 +150,10 @@ impl Default for Settings {
             log_format: LogFormat::Text,
             retention_days: 30,
             prune_interval_secs: 3600,
+            host_idle_secs: hookwire_actors::host::DEFAULT_HOST_IDLE.as_secs(),
+            max_host_actors: hookwire_actors::host::DEFAULT_MAX_HOST_ACTORS,
+            max_host_series: hookwire_actors::metrics::DEFAULT_MAX_HOST_SERIES,
+            mask_names: Vec::new(),
         }
     }
 }
@@ -170,12 +189,16 @@ impl Settings {
                     max_cooldown: Duration::from_secs(self.sleep_max_cooldown_secs.max(self.sleep_cooldown_secs)),
                     ignore_statuses: self.sleep_ignore_statuses.clone(),
                 },
+                idle_timeout: Duration::from_secs(self.host_idle_secs),
+                max_host_actors: self.max_host_actors,
                 ..Default::default()
             },
             num_arbiters: self.actor_threads,
             sleep_retry_delays: self.sleep_retry_delays_ms.iter().copied().map(Duration::from_millis).collect(),
             quota_queue_limit: self.quota_queue_limit,
             max_retry_after: Duration::from_millis(self.max_retry_after_ms),
+            max_host_series: self.max_host_series,
+            log_mask: hookwire_actors::request::LogMask::new(&self.mask_names),
         })
     }
 }

@@ -3,8 +3,10 @@
 mod access;
 mod conformance;
 mod core;
+mod credentials;
 mod deliveries;
 mod hosts;
+mod hostile_hosts;
 mod management;
 mod ops;
 mod policies;
