@@ -834,7 +834,8 @@ mod tests {
         assert_eq!(compile(r#"{"event":"a","url":"{{{host}}}/x"}"#).unwrap_err().field, "url");
         assert_eq!(compile(r#"{"event":"a","url":"http:///x"}"#).unwrap_err().field, "url");
         assert!(compile(r#"{"event":"a","url":"http://x/{{{PARTICLE_DEVICE_ID}}}"}"#).is_ok());
-        for url in ["http://user:pw@x/", "https://user@x:8443/p", "http://{{u}}:{{p}}@x/", "http://u:{{{p}}}@{{{h}}}/"] {
+        for url in ["http://user:pw@x/", "https://user@x:8443/p", "http://{{u}}:{{p}}@x/", "http://u:{{{p}}}@{{{h}}}/"]
+        {
             let error = compile(&format!(r#"{{"event":"a","url":"{url}"}}"#)).unwrap_err();
             assert_eq!(error.field, "url", "{url}");
             assert!(error.to_string().contains("`auth`"), "{error}");

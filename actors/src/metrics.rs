@@ -74,7 +74,8 @@ mod tests {
             metrics.host(&key(port)).record(&outcome);
         }
         let text = metrics.encode();
-        let blocked = |host: &str| format!("hookwire_attempts_total{{host=\"{host}\",outcome=\"not_sent\",class=\"BLOCKED\"}}");
+        let blocked =
+            |host: &str| format!("hookwire_attempts_total{{host=\"{host}\",outcome=\"not_sent\",class=\"BLOCKED\"}}");
         assert!(text.contains(&format!("{} 1", blocked("http://example.com:1"))), "{text}");
         assert!(text.contains(&format!("{} 2", blocked(OTHER_HOST))), "{text}");
         assert!(!text.contains("example.com:3"), "{text}");
@@ -251,7 +252,11 @@ impl Metrics {
         }
         self.attempts.remove(&AttemptLabels { host: host.clone(), outcome: "success", class: "" });
         for class in ErrorClass::ALL {
-            self.attempts.remove(&AttemptLabels { host: host.clone(), outcome: outcome_of(class), class: class.as_str() });
+            self.attempts.remove(&AttemptLabels {
+                host: host.clone(),
+                outcome: outcome_of(class),
+                class: class.as_str(),
+            });
         }
         let labels = HostLabels { host };
         self.attempt_seconds.remove(&labels);

@@ -73,6 +73,25 @@ pub fn headers_for_log(headers: &HeaderMap, mask: &LogMask) -> String {
     serde_json::to_string(&Logged(headers, mask)).unwrap_or_else(|_| "{}".to_owned())
 }
 
+/// Masks again the secret values of headers already logged as a JSON object of strings (by [`headers_for_log`],
+/// possibly by an older version or with fewer words): attempts read back are shown under the current words.
+pub fn mask_logged_headers(json: &str, mask: &LogMask) -> String {
+    let Ok(mut headers) = serde_json::from_str::<Map<String, Value>>(json) else {
+        return json.to_owned();
+    };
+    let mut changed = false;
+    for (name, value) in headers.iter_mut() {
+        if mask.is_secret(name) && value.as_str() != Some(MASKED) {
+            *value = Value::String(MASKED.to_owned());
+            changed = true;
+        }
+    }
+    if !changed {
+        return json.to_owned();
+    }
+    serde_json::to_string(&headers).unwrap_or_else(|_| "{}".to_owned())
+}
+
 /// A URL (or URL template) as logs and answers show it: without userinfo (`user:password@`, which is never sent
 /// either), without fragment, and with the values of query parameters whose names are secrets masked.
 pub fn url_for_log(url: &str, mask: &LogMask) -> String {
@@ -302,7 +321,10 @@ pub fn build_request(
     }
     // A template can render credentials into the URL; they would be dropped in silence (and show in logs).
     if uri.authority().is_some_and(|authority| authority.as_str().contains('@')) {
-        return Err(render_error(&webhook.url, "rendered with credentials (user:password@), which are refused: use `auth`"));
+        return Err(render_error(
+            &webhook.url,
+            "rendered with credentials (user:password@), which are refused: use `auth`",
+        ));
     }
 
     Ok(RenderedRequest { method: webhook.method.clone(), uri, headers, body })
@@ -412,6 +434,9 @@ mod tests {
         }
         assert_eq!(logged["x-trace"], "v");
         assert!(!LogMask::default().is_secret("x-tenant"));
+        let old_row = r#"{"x-auth":"a","x-trace":"t","authorization":"***"}"#;
+        assert_eq!(mask_logged_headers(old_row, &mask), r#"{"x-auth":"***","x-trace":"t","authorization":"***"}"#);
+        assert_eq!(mask_logged_headers(r#"{"x-trace":"t"}"#, &mask), r#"{"x-trace":"t"}"#);
     }
 
     #[test]

@@ -18,7 +18,8 @@ use crate::device::DeviceActor;
 use crate::egress::EgressPolicy;
 use crate::event::SharedEvent;
 use crate::host::{
-    AttemptOutcome, ErrorClass, HostActivity, HostActor, HostKey, HostSettings, HostState, refusal_before_connecting,
+    AttemptOutcome, DeliveryFailure, ErrorClass, HostActivity, HostActor, HostKey, HostSettings, HostState,
+    refusal_before_connecting,
 };
 use crate::ids::{DeviceId, GroupId, WebhookId};
 use crate::index::WebhookIndex;
@@ -33,7 +34,7 @@ use futures::stream::BoxStream;
 use hookwire_proto::v1::{DeviceMessage, KernelMessage};
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -135,6 +136,7 @@ impl Services {
                     refused_before_host,
                     webhooks: RwLock::default(),
                     hosts: RwLock::default(),
+                    last_sweep_at_cap_ms: AtomicI64::new(0),
                     devices: Mutex::default(),
                     next_session_id: AtomicU64::new(1),
                 }),
@@ -194,6 +196,8 @@ struct SupervisorInner {
     refused_before_host: HostMetrics,
     webhooks: RwLock<HashMap<WebhookId, Addr<WebhookActor>>>,
     hosts: RwLock<HashMap<HostKey, HostEntry>>,
+    /// When a new destination at the host cap last swept the registry, epoch milliseconds.
+    last_sweep_at_cap_ms: AtomicI64,
     devices: Mutex<HashMap<DeviceId, HashMap<u64, Addr<DeviceActor>>>>,
     next_session_id: AtomicU64,
 }
@@ -260,16 +264,15 @@ impl Supervisor {
     }
 
     /// The actor of a destination, started if it is not running. A destination refused before connecting gets
-    /// none (the answer is its `BLOCKED` outcome), nor does a new one while `max_host_actors` run (`HOST_LIMIT`).
-    pub fn host(&self, key: HostKey) -> Result<Addr<HostActor>, AttemptOutcome> {
+    /// none (the answer is its `BLOCKED` failure), nor does a new one while `max_host_actors` run (`HOST_LIMIT`).
+    pub fn host(&self, key: HostKey) -> Result<Addr<HostActor>, DeliveryFailure> {
         if let Some(entry) = read(&self.inner.hosts).get(&key) {
             return Ok(entry.addr.clone());
         }
         let inner = &self.inner;
         let refuse = |class: ErrorClass, message: String| {
-            let outcome = AttemptOutcome::not_sent(class, message);
-            inner.refused_before_host.record(&outcome);
-            Err(outcome)
+            inner.refused_before_host.record(&AttemptOutcome::not_sent(class, message.clone()));
+            Err(DeliveryFailure { class, message })
         };
         if let Some(refusal) = refusal_before_connecting(&key, &inner.host_settings, &inner.egress) {
             return refuse(ErrorClass::Blocked, refusal);
@@ -279,6 +282,10 @@ impl Supervisor {
             return Ok(entry.addr.clone());
         }
         let max_host_actors = inner.host_settings.max_host_actors;
+        if hosts.len() >= max_host_actors && self.may_sweep_now() {
+            // Idle actors wait for the next sweep; at the cap, they make room now rather than refuse.
+            self.retire_idle(&mut hosts, Instant::now());
+        }
         if hosts.len() >= max_host_actors {
             drop(hosts);
             tracing::warn!(host = %key, max_host_actors, "host actor limit reached: new destination refused");
@@ -322,8 +329,17 @@ impl Supervisor {
     /// left) and removes their metric series; returns how many. Under the registry's write lock, so that a new actor
     /// for the same host never loses its series to the old one's removal.
     pub fn retire_idle_hosts(&self, now: Instant) -> usize {
-        let idle_timeout = self.inner.host_settings.idle_timeout;
         let mut hosts = write(&self.inner.hosts);
+        let num_retired = self.retire_idle(&mut hosts, now);
+        drop(hosts);
+        if num_retired > 0 {
+            tracing::debug!(num_retired, "idle host actors stopped");
+        }
+        num_retired
+    }
+
+    fn retire_idle(&self, hosts: &mut HashMap<HostKey, HostEntry>, now: Instant) -> usize {
+        let idle_timeout = self.inner.host_settings.idle_timeout;
         let before = hosts.len();
         hosts.retain(|key, entry| {
             if !entry.activity.is_idle(now, idle_timeout) {
@@ -332,12 +348,21 @@ impl Supervisor {
             self.inner.metrics.remove_host(key);
             false
         });
-        let num_retired = before - hosts.len();
-        drop(hosts);
-        if num_retired > 0 {
-            tracing::debug!(num_retired, "idle host actors stopped");
-        }
-        num_retired
+        before - hosts.len()
+    }
+
+    /// Whether a sweep at the host cap may run now: at most one per [`HOST_SWEEP_BOUNDS`]'s shortest period, so
+    /// that new destinations arriving at the cap do not each scan the registry under its write lock.
+    fn may_sweep_now(&self) -> bool {
+        let now_ms = crate::time::now_ms();
+        let last_ms = self.inner.last_sweep_at_cap_ms.load(Ordering::Relaxed);
+        let period_ms = i64::try_from(HOST_SWEEP_BOUNDS.0.as_millis()).unwrap_or(i64::MAX);
+        now_ms.saturating_sub(last_ms) >= period_ms
+            && self
+                .inner
+                .last_sweep_at_cap_ms
+                .compare_exchange(last_ms, now_ms, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
     }
 
     /// Starts a session for a device that authenticated: its actor reads `inbound`; the returned session is

@@ -232,7 +232,10 @@ impl WebhookActor {
         let host = match self.services.supervisor.host(key) {
             Ok(host) => host,
             // Refused before any host actor: egress rules, `https_only`, `max_host_actors`.
-            Err(outcome) => return self.conclude(delivery, target, outcome, ctx),
+            Err(refusal) => {
+                let outcome = AttemptOutcome::not_sent(refusal.class, refusal.message);
+                return self.conclude(delivery, target, outcome, ctx);
+            }
         };
         self.num_in_flight += 1;
         // The host hands the outcome back as a message. Not a future in this actor's context: it would be polled

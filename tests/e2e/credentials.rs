@@ -59,7 +59,8 @@ async fn a_url_that_renders_credentials_is_never_sent_and_never_shows_them() {
     let receiver = FakeReceiver::start().await;
     let fixture = kernel.fixture().await;
     let authority = receiver.base_url.strip_prefix("http://").unwrap();
-    let webhook_id = fixture.webhook(json!({"event": "creds", "url": format!("http://{{{{{{c}}}}}}{authority}/")})).await;
+    let webhook_id =
+        fixture.webhook(json!({"event": "creds", "url": format!("http://{{{{{{c}}}}}}{authority}/")})).await;
     let healthy = kernel.fixture().await;
     healthy.webhook(json!({"event": "tick", "url": format!("{}/healthy", receiver.base_url)})).await;
 
@@ -91,17 +92,14 @@ async fn header_and_query_credentials_are_masked_in_the_attempt_log_and_the_test
 
     let tested = fixture.admin.test_webhook(webhook_id.clone(), None).await.unwrap();
     assert!(tested.succeeded, "{tested:?}");
-    let attempts = vec![tested.attempt.clone().expect("the attempt"), attempts_settle(&fixture, &webhook_id, 1).await[0].clone()];
+    let attempts =
+        vec![tested.attempt.clone().expect("the attempt"), attempts_settle(&fixture, &webhook_id, 1).await[0].clone()];
     for attempt in &attempts {
         for header in ["x-auth", "x-access", "x-pass", "x-tenant"] {
             assert_eq!(attempt.request_headers.get(header).map(String::as_str), Some("***"), "{header}: {attempt:?}");
         }
         assert_eq!(attempt.request_headers.get("x-trace").map(String::as_str), Some("trace-visible"));
-        assert!(
-            attempt.request_url.ends_with("/hook?token=***&api_key=***&plain=visible"),
-            "{}",
-            attempt.request_url
-        );
+        assert!(attempt.request_url.ends_with("/hook?token=***&api_key=***&plain=visible"), "{}", attempt.request_url);
         let shown = format!("{attempt:?}");
         for secret in secrets {
             assert!(!shown.contains(secret), "{secret} shows in {shown}");

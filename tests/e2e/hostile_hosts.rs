@@ -88,7 +88,8 @@ async fn destinations_from_event_data_that_the_egress_rules_refuse_leave_no_host
         sample(text, blocked) == Some(NUM_HOSTILE as f64)
     })
     .await;
-    let hostile_series = text.lines().filter(|line| line.contains("host=\"http://127.0.0.") && !line.contains(&receiver.base_url));
+    let hostile_series =
+        text.lines().filter(|line| line.contains("host=\"http://127.0.0.") && !line.contains(&receiver.base_url));
     assert_eq!(hostile_series.count(), 0, "no series for refused destinations:\n{}", tail(&text));
     assert!(sample(&text, "hookwire_host_actors").is_some_and(|num| num <= 1.0), "{}", tail(&text));
     assert!(text.len() < 64 * 1024, "the scrape stays small: {} bytes", text.len());
@@ -124,7 +125,8 @@ async fn new_destinations_beyond_max_host_actors_fail_with_host_limit_while_know
     // Allowed destinations (loopback is allowed in tests) with nothing listening: each would need an actor.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let hostile = kernel.fixture().await;
-    let webhook_id = hostile.webhook(json!({"event": "probe", "url": format!("http://127.0.0.{{{{{{n}}}}}}:{port}/")})).await;
+    let webhook_id =
+        hostile.webhook(json!({"event": "probe", "url": format!("http://127.0.0.{{{{{{n}}}}}}:{port}/")})).await;
     let device = kernel.device(&hostile.device_token).await;
     for n in 2..12 {
         device.publish("probe", json!({"n": n}).to_string()).await.unwrap();
