@@ -137,6 +137,8 @@ impl Services {
                     webhooks: RwLock::default(),
                     hosts: RwLock::default(),
                     last_sweep_at_cap_ms: AtomicI64::new(0),
+                    last_limit_warning_ms: AtomicI64::new(0),
+                    num_refused_at_cap: AtomicU64::new(0),
                     devices: Mutex::default(),
                     next_session_id: AtomicU64::new(1),
                 }),
@@ -198,6 +200,9 @@ struct SupervisorInner {
     hosts: RwLock<HashMap<HostKey, HostEntry>>,
     /// When a new destination at the host cap last swept the registry, epoch milliseconds.
     last_sweep_at_cap_ms: AtomicI64,
+    /// When the host cap was last reported in the log, epoch milliseconds, and the refusals since.
+    last_limit_warning_ms: AtomicI64,
+    num_refused_at_cap: AtomicU64,
     devices: Mutex<HashMap<DeviceId, HashMap<u64, Addr<DeviceActor>>>>,
     next_session_id: AtomicU64,
 }
@@ -211,6 +216,9 @@ struct HostEntry {
 
 /// The shortest and longest time between two sweeps for idle host actors.
 const HOST_SWEEP_BOUNDS: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(5));
+
+/// The shortest time between two log warnings that the host cap refused new destinations.
+const HOST_LIMIT_WARNING_PERIOD: Duration = Duration::from_secs(10);
 
 /// What the kernel streams back to a connected device.
 #[derive(Debug)]
@@ -288,7 +296,7 @@ impl Supervisor {
         }
         if hosts.len() >= max_host_actors {
             drop(hosts);
-            tracing::warn!(host = %key, max_host_actors, "host actor limit reached: new destination refused");
+            self.warn_host_limit(&key, max_host_actors);
             return refuse(
                 ErrorClass::HostLimit,
                 format!(
@@ -306,6 +314,26 @@ impl Supervisor {
         let addr = actix::Supervisor::start_in_arbiter(&arbiter, move |_| actor);
         hosts.insert(key, HostEntry { addr: addr.clone(), activity });
         Ok(addr)
+    }
+
+    /// Logs destinations refused at the host cap: one warning per [`HOST_LIMIT_WARNING_PERIOD`] with the number
+    /// refused since the last, so that a flood of new destinations does not flood the log too.
+    fn warn_host_limit(&self, key: &HostKey, max_host_actors: usize) {
+        let inner = &self.inner;
+        let num_refused = inner.num_refused_at_cap.fetch_add(1, Ordering::Relaxed) + 1;
+        let now_ms = crate::time::now_ms();
+        let last_ms = inner.last_limit_warning_ms.load(Ordering::Relaxed);
+        let period_ms = i64::try_from(HOST_LIMIT_WARNING_PERIOD.as_millis()).unwrap_or(i64::MAX);
+        if now_ms.saturating_sub(last_ms) < period_ms
+            || inner
+                .last_limit_warning_ms
+                .compare_exchange(last_ms, now_ms, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        inner.num_refused_at_cap.fetch_sub(num_refused, Ordering::Relaxed);
+        tracing::warn!(host = %key, max_host_actors, num_refused, "host actor limit reached: new destinations refused");
     }
 
     /// Starts the sweep that stops idle host actors, on the first arbiter; it ends with the actor system.
