@@ -7,7 +7,7 @@
 //!
 //! Host actors are bounded: a destination refused before connecting (an address literal in a blocked range, plain
 //! http with `https_only`) gets no actor, at most `max_host_actors` run at once (a new destination beyond fails with
-//! class `HOST_LIMIT`), and a sweep every few seconds drops idle ones ([`crate::host::HostActivity::is_idle`])
+//! class `HOST_LIMIT`), and a sweep (at least once a second) drops idle ones ([`crate::host::HostActivity::is_idle`])
 //! with their metric series. Dropping the registry's address is all it takes: the actor handles what its mailbox
 //! still holds and stops once no address is left, so no request is ever lost to a stop.
 //!
@@ -215,7 +215,7 @@ struct HostEntry {
 }
 
 /// The shortest and longest time between two sweeps for idle host actors.
-const HOST_SWEEP_BOUNDS: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(5));
+const HOST_SWEEP_BOUNDS: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(1));
 
 /// The shortest time between two log warnings that the host cap refused new destinations.
 const HOST_LIMIT_WARNING_PERIOD: Duration = Duration::from_secs(10);

@@ -150,3 +150,52 @@ async fn new_destinations_beyond_max_host_actors_fail_with_host_limit_while_know
     assert_eq!(sample(&text, "hookwire_host_actors"), Some(3.0), "{}", tail(&text));
     kernel.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_that_resolve_to_refused_addresses_keep_no_host_actor_once_refused() {
+    let kernel = TestKernel::spawn_with(|settings| {
+        settings.allow_destination = vec!["127.0.0.1/32".parse().unwrap()];
+        settings.metrics_listen = Some(([127, 0, 0, 1], 0).into());
+        // Far longer than the test: only the refusal can make these actors go.
+        settings.host_idle_secs = 3600;
+    })
+    .await;
+    let metrics_url = kernel.metrics_url.clone().expect("a metrics endpoint");
+    let receiver = FakeReceiver::start().await;
+    let healthy = kernel.fixture().await;
+    healthy.webhook(json!({"event": "tick", "url": format!("{}/healthy", receiver.base_url)})).await;
+    healthy_ticks_flow(&kernel, &healthy, &receiver, 2).await;
+
+    // `127.N` is a name to hookwire (not an address literal) that the system resolver reads as 127.0.0.N: the
+    // refusal comes from the connect-time check, after a host actor was started for it.
+    let hostile = kernel.fixture().await;
+    let webhook_id = hostile.webhook(json!({"event": "probe", "url": "http://127.{{{n}}}:8080/"})).await;
+    let mut session = kernel.device(&hostile.device_token).await.open_session().await.unwrap();
+    for n in 2..202 {
+        session.send_publish("probe", json!({"n": n}).to_string()).await.unwrap();
+    }
+    sync(&mut session).await;
+    let recent = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let recent = hostile.admin.recent_attempts(webhook_id.clone(), None).await.unwrap();
+            if recent.len() >= 10 {
+                return recent;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("attempts recorded within 10 s");
+    assert!(recent.iter().all(|attempt| attempt.error_class == "BLOCKED"), "{recent:?}");
+    healthy_ticks_flow(&kernel, &healthy, &receiver, 2).await;
+
+    let text = scrape_until(&metrics_url, "the refused names' actors and series go", |text| {
+        sample(text, "hookwire_host_actors") == Some(1.0) && !text.contains("host=\"http://127.2:8080\"")
+    })
+    .await;
+    let named_series =
+        text.lines().filter(|line| line.contains("host=\"http://127.") && !line.contains(&receiver.base_url));
+    assert_eq!(named_series.count(), 0, "{}", tail(&text));
+    healthy_ticks_flow(&kernel, &healthy, &receiver, 2).await;
+    kernel.stop().await;
+}
