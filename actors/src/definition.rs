@@ -719,6 +719,17 @@ fn validate_url(url: &Template) -> Result<(), DefinitionError> {
     let Some(rest) = rest else {
         return Err(DefinitionError::new("url", "must start with http:// or https://"));
     };
+    // The authority as written (templates included): userinfo there is never sent as credentials (hyper drops it)
+    // and would show in logs, so it is refused with the way that works.
+    let source = url.source();
+    let after_scheme = source.find("://").map_or(source, |index| &source[index + 3..]);
+    let authority = &after_scheme[..after_scheme.find(['/', '?', '#']).unwrap_or(after_scheme.len())];
+    if authority.contains('@') {
+        return Err(DefinitionError::new(
+            "url",
+            "must not hold credentials (user:password@): use `auth` for HTTP Basic authentication, or `headers`",
+        ));
+    }
     if url.is_static() {
         if rest.is_empty() || rest.starts_with('/') {
             return Err(DefinitionError::new("url", "has no host"));
@@ -818,6 +829,13 @@ mod tests {
         assert_eq!(compile(r#"{"event":"a","url":"{{{host}}}/x"}"#).unwrap_err().field, "url");
         assert_eq!(compile(r#"{"event":"a","url":"http:///x"}"#).unwrap_err().field, "url");
         assert!(compile(r#"{"event":"a","url":"http://x/{{{PARTICLE_DEVICE_ID}}}"}"#).is_ok());
+        for url in ["http://user:pw@x/", "https://user@x:8443/p", "http://{{u}}:{{p}}@x/", "http://u:{{{p}}}@{{{h}}}/"]
+        {
+            let error = compile(&format!(r#"{{"event":"a","url":"{url}"}}"#)).unwrap_err();
+            assert_eq!(error.field, "url", "{url}");
+            assert!(error.to_string().contains("`auth`"), "{error}");
+        }
+        assert!(compile(r#"{"event":"a","url":"http://x/p?email=a@b.c"}"#).is_ok(), "an @ after the host is fine");
         assert_eq!(compile(r#"{"event":"a","url":"http://x/","body":"{{#a}}"}"#).unwrap_err().field, "body");
         assert_eq!(compile(r#"{"event":"a","url":"http://x/","form":{"k":"{{x"}}"#).unwrap_err().field, "form.k");
         assert_eq!(

@@ -11,6 +11,12 @@
 //!
 //! Webhook actors send it [`ExecuteAndReport`]; the outcome, an [`AttemptOutcome`], goes to the message's report.
 //! Anyone may ask for its [`HostState`] with [`GetHostState`] (for metrics).
+//!
+//! Its [`HostActivity`] is shared with the supervisor, which reads it without a message to decide when the actor
+//! is idle: nothing waiting or in flight, not asleep, and no request for `idle_timeout` (or every outcome so far
+//! refused by the egress rules, which is no state worth keeping). The supervisor then drops its address; the actor
+//! handles what is still in its mailbox and stops when no address is left. A destination refused before
+//! connecting ([`refusal_before_connecting`]) gets no actor at all.
 
 use crate::connector::{EgressConnector, OutboundProxy, ProxyFailure};
 use crate::egress::{Blocked, DnsFailure, EgressPolicy};
@@ -29,6 +35,7 @@ use hyper_util::rt::TokioExecutor;
 use std::error::Error as StdError;
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
@@ -80,7 +87,17 @@ pub struct HostSettings {
     pub outbound_proxy: Option<OutboundProxy>,
     /// When a host sleeps.
     pub sleep: SleepSettings,
+    /// A host actor with nothing waiting or in flight, not asleep, and no request for this long is stopped (its
+    /// metric series go with it).
+    pub idle_timeout: Duration,
+    /// Most host actors at once; a new destination beyond fails with class `HOST_LIMIT`.
+    pub max_host_actors: usize,
 }
+
+/// The default [`HostSettings::idle_timeout`].
+pub const DEFAULT_HOST_IDLE: Duration = Duration::from_secs(300);
+/// The default [`HostSettings::max_host_actors`].
+pub const DEFAULT_MAX_HOST_ACTORS: usize = 10_000;
 
 impl Default for HostSettings {
     fn default() -> Self {
@@ -92,6 +109,8 @@ impl Default for HostSettings {
             https_only: false,
             outbound_proxy: None,
             sleep: SleepSettings::default(),
+            idle_timeout: DEFAULT_HOST_IDLE,
+            max_host_actors: DEFAULT_MAX_HOST_ACTORS,
         }
     }
 }
@@ -123,11 +142,13 @@ pub enum ErrorClass {
     Render,
     /// Not sent: the host sleeps after too many errors.
     Sleeping,
+    /// Not sent: a new destination while `max_host_actors` host actors already run.
+    HostLimit,
 }
 
 impl ErrorClass {
     /// Every class, in declaration order (so `class as usize` indexes it).
-    pub const ALL: [ErrorClass; 12] = [
+    pub const ALL: [ErrorClass; 13] = [
         ErrorClass::Http3xx,
         ErrorClass::Http4xx,
         ErrorClass::Http5xx,
@@ -140,13 +161,14 @@ impl ErrorClass {
         ErrorClass::Blocked,
         ErrorClass::Render,
         ErrorClass::Sleeping,
+        ErrorClass::HostLimit,
     ];
 
     /// Whether hookwire refused the attempt itself before a request went out (egress rule, render error, sleeping
     /// host): such an outcome says nothing about the destination.
     pub fn is_refusal(self) -> bool {
         match self {
-            ErrorClass::Blocked | ErrorClass::Render | ErrorClass::Sleeping => true,
+            ErrorClass::Blocked | ErrorClass::Render | ErrorClass::Sleeping | ErrorClass::HostLimit => true,
             ErrorClass::Http3xx
             | ErrorClass::Http4xx
             | ErrorClass::Http5xx
@@ -174,6 +196,7 @@ impl ErrorClass {
             ErrorClass::Blocked => "BLOCKED",
             ErrorClass::Render => "RENDER",
             ErrorClass::Sleeping => "SLEEPING",
+            ErrorClass::HostLimit => "HOST_LIMIT",
         }
     }
 }
@@ -247,6 +270,110 @@ pub struct HostState {
     pub num_in_flight: usize,
 }
 
+/// What a host actor did lately, shared with the supervisor (which reads it without a message, to find idle
+/// actors and for metrics) and with the actor's request tasks.
+#[derive(Debug)]
+pub struct HostActivity {
+    /// The host.
+    key: HostKey,
+    /// The reference point of `last_active_ms`.
+    created: Instant,
+    /// Requests accepted and not yet answered (waiting for their turn or in flight).
+    num_pending: AtomicUsize,
+    /// Milliseconds after `created` of the last request accepted or answered.
+    last_active_ms: AtomicU64,
+    /// [`FRESH`], [`ONLY_REFUSED`] or [`REACHED`]: whether every outcome so far was a refusal by the egress rules.
+    reach: AtomicU8,
+    /// The sleep decision.
+    sleep: Arc<Mutex<AdaptiveSleep>>,
+    /// The in-flight cap.
+    permits: Arc<Semaphore>,
+    max_in_flight: usize,
+}
+
+/// No outcome yet.
+const FRESH: u8 = 0;
+/// Every outcome so far was refused by the egress rules: no connection was ever made.
+const ONLY_REFUSED: u8 = 1;
+/// At least one outcome was not such a refusal.
+const REACHED: u8 = 2;
+
+impl HostActivity {
+    fn new(key: HostKey, settings: &HostSettings) -> Self {
+        let max_in_flight = settings.max_in_flight.max(1);
+        HostActivity {
+            key,
+            created: Instant::now(),
+            num_pending: AtomicUsize::new(0),
+            last_active_ms: AtomicU64::new(0),
+            reach: AtomicU8::new(FRESH),
+            sleep: Arc::new(Mutex::new(AdaptiveSleep::new(settings.sleep.clone()))),
+            permits: Arc::new(Semaphore::new(max_in_flight)),
+            max_in_flight,
+        }
+    }
+
+    fn touch(&self) {
+        let elapsed = u64::try_from(self.created.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_active_ms.fetch_max(elapsed, Ordering::Relaxed);
+    }
+
+    fn begin(&self) {
+        self.num_pending.fetch_add(1, Ordering::AcqRel);
+        self.touch();
+    }
+
+    fn end(&self, outcome: &AttemptOutcome) {
+        let refused = outcome.failure.as_ref().is_some_and(|failure| failure.class == ErrorClass::Blocked);
+        if refused {
+            let _ = self.reach.compare_exchange(FRESH, ONLY_REFUSED, Ordering::AcqRel, Ordering::Acquire);
+        } else {
+            self.reach.store(REACHED, Ordering::Release);
+        }
+        self.touch();
+        self.num_pending.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// The host.
+    pub fn key(&self) -> &HostKey {
+        &self.key
+    }
+
+    /// Whether its actor may stop at `now`: nothing waiting or in flight, not asleep (its sleep must outlive the
+    /// actor's idleness, or a failing host would wake early), and either no request for `idle_timeout` or nothing
+    /// but refusals by the egress rules so far (a destination that was never connected to keeps no state).
+    pub fn is_idle(&self, now: Instant, idle_timeout: Duration) -> bool {
+        if self.num_pending.load(Ordering::Acquire) != 0 || lock(&self.sleep).asleep_until(now).is_some() {
+            return false;
+        }
+        if self.reach.load(Ordering::Acquire) == ONLY_REFUSED {
+            return true;
+        }
+        let last_active = self.created + Duration::from_millis(self.last_active_ms.load(Ordering::Relaxed));
+        now.saturating_duration_since(last_active) >= idle_timeout
+    }
+
+    /// How the host is doing, for metrics.
+    pub fn state(&self, now: Instant) -> HostState {
+        HostState {
+            key: self.key.clone(),
+            sleep: lock(&self.sleep).state(now),
+            num_in_flight: self.max_in_flight.saturating_sub(self.permits.available_permits()),
+        }
+    }
+}
+
+/// Why every request to `key` is refused before any connection, if it is: plain http with `https_only`, or an
+/// address literal in a blocked range. Such a destination needs no host actor.
+pub fn refusal_before_connecting(key: &HostKey, settings: &HostSettings, egress: &EgressPolicy) -> Option<String> {
+    if settings.https_only && key.scheme == "http" {
+        return Some(format!("BLOCKED: destination {key}: plain http is refused, only https destinations are allowed"));
+    }
+    let literal = key.host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>().ok()?;
+    let blocked = egress.check(literal).err()?;
+    Some(format!("BLOCKED: destination {}: {blocked}", key.host))
+}
+
 type HttpsClient = Client<HttpsConnector<EgressConnector>, Full<Bytes>>;
 
 /// The actor.
@@ -260,13 +387,11 @@ pub struct HostActor {
     client: HttpsClient,
     /// Accepts any certificate (`rejectUnauthorized: false`); built on first use.
     unverified_client: Option<HttpsClient>,
-    permits: Arc<Semaphore>,
+    /// Its queue, in-flight cap, sleep and idleness, shared with the supervisor.
+    activity: Arc<HostActivity>,
     /// Set when every request must be refused without a connection: the host is an address literal in a blocked
     /// range, or plain http with `https_only`.
     refusal: Option<String>,
-    /// Shared with the requests' tasks, which record their outcomes as they end (a lock rather than a message per
-    /// request; it is never contended, since the actor and its requests' tasks run on one arbiter thread).
-    sleep: Arc<Mutex<AdaptiveSleep>>,
     /// Its counters.
     metrics: Option<HostMetrics>,
 }
@@ -280,16 +405,10 @@ impl HostActor {
         egress: Arc<EgressPolicy>,
     ) -> Self {
         let host_name: Arc<str> = Arc::from(key.host.as_str());
-        let literal = key.host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>().ok();
-        let blocked_literal = literal.and_then(|address| egress.check(address).err());
-        let refusal = if settings.https_only && key.scheme == "http" {
-            Some(format!("BLOCKED: destination {key}: plain http is refused, only https destinations are allowed"))
-        } else {
-            blocked_literal.map(|blocked| format!("BLOCKED: destination {host_name}: {blocked}"))
-        };
+        // The supervisor starts no actor for such a destination; an actor made otherwise still refuses.
+        let refusal = refusal_before_connecting(&key, &settings, &egress);
         let client = build_client(&settings, (*tls).clone(), egress.clone());
-        let permits = Arc::new(Semaphore::new(settings.max_in_flight.max(1)));
-        let sleep = Arc::new(Mutex::new(AdaptiveSleep::new(settings.sleep.clone())));
+        let activity = Arc::new(HostActivity::new(key.clone(), &settings));
         HostActor {
             key,
             host_name,
@@ -297,11 +416,15 @@ impl HostActor {
             egress,
             client,
             unverified_client: None,
-            permits,
+            activity,
             refusal,
-            sleep,
             metrics: None,
         }
+    }
+
+    /// Its activity, which the supervisor reads to find idle actors.
+    pub fn activity(&self) -> Arc<HostActivity> {
+        self.activity.clone()
     }
 
     /// Answers at once, without a request.
@@ -372,9 +495,15 @@ impl Handler<ExecuteAndReport> for HostActor {
     type Result = ();
 
     fn handle(&mut self, message: ExecuteAndReport, _: &mut Self::Context) {
+        self.activity.begin();
         let answer = self.execute(message.request, message.verify_tls);
         let report = message.report;
-        actix::spawn(async move { report(answer.await) });
+        let activity = self.activity.clone();
+        actix::spawn(async move {
+            let outcome = answer.await;
+            activity.end(&outcome);
+            report(outcome)
+        });
     }
 }
 
@@ -385,7 +514,7 @@ impl HostActor {
             let outcome = AttemptOutcome::not_sent(ErrorClass::Blocked, refusal.clone());
             return self.answer_now(outcome);
         }
-        if lock(&self.sleep).asleep_until(Instant::now()).is_some() {
+        if lock(&self.activity.sleep).asleep_until(Instant::now()).is_some() {
             return self.answer_now(AttemptOutcome::sleeping());
         }
         let client = match self.client_for(verify_tls) {
@@ -397,9 +526,9 @@ impl HostActor {
         };
         let metrics = self.metrics.clone();
         let host_name = self.host_name.clone();
-        let permits = self.permits.clone();
+        let permits = self.activity.permits.clone();
         let settings = self.settings.clone();
-        let sleep = self.sleep.clone();
+        let sleep = self.activity.sleep.clone();
         Box::pin(async move {
             // Waiting for a permit is this host's queue; the timeouts start when the request is sent.
             let _permit = permits.acquire_owned().await;
@@ -429,12 +558,7 @@ impl Handler<GetHostState> for HostActor {
     type Result = MessageResult<GetHostState>;
 
     fn handle(&mut self, _: GetHostState, _: &mut Self::Context) -> Self::Result {
-        let max_in_flight = self.settings.max_in_flight.max(1);
-        MessageResult(HostState {
-            key: self.key.clone(),
-            sleep: lock(&self.sleep).state(Instant::now()),
-            num_in_flight: max_in_flight.saturating_sub(self.permits.available_permits()),
-        })
+        MessageResult(self.activity.state(Instant::now()))
     }
 }
 
@@ -719,9 +843,56 @@ mod tests {
         ] {
             assert_eq!(sleep_kind(&outcome(Some(class), None), &ignore), OutcomeKind::Failure, "{class:?}");
         }
-        for class in [ErrorClass::Blocked, ErrorClass::Render, ErrorClass::Sleeping] {
+        for class in [ErrorClass::Blocked, ErrorClass::Render, ErrorClass::Sleeping, ErrorClass::HostLimit] {
             assert_eq!(sleep_kind(&outcome(Some(class), None), &ignore), OutcomeKind::Neutral, "{class:?}");
         }
+    }
+
+    #[test]
+    fn a_host_is_idle_when_nothing_is_pending_it_is_awake_and_quiet_or_was_only_ever_refused() {
+        let key = HostKey::of(&"http://example.com/".parse().unwrap());
+        let idle = Duration::from_secs(300);
+        let activity = HostActivity::new(key, &HostSettings::default());
+        let now = Instant::now();
+        assert!(!activity.is_idle(now, idle), "a fresh host waits for its first request");
+        assert!(activity.is_idle(now + idle, idle));
+
+        activity.begin();
+        assert!(!activity.is_idle(now + idle * 2, idle), "a request is pending");
+        let blocked = AttemptOutcome::not_sent(ErrorClass::Blocked, String::new());
+        activity.end(&blocked);
+        assert!(activity.is_idle(Instant::now(), idle), "only refusals: nothing worth keeping");
+
+        activity.begin();
+        activity.end(&outcome(None, Some(204)));
+        activity.begin();
+        activity.end(&blocked);
+        assert!(!activity.is_idle(Instant::now(), idle), "it was reached: kept until idle");
+        assert!(activity.is_idle(Instant::now() + idle, idle));
+
+        let sleep_settings = SleepSettings { min_outcomes: 1, ..SleepSettings::default() };
+        let settings = HostSettings { sleep: sleep_settings, ..HostSettings::default() };
+        let sleeping = HostActivity::new(HostKey::of(&"http://example.org/".parse().unwrap()), &settings);
+        let now = Instant::now();
+        assert!(lock(&sleeping.sleep).record(OutcomeKind::Failure, now).is_some());
+        assert!(!sleeping.is_idle(now + Duration::from_secs(10), Duration::ZERO), "kept while asleep (30 s)");
+        assert!(sleeping.is_idle(now + Duration::from_secs(601), Duration::ZERO), "its sleep ended");
+    }
+
+    #[test]
+    fn destinations_refused_before_connecting_are_literals_in_blocked_ranges_and_plain_http_with_https_only() {
+        let egress = EgressPolicy::default();
+        let settings = HostSettings::default();
+        let refusal = |url: &str, settings: &HostSettings| {
+            refusal_before_connecting(&HostKey::of(&url.parse().unwrap()), settings, &egress)
+        };
+        assert!(refusal("http://127.0.0.5:81/", &settings).unwrap().starts_with("BLOCKED: destination 127.0.0.5: "));
+        assert!(refusal("http://[::1]/", &settings).is_some());
+        assert_eq!(refusal("http://93.184.216.34/", &settings), None);
+        assert_eq!(refusal("http://localhost/", &settings), None, "names are checked when resolved");
+        let https_only = HostSettings { https_only: true, ..HostSettings::default() };
+        assert!(refusal("http://example.com/", &https_only).is_some());
+        assert_eq!(refusal("https://example.com/", &https_only), None);
     }
 
     fn start_host(url: &str, settings: HostSettings) -> actix::Addr<HostActor> {

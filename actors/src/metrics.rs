@@ -5,6 +5,11 @@
 //! counters out of the families once, when it starts, so no label set is hashed per request. Values that are a
 //! state rather than a count (sessions, queue depths, whether a host sleeps) are read when scraped, by
 //! [`Metrics::refresh`].
+//!
+//! Per-host series are bounded: at most `max_host_series` hosts have series of their own ([`Metrics::host`]);
+//! beyond, hosts share the series labelled `host="other"`, as do attempts refused before any host actor (egress
+//! rules, `https_only`, `max_host_actors`). A host's series are removed when its actor stops
+//! ([`Metrics::remove_host`]), which frees its place.
 
 use crate::host::{AttemptOutcome, ErrorClass, HostKey, HostState};
 use prometheus_client::encoding::EncodeLabelSet;
@@ -13,6 +18,14 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+/// The `host` label shared by hosts beyond `max_host_series` and by attempts refused before any host actor.
+pub const OTHER_HOST: &str = "other";
+/// The default most hosts with metric series of their own.
+pub const DEFAULT_MAX_HOST_SERIES: usize = 1000;
 
 /// Bounds of the latency histograms, seconds: 0.5 ms to 30 s.
 const LATENCY_BUCKETS: [f64; 14] =
@@ -48,6 +61,33 @@ pub struct DropLabels {
 mod tests {
     use super::*;
 
+    fn key(port: u16) -> HostKey {
+        HostKey { scheme: "http", host: "example.com".into(), port }
+    }
+
+    #[test]
+    fn hosts_beyond_the_series_cap_share_other_and_a_removed_host_frees_its_place() {
+        let metrics = Metrics::new();
+        metrics.set_max_host_series(2);
+        let outcome = AttemptOutcome::not_sent(ErrorClass::Blocked, String::new());
+        for port in 1..=4 {
+            metrics.host(&key(port)).record(&outcome);
+        }
+        let text = metrics.encode();
+        let blocked =
+            |host: &str| format!("hookwire_attempts_total{{host=\"{host}\",outcome=\"not_sent\",class=\"BLOCKED\"}}");
+        assert!(text.contains(&format!("{} 1", blocked("http://example.com:1"))), "{text}");
+        assert!(text.contains(&format!("{} 2", blocked(OTHER_HOST))), "{text}");
+        assert!(!text.contains("example.com:3"), "{text}");
+
+        metrics.remove_host(&key(1));
+        assert!(!metrics.encode().contains("example.com:1\""), "every series of the host goes");
+        metrics.host(&key(5));
+        assert!(metrics.encode().contains("example.com:5\""), "its place is free again");
+        metrics.remove_host(&key(3));
+        assert!(metrics.encode().contains(&blocked(OTHER_HOST)), "removing a host under other keeps other");
+    }
+
     #[test]
     fn every_class_indexes_its_own_counter() {
         for (index, class) in ErrorClass::ALL.into_iter().enumerate() {
@@ -80,6 +120,10 @@ pub struct Metrics {
     journal_queue: Gauge,
     webhook_actors: Gauge,
     host_actors: Gauge,
+    /// The hosts (`scheme://host:port`) that have series of their own; its lock also orders the making and the
+    /// removal of a host's series, so that no series outlives its host.
+    labelled_hosts: Mutex<HashSet<String>>,
+    max_host_series: AtomicUsize,
 }
 
 impl Default for Metrics {
@@ -106,6 +150,8 @@ impl Metrics {
             journal_queue: Gauge::default(),
             webhook_actors: Gauge::default(),
             host_actors: Gauge::default(),
+            labelled_hosts: Mutex::default(),
+            max_host_series: AtomicUsize::new(DEFAULT_MAX_HOST_SERIES),
             registry: Registry::default(),
         };
         registry.register("events", "Events published by devices and committed (acked)", metrics.events.clone());
@@ -156,9 +202,38 @@ impl Metrics {
         Metrics { registry, ..metrics }
     }
 
-    /// The counters of one host, taken once when its actor starts.
+    /// Sets the most hosts with series of their own (`max_host_series`); hosts beyond share `host="other"`.
+    pub fn set_max_host_series(&self, max: usize) {
+        self.max_host_series.store(max, Ordering::Relaxed);
+    }
+
+    fn labelled(&self) -> MutexGuard<'_, HashSet<String>> {
+        self.labelled_hosts.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The counters of one host, taken once when its actor starts: its own series while fewer than
+    /// `max_host_series` hosts have theirs, else the shared `host="other"` ones.
     pub fn host(&self, key: &HostKey) -> HostMetrics {
         let host = key.to_string();
+        let mut labelled = self.labelled();
+        let own = labelled.contains(&host) || labelled.len() < self.max_host_series.load(Ordering::Relaxed);
+        let host = if own {
+            labelled.insert(host.clone());
+            host
+        } else {
+            OTHER_HOST.to_owned()
+        };
+        let metrics = self.host_metrics(host);
+        drop(labelled);
+        metrics
+    }
+
+    /// The counters of attempts refused before any host actor: the shared `host="other"` series.
+    pub fn refused_before_host(&self) -> HostMetrics {
+        self.host_metrics(OTHER_HOST.to_owned())
+    }
+
+    fn host_metrics(&self, host: String) -> HostMetrics {
         let labels = |outcome, class| AttemptLabels { host: host.clone(), outcome, class };
         HostMetrics {
             success: self.attempts.get_or_create_owned(&labels("success", "")),
@@ -168,20 +243,67 @@ impl Metrics {
         }
     }
 
+    /// Removes every series of a host whose actor stopped, which frees its place under `max_host_series`.
+    pub fn remove_host(&self, key: &HostKey) {
+        let host = key.to_string();
+        let mut labelled = self.labelled();
+        if !labelled.remove(&host) {
+            return;
+        }
+        self.attempts.remove(&AttemptLabels { host: host.clone(), outcome: "success", class: "" });
+        for class in ErrorClass::ALL {
+            self.attempts.remove(&AttemptLabels {
+                host: host.clone(),
+                outcome: outcome_of(class),
+                class: class.as_str(),
+            });
+        }
+        let labels = HostLabels { host };
+        self.attempt_seconds.remove(&labels);
+        self.host_in_flight.remove(&labels);
+        self.host_sleeping.remove(&labels);
+        self.host_window_failures.remove(&labels);
+        drop(labelled);
+    }
+
     /// Counts a delivery given up before it reached a host.
     pub fn dropped(&self, class: &'static str) {
         self.drops.get_or_create(&DropLabels { class }).inc();
     }
 
     /// Sets the scrape-time values: the states of the hosts and the sizes of the kernel's queues and registries.
+    /// Hosts without series of their own are summed into `host="other"` (in flight, failures) or counted there
+    /// (sleeping); a host whose series were removed meanwhile gets none again.
     pub fn refresh(&self, hosts: &[HostState], snapshot: &Snapshot) {
+        let labelled = self.labelled();
+        let (mut other_sleeping, mut other_in_flight, mut other_failures, mut num_other) = (0i64, 0i64, 0i64, 0usize);
         for state in hosts {
-            let labels = HostLabels { host: state.key.to_string() };
-            let sleeping = state.sleep.asleep_until.is_some();
-            self.host_sleeping.get_or_create(&labels).set(i64::from(sleeping));
-            self.host_in_flight.get_or_create(&labels).set(to_i64(state.num_in_flight));
-            self.host_window_failures.get_or_create(&labels).set(i64::from(state.sleep.num_failures));
+            let host = state.key.to_string();
+            let sleeping = i64::from(state.sleep.asleep_until.is_some());
+            let in_flight = to_i64(state.num_in_flight);
+            let failures = i64::from(state.sleep.num_failures);
+            if !labelled.contains(&host) {
+                (other_sleeping, other_in_flight, other_failures) =
+                    (other_sleeping + sleeping, other_in_flight + in_flight, other_failures + failures);
+                num_other += 1;
+                continue;
+            }
+            let labels = HostLabels { host };
+            self.host_sleeping.get_or_create(&labels).set(sleeping);
+            self.host_in_flight.get_or_create(&labels).set(in_flight);
+            self.host_window_failures.get_or_create(&labels).set(failures);
         }
+        let other = HostLabels { host: OTHER_HOST.to_owned() };
+        if num_other > 0 {
+            self.host_sleeping.get_or_create(&other).set(other_sleeping);
+            self.host_in_flight.get_or_create(&other).set(other_in_flight);
+            self.host_window_failures.get_or_create(&other).set(other_failures);
+        } else {
+            self.host_sleeping.remove(&other);
+            self.host_in_flight.remove(&other);
+            self.host_window_failures.remove(&other);
+        }
+        drop(labelled);
         self.device_sessions.set(to_i64(snapshot.device_sessions));
         self.journal_queue.set(to_i64(snapshot.journal_queue));
         self.webhook_actors.set(to_i64(snapshot.webhook_actors));

@@ -90,7 +90,8 @@ pub fn random() -> u64 {
     hasher.finish()
 }
 
-/// Whether a failed attempt is worth another: 5xx, 408, 429 and transient transport failures.
+/// Whether a failed attempt is worth another: 5xx, 408, 429, transient transport failures, and a new destination
+/// refused at the host actor cap (`HOST_LIMIT`).
 pub fn is_retryable(class: ErrorClass, status: Option<u16>) -> bool {
     match class {
         ErrorClass::Http5xx
@@ -98,7 +99,8 @@ pub fn is_retryable(class: ErrorClass, status: Option<u16>) -> bool {
         | ErrorClass::SocketTimeout
         | ErrorClass::ConnectionReset
         | ErrorClass::ConnectionRefused
-        | ErrorClass::Dns => true,
+        | ErrorClass::Dns
+        | ErrorClass::HostLimit => true,
         ErrorClass::Http4xx => matches!(status, Some(408 | 429)),
         _ => false,
     }
@@ -183,6 +185,7 @@ mod tests {
             ErrorClass::ConnectionReset,
             ErrorClass::ConnectionRefused,
             ErrorClass::Dns,
+            ErrorClass::HostLimit,
         ] {
             assert!(is_retryable(class, None), "{class:?}");
         }

@@ -18,21 +18,54 @@ use std::sync::Arc;
 /// The most bytes of a request or response body the attempt log keeps.
 pub const MAX_LOGGED_BODY_BYTES: usize = 4096;
 
-/// Header names whose values never reach the attempt log.
-const SECRET_HEADER_WORDS: [&str; 7] = ["authorization", "cookie", "token", "secret", "key", "password", "signature"];
+/// Name parts that mark a header or query parameter as a credential, whatever the operator adds (`mask_names`).
+pub const DEFAULT_MASK_WORDS: [&str; 10] =
+    ["auth", "token", "key", "secret", "pass", "session", "cookie", "signature", "access", "credential"];
+
+/// What a masked value shows.
+pub const MASKED: &str = "***";
+
+/// Which header and query parameter values never reach a log or an answer: those whose name contains, ignoring
+/// case, one of [`DEFAULT_MASK_WORDS`] or of the operator's own words.
+#[derive(Debug, Clone)]
+pub struct LogMask {
+    /// Lowercase.
+    words: Arc<[String]>,
+}
+
+impl Default for LogMask {
+    fn default() -> Self {
+        LogMask::new(&[])
+    }
+}
+
+impl LogMask {
+    /// The default words and `extra` ones (empty ones are left out).
+    pub fn new(extra: &[String]) -> Self {
+        let defaults = DEFAULT_MASK_WORDS.iter().map(|word| (*word).to_owned());
+        let extra = extra.iter().map(|word| word.trim().to_lowercase()).filter(|word| !word.is_empty());
+        LogMask { words: defaults.chain(extra).collect() }
+    }
+
+    /// Whether the value of a header or query parameter of this name is a secret.
+    pub fn is_secret(&self, name: &str) -> bool {
+        let name = name.to_lowercase();
+        self.words.iter().any(|word| name.contains(word.as_str()))
+    }
+}
 
 /// Headers as a JSON object for the attempt log, with the values of credentials and signatures masked. A header
 /// sent more than once shows its last value, at the place of its first. Written straight to the string (no JSON
 /// tree in between): it runs twice per attempt.
-pub fn headers_for_log(headers: &HeaderMap) -> String {
-    struct Logged<'a>(&'a HeaderMap);
+pub fn headers_for_log(headers: &HeaderMap, mask: &LogMask) -> String {
+    struct Logged<'a>(&'a HeaderMap, &'a LogMask);
 
     impl serde::Serialize for Logged<'_> {
         fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
             serializer.collect_map(self.0.keys().map(|name| {
                 let name = name.as_str();
-                let shown = if SECRET_HEADER_WORDS.iter().any(|word| name.contains(word)) {
-                    std::borrow::Cow::Borrowed("***")
+                let shown = if self.1.is_secret(name) {
+                    std::borrow::Cow::Borrowed(MASKED)
                 } else {
                     let last = self.0.get_all(name).iter().next_back().map_or(&b""[..], HeaderValue::as_bytes);
                     String::from_utf8_lossy(last)
@@ -42,7 +75,71 @@ pub fn headers_for_log(headers: &HeaderMap) -> String {
         }
     }
 
-    serde_json::to_string(&Logged(headers)).unwrap_or_else(|_| "{}".to_owned())
+    serde_json::to_string(&Logged(headers, mask)).unwrap_or_else(|_| "{}".to_owned())
+}
+
+/// Masks again the secret values of headers already logged as a JSON object of strings (by [`headers_for_log`],
+/// possibly by an older version or with fewer words): attempts read back are shown under the current words.
+pub fn mask_logged_headers(json: &str, mask: &LogMask) -> String {
+    let Ok(mut headers) = serde_json::from_str::<Map<String, Value>>(json) else {
+        return json.to_owned();
+    };
+    let mut changed = false;
+    for (name, value) in headers.iter_mut() {
+        if mask.is_secret(name) && value.as_str() != Some(MASKED) {
+            *value = Value::String(MASKED.to_owned());
+            changed = true;
+        }
+    }
+    if !changed {
+        return json.to_owned();
+    }
+    serde_json::to_string(&headers).unwrap_or_else(|_| "{}".to_owned())
+}
+
+/// A URL (or URL template) as logs and answers show it: without userinfo (`user:password@`, which is never sent
+/// either), without fragment, and with the values of query parameters whose names are secrets masked.
+pub fn url_for_log(url: &str, mask: &LogMask) -> String {
+    let (scheme, rest) = match url.find("://") {
+        Some(index) => url.split_at(index + 3),
+        None => ("", url),
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    let tail = tail.split_once('#').map_or(tail, |(before, _)| before);
+    let (path, query) = match tail.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (tail, None),
+    };
+    let mut logged = String::with_capacity(url.len());
+    logged.push_str(scheme);
+    logged.push_str(host);
+    logged.push_str(path);
+    if let Some(query) = query {
+        logged.push('?');
+        for (index, pair) in query.split('&').enumerate() {
+            if index > 0 {
+                logged.push('&');
+            }
+            let is_secret = match pair.split_once('=') {
+                Some((raw_name, _)) => {
+                    let name = form_urlencoded::parse(raw_name.as_bytes()).next().map(|(name, _)| name);
+                    mask.is_secret(raw_name) || name.is_some_and(|name| mask.is_secret(&name))
+                }
+                None => false,
+            };
+            match pair.split_once('=') {
+                Some((raw_name, _)) if is_secret => {
+                    logged.push_str(raw_name);
+                    logged.push('=');
+                    logged.push_str(MASKED);
+                }
+                _ => logged.push_str(pair),
+            }
+        }
+    }
+    logged
 }
 
 /// The part of a body the attempt log keeps (a shared slice, not a copy).
@@ -66,8 +163,9 @@ pub struct DeviceProfile {
     pub owner: String,
 }
 
-/// A request ready to send.
-#[derive(Debug, Clone)]
+/// A request ready to send. Its `Debug` shows the URL as logs do ([`url_for_log`]) and header names only, so a
+/// request that reaches a log line never shows a credential.
+#[derive(Clone)]
 pub struct RenderedRequest {
     /// The method.
     pub method: http::Method,
@@ -77,6 +175,17 @@ pub struct RenderedRequest {
     pub headers: HeaderMap,
     /// The body (empty for GET).
     pub body: Bytes,
+}
+
+impl std::fmt::Debug for RenderedRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RenderedRequest")
+            .field("method", &self.method)
+            .field("uri", &url_for_log(&self.uri.to_string(), &LogMask::default()))
+            .field("headers", &self.headers.keys().map(HeaderName::as_str).collect::<Vec<_>>())
+            .field("body_len", &self.body.len())
+            .finish()
+    }
 }
 
 /// Why a request could not be rendered: a delivery error of class `RENDER`, never a panic.
@@ -236,6 +345,13 @@ pub fn build_request(
     if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none_or(str::is_empty) {
         return Err(render_error(&webhook.url, "must be an http or https URL with a host"));
     }
+    // A template can render credentials into the URL; they would be dropped in silence (and show in logs).
+    if uri.authority().is_some_and(|authority| authority.as_str().contains('@')) {
+        return Err(render_error(
+            &webhook.url,
+            "rendered with credentials (user:password@), which are refused: use `auth`",
+        ));
+    }
 
     Ok(RenderedRequest { method: webhook.method.clone(), uri, headers, body })
 }
@@ -341,7 +457,7 @@ mod tests {
         headers.insert("x-api-key", HeaderValue::from_static("k"));
         headers.insert("webhook-signature", HeaderValue::from_static("v1,abc"));
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        let logged: Value = serde_json::from_str(&headers_for_log(&headers)).unwrap();
+        let logged: Value = serde_json::from_str(&headers_for_log(&headers, &LogMask::default())).unwrap();
         assert_eq!(logged["authorization"], "***");
         assert_eq!(logged["x-api-key"], "***");
         assert_eq!(logged["webhook-signature"], "***");
@@ -352,9 +468,66 @@ mod tests {
         repeated.append("x-b", HeaderValue::from_static("\"q\""));
         repeated.append("x-a", HeaderValue::from_static("2"));
         repeated.append("cookie", HeaderValue::from_static("c"));
-        assert_eq!(headers_for_log(&repeated), r#"{"x-a":"2","x-b":"\"q\"","cookie":"***"}"#);
+        assert_eq!(headers_for_log(&repeated, &LogMask::default()), r#"{"x-a":"2","x-b":"\"q\"","cookie":"***"}"#);
         assert_eq!(body_for_log(&Bytes::from(vec![b'x'; 10_000])).len(), MAX_LOGGED_BODY_BYTES);
         assert_eq!(body_for_log(&Bytes::from_static(b"short")), "short");
+    }
+
+    #[test]
+    fn every_name_that_suggests_a_credential_is_masked_and_the_operator_adds_more() {
+        let mask = LogMask::new(&["Tenant".to_owned(), " ".to_owned()]);
+        let mut headers = HeaderMap::new();
+        for name in ["x-auth", "x-access", "x-pass", "x-session-id", "proxy-authorization", "x-tenant", "x-trace"] {
+            headers.insert(HeaderName::from_static(name), HeaderValue::from_static("v"));
+        }
+        let logged: Value = serde_json::from_str(&headers_for_log(&headers, &mask)).unwrap();
+        for name in ["x-auth", "x-access", "x-pass", "x-session-id", "proxy-authorization", "x-tenant"] {
+            assert_eq!(logged[name], "***", "{name}");
+        }
+        assert_eq!(logged["x-trace"], "v");
+        assert!(!LogMask::default().is_secret("x-tenant"));
+        let old_row = r#"{"x-auth":"a","x-trace":"t","authorization":"***"}"#;
+        assert_eq!(mask_logged_headers(old_row, &mask), r#"{"x-auth":"***","x-trace":"t","authorization":"***"}"#);
+        assert_eq!(mask_logged_headers(r#"{"x-trace":"t"}"#, &mask), r#"{"x-trace":"t"}"#);
+    }
+
+    #[test]
+    fn logged_urls_have_no_userinfo_and_mask_secret_query_values() {
+        let mask = LogMask::default();
+        assert_eq!(
+            url_for_log("http://user:pw@127.0.0.1:8080/p/a?token=t1&api_key=k&plain=1&Access%5FCode=c&x#frag", &mask),
+            "http://127.0.0.1:8080/p/a?token=***&api_key=***&plain=1&Access%5FCode=***&x"
+        );
+        assert_eq!(url_for_log("https://example.com", &mask), "https://example.com");
+        assert_eq!(url_for_log("http://{{u}}:{{p}}@h/x?sig={{s}}", &mask), "http://h/x?sig={{s}}");
+        assert_eq!(url_for_log("http://h/?signature={{s}}", &mask), "http://h/?signature=***");
+        let request = RenderedRequest {
+            method: http::Method::GET,
+            uri: "http://h/?token=secret-value".parse().unwrap(),
+            headers: HeaderMap::new(),
+            body: Bytes::new(),
+        };
+        assert!(!format!("{request:?}").contains("secret-value"));
+    }
+
+    #[test]
+    fn a_url_that_renders_credentials_is_a_render_error_that_does_not_show_them() {
+        let webhook = CompiledWebhook::compile(
+            WebhookId::generate(),
+            GroupId::generate(),
+            WebhookDefinition::from_json(r#"{"event":"x","url":"http://{{{creds}}}example.com/"}"#).unwrap(),
+        )
+        .unwrap();
+        let event = Event::new(GroupId::generate(), None, "x".into(), r#"{"creds":"user:pw@"}"#.into(), 0);
+        let error = build_request(
+            &webhook,
+            &event,
+            &render_context(&event, &DeviceProfile::default()),
+            RenderLimits::default(),
+        )
+        .unwrap_err();
+        assert_eq!(&*error.field, "url");
+        assert!(error.reason.contains("auth") && !error.to_string().contains("pw"), "{error}");
     }
 
     #[test]

@@ -5,18 +5,27 @@
 //! It is a shared handle rather than an actor: the hot path looks addresses up under a read lock and never waits
 //! on a mailbox. Starting an actor takes the write lock once per webhook or host.
 //!
+//! Host actors are bounded: a destination refused before connecting (an address literal in a blocked range, plain
+//! http with `https_only`) gets no actor, at most `max_host_actors` run at once (a new destination beyond fails with
+//! class `HOST_LIMIT`), and a sweep (at least once a second) drops idle ones ([`crate::host::HostActivity::is_idle`])
+//! with their metric series. Dropping the registry's address is all it takes: the actor handles what its mailbox
+//! still holds and stops once no address is left, so no request is ever lost to a stop.
+//!
 //! [`Services`] bundles what every actor uses: the index, the bus, the journal and the supervisor.
 
 use crate::bus::EventBus;
 use crate::device::{DeviceActor, Inbound, SessionEndCell};
 use crate::egress::EgressPolicy;
 use crate::event::SharedEvent;
-use crate::host::{HostActor, HostKey, HostSettings};
+use crate::host::{
+    AttemptOutcome, DeliveryFailure, ErrorClass, HostActivity, HostActor, HostKey, HostSettings, HostState,
+    refusal_before_connecting,
+};
 use crate::ids::{DeviceId, GroupId, WebhookId};
 use crate::index::WebhookIndex;
 use crate::journal::Journal;
 use crate::messages::Disconnect;
-use crate::metrics::{Metrics, Snapshot};
+use crate::metrics::{HostMetrics, Metrics, Snapshot};
 use crate::request::DeviceProfile;
 use crate::webhook::WebhookActor;
 use actix::{Actor, Addr, AsyncContext};
@@ -25,9 +34,9 @@ use futures::stream::BoxStream;
 use hookwire_proto::v1::KernelMessage;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 /// The default delays before a delivery that met a sleeping host is tried again (Particle's).
@@ -74,6 +83,10 @@ pub struct ActorSettings {
     /// The most `Connect` sessions one device may have open at once; one more is refused with
     /// `RESOURCE_EXHAUSTED`.
     pub max_sessions_per_device: usize,
+    /// Most hosts with metric series of their own; hosts beyond share `host="other"`.
+    pub max_host_series: usize,
+    /// Which header and query parameter values logs and answers show as `***`.
+    pub log_mask: crate::request::LogMask,
 }
 
 impl Default for ActorSettings {
@@ -92,6 +105,8 @@ impl Default for ActorSettings {
             device_outbound_capacity: DEFAULT_DEVICE_OUTBOUND_CAPACITY,
             device_stall_timeout: DEFAULT_DEVICE_STALL_TIMEOUT,
             max_sessions_per_device: DEFAULT_MAX_SESSIONS_PER_DEVICE,
+            max_host_series: crate::metrics::DEFAULT_MAX_HOST_SERIES,
+            log_mask: crate::request::LogMask::default(),
         }
     }
 }
@@ -124,7 +139,9 @@ impl Services {
         let runtime = ActorRuntime::start(settings.num_arbiters)?;
         let settings = Arc::new(settings);
         let metrics = journal.metrics().clone();
-        Ok(Arc::new_cyclic(|services| Services {
+        metrics.set_max_host_series(settings.max_host_series);
+        let refused_before_host = metrics.refused_before_host();
+        let services = Arc::new_cyclic(|services| Services {
             index: Arc::new(WebhookIndex::default()),
             bus: Arc::new(EventBus::default()),
             metrics: metrics.clone(),
@@ -137,14 +154,20 @@ impl Services {
                     tls: Arc::new(tls),
                     egress: Arc::new(egress),
                     metrics,
+                    refused_before_host,
                     webhooks: RwLock::default(),
                     hosts: RwLock::default(),
+                    last_sweep_at_cap_ms: AtomicI64::new(0),
+                    last_limit_warning_ms: AtomicI64::new(0),
+                    num_refused_at_cap: AtomicU64::new(0),
                     devices: Mutex::default(),
                     next_session_id: AtomicU64::new(1),
                 }),
             },
             settings,
-        }))
+        });
+        services.supervisor.start_host_sweep();
+        Ok(services)
     }
 }
 
@@ -202,11 +225,31 @@ struct SupervisorInner {
     tls: Arc<rustls::ClientConfig>,
     egress: Arc<EgressPolicy>,
     metrics: Arc<Metrics>,
+    /// The `host="other"` counters, for attempts refused before any host actor.
+    refused_before_host: HostMetrics,
     webhooks: RwLock<HashMap<WebhookId, Addr<WebhookActor>>>,
-    hosts: RwLock<HashMap<HostKey, Addr<HostActor>>>,
+    hosts: RwLock<HashMap<HostKey, HostEntry>>,
+    /// When a new destination at the host cap last swept the registry, epoch milliseconds.
+    last_sweep_at_cap_ms: AtomicI64,
+    /// When the host cap was last reported in the log, epoch milliseconds, and the refusals since.
+    last_limit_warning_ms: AtomicI64,
+    num_refused_at_cap: AtomicU64,
     devices: Mutex<HashMap<DeviceId, HashMap<u64, Addr<DeviceActor>>>>,
     next_session_id: AtomicU64,
 }
+
+/// A running host actor and what it did lately.
+#[derive(Debug)]
+struct HostEntry {
+    addr: Addr<HostActor>,
+    activity: Arc<HostActivity>,
+}
+
+/// The shortest and longest time between two sweeps for idle host actors.
+const HOST_SWEEP_BOUNDS: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(1));
+
+/// The shortest time between two log warnings that the host cap refused new destinations.
+const HOST_LIMIT_WARNING_PERIOD: Duration = Duration::from_secs(10);
 
 /// What the kernel streams back to a connected device.
 #[derive(Debug)]
@@ -261,24 +304,126 @@ impl Supervisor {
         write(&self.inner.webhooks).remove(id);
     }
 
-    /// The actor of a destination, started if it is not running.
-    pub fn host(&self, key: HostKey) -> Addr<HostActor> {
-        if let Some(addr) = read(&self.inner.hosts).get(&key) {
-            return addr.clone();
+    /// The actor of a destination, started if it is not running. A destination refused before connecting gets
+    /// none (the answer is its `BLOCKED` failure), nor does a new one while `max_host_actors` run (`HOST_LIMIT`).
+    pub fn host(&self, key: HostKey) -> Result<Addr<HostActor>, DeliveryFailure> {
+        if let Some(entry) = read(&self.inner.hosts).get(&key) {
+            return Ok(entry.addr.clone());
         }
-        let mut hosts = write(&self.inner.hosts);
+        let inner = &self.inner;
+        let refuse = |class: ErrorClass, message: String| {
+            inner.refused_before_host.record(&AttemptOutcome::not_sent(class, message.clone()));
+            Err(DeliveryFailure { class, message })
+        };
+        if let Some(refusal) = refusal_before_connecting(&key, &inner.host_settings, &inner.egress) {
+            return refuse(ErrorClass::Blocked, refusal);
+        }
+        let mut hosts = write(&inner.hosts);
+        if let Some(entry) = hosts.get(&key) {
+            return Ok(entry.addr.clone());
+        }
+        let max_host_actors = inner.host_settings.max_host_actors;
+        if hosts.len() >= max_host_actors && self.may_sweep_now() {
+            // Idle actors wait for the next sweep; at the cap, they make room now rather than refuse.
+            self.retire_idle(&mut hosts, Instant::now());
+        }
+        if hosts.len() >= max_host_actors {
+            drop(hosts);
+            self.warn_host_limit(&key, max_host_actors);
+            return refuse(
+                ErrorClass::HostLimit,
+                format!(
+                    "HOST_LIMIT: destination {key} not tried: {max_host_actors} destination hosts are already active \
+                     (max_host_actors); try again later"
+                ),
+            );
+        }
         let arbiter = self.arbiter_for(&key).clone();
-        hosts
-            .entry(key.clone())
-            .or_insert_with(|| {
-                let inner = &self.inner;
-                let (settings, tls, egress) = (inner.host_settings.clone(), inner.tls.clone(), inner.egress.clone());
-                let metrics = inner.metrics.host(&key);
-                actix::Supervisor::start_in_arbiter(&arbiter, move |_| {
-                    HostActor::new(key, settings, tls, egress).with_metrics(metrics)
-                })
-            })
-            .clone()
+        let (settings, tls, egress) = (inner.host_settings.clone(), inner.tls.clone(), inner.egress.clone());
+        let metrics = inner.metrics.host(&key);
+        let actor = HostActor::new(key.clone(), settings, tls, egress).with_metrics(metrics);
+        let activity = actor.activity();
+        // Built here so that its activity is known; a restart keeps the same actor (actix calls `restarting`).
+        let addr = actix::Supervisor::start_in_arbiter(&arbiter, move |_| actor);
+        hosts.insert(key, HostEntry { addr: addr.clone(), activity });
+        Ok(addr)
+    }
+
+    /// Logs destinations refused at the host cap: one warning per [`HOST_LIMIT_WARNING_PERIOD`] with the number
+    /// refused since the last, so that a flood of new destinations does not flood the log too.
+    fn warn_host_limit(&self, key: &HostKey, max_host_actors: usize) {
+        let inner = &self.inner;
+        let num_refused = inner.num_refused_at_cap.fetch_add(1, Ordering::Relaxed) + 1;
+        let now_ms = crate::time::now_ms();
+        let last_ms = inner.last_limit_warning_ms.load(Ordering::Relaxed);
+        let period_ms = i64::try_from(HOST_LIMIT_WARNING_PERIOD.as_millis()).unwrap_or(i64::MAX);
+        if now_ms.saturating_sub(last_ms) < period_ms
+            || inner
+                .last_limit_warning_ms
+                .compare_exchange(last_ms, now_ms, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        inner.num_refused_at_cap.fetch_sub(num_refused, Ordering::Relaxed);
+        tracing::warn!(host = %key, max_host_actors, num_refused, "host actor limit reached: new destinations refused");
+    }
+
+    /// Starts the sweep that stops idle host actors, on the first arbiter; it ends with the actor system.
+    fn start_host_sweep(&self) {
+        let idle_timeout = self.inner.host_settings.idle_timeout;
+        let (shortest, longest) = HOST_SWEEP_BOUNDS;
+        let period = (idle_timeout / 4).clamp(shortest, longest);
+        let supervisor = Arc::downgrade(&self.inner);
+        self.inner.runtime.arbiters[0].spawn(async move {
+            loop {
+                tokio::time::sleep(period).await;
+                let Some(inner) = supervisor.upgrade() else {
+                    return;
+                };
+                Supervisor { inner }.retire_idle_hosts(Instant::now());
+            }
+        });
+    }
+
+    /// Drops the idle host actors from the registry (each stops once its mailbox is handled and no address is
+    /// left) and removes their metric series; returns how many. Under the registry's write lock, so that a new actor
+    /// for the same host never loses its series to the old one's removal.
+    pub fn retire_idle_hosts(&self, now: Instant) -> usize {
+        let mut hosts = write(&self.inner.hosts);
+        let num_retired = self.retire_idle(&mut hosts, now);
+        drop(hosts);
+        if num_retired > 0 {
+            tracing::debug!(num_retired, "idle host actors stopped");
+        }
+        num_retired
+    }
+
+    fn retire_idle(&self, hosts: &mut HashMap<HostKey, HostEntry>, now: Instant) -> usize {
+        let idle_timeout = self.inner.host_settings.idle_timeout;
+        let before = hosts.len();
+        hosts.retain(|key, entry| {
+            if !entry.activity.is_idle(now, idle_timeout) {
+                return true;
+            }
+            self.inner.metrics.remove_host(key);
+            false
+        });
+        before - hosts.len()
+    }
+
+    /// Whether a sweep at the host cap may run now: at most one per [`HOST_SWEEP_BOUNDS`]'s shortest period, so
+    /// that new destinations arriving at the cap do not each scan the registry under its write lock.
+    fn may_sweep_now(&self) -> bool {
+        let now_ms = crate::time::now_ms();
+        let last_ms = self.inner.last_sweep_at_cap_ms.load(Ordering::Relaxed);
+        let period_ms = i64::try_from(HOST_SWEEP_BOUNDS.0.as_millis()).unwrap_or(i64::MAX);
+        now_ms.saturating_sub(last_ms) >= period_ms
+            && self
+                .inner
+                .last_sweep_at_cap_ms
+                .compare_exchange(last_ms, now_ms, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
     }
 
     /// Starts a session for a device that authenticated: its actor reads `inbound`; the returned session is
@@ -344,9 +489,15 @@ impl Supervisor {
         devices.values().map(HashMap::len).sum()
     }
 
-    /// The running host actors, for metrics.
+    /// The running host actors.
     pub fn hosts(&self) -> Vec<Addr<HostActor>> {
-        read(&self.inner.hosts).values().cloned().collect()
+        read(&self.inner.hosts).values().map(|entry| entry.addr.clone()).collect()
+    }
+
+    /// How the running hosts are doing, for metrics: read from their shared activity, without a message each.
+    pub fn host_states(&self) -> Vec<HostState> {
+        let now = Instant::now();
+        read(&self.inner.hosts).values().map(|entry| entry.activity.state(now)).collect()
     }
 
     /// The sizes of the registries and queues, for metrics.

@@ -32,7 +32,7 @@ use crate::ids::{DeviceId, WebhookId};
 use crate::journal::{AttemptRecord, DeliveryStatus, JournalEntry, WebhookStateRecord};
 use crate::messages::{Dispatch, ExecuteAndReport, ReportOutcome};
 use crate::policy::{self, Pacer};
-use crate::request::{body_for_log, build_request, headers_for_log};
+use crate::request::{body_for_log, build_request, headers_for_log, url_for_log};
 use crate::signing;
 use crate::supervisor::Services;
 use crate::template::{BudgetExceeded, RenderBudget, RenderLimits, Template};
@@ -214,7 +214,7 @@ impl WebhookActor {
                     let outcome = AttemptOutcome::not_sent(ErrorClass::Render, format!("RENDER: {error}"));
                     let target = Target {
                         method: webhook.method.to_string(),
-                        url: webhook.url.template.source().to_owned(),
+                        url: url_for_log(webhook.url.template.source(), &self.services.settings.log_mask),
                         host: String::new(),
                         logged_headers: String::new(),
                         logged_body: bytes::Bytes::new(),
@@ -223,14 +223,22 @@ impl WebhookActor {
                 }
             };
         let key = HostKey::of(&request.uri);
+        let mask = &self.services.settings.log_mask;
         let target = Target {
             method: request.method.to_string(),
-            url: request.uri.to_string(),
+            url: url_for_log(&request.uri.to_string(), mask),
             host: key.host.clone(),
-            logged_headers: headers_for_log(&request.headers),
+            logged_headers: headers_for_log(&request.headers, mask),
             logged_body: body_for_log(&request.body),
         };
-        let host = self.services.supervisor.host(key);
+        let host = match self.services.supervisor.host(key) {
+            Ok(host) => host,
+            // Refused before any host actor: egress rules, `https_only`, `max_host_actors`.
+            Err(refusal) => {
+                let outcome = AttemptOutcome::not_sent(refusal.class, refusal.message);
+                return self.conclude(delivery, target, outcome, ctx);
+            }
+        };
         // The host hands the outcome back as a message. Not a future in this actor's context: it would be polled
         // again at every wake-up of the actor, with every other one in flight (thousands under load), which the
         // second profile showed costing more than everything else together.
@@ -401,7 +409,7 @@ impl WebhookActor {
             started_at_ms: time::now_ms(),
             duration_ms: 0,
             request_method: dispatch.webhook.method.to_string(),
-            request_url: dispatch.webhook.url.template.source().to_owned(),
+            request_url: url_for_log(dispatch.webhook.url.template.source(), &self.services.settings.log_mask),
             response_status: None,
             error_class: Some(class),
             error_message: Some(message.clone()),
@@ -431,7 +439,10 @@ impl WebhookActor {
             delivery_status: status,
             request_headers: target.logged_headers.clone(),
             request_body: target.logged_body.clone(),
-            response_headers: outcome.response.as_ref().map(|response| headers_for_log(&response.headers)),
+            response_headers: outcome
+                .response
+                .as_ref()
+                .map(|response| headers_for_log(&response.headers, &self.services.settings.log_mask)),
             response_body: outcome.response.as_ref().map(|response| body_for_log(&response.body)),
         }));
     }

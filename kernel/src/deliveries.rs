@@ -9,7 +9,7 @@ use hookwire_actors::event::{Event, validate_publish};
 use hookwire_actors::ids::{DeliveryId, EventId, WebhookId};
 use hookwire_actors::journal::{AckTarget, DeliveryRecord, DeliveryStatus, EventRecord, JournalEntry};
 use hookwire_actors::messages::Dispatch;
-use hookwire_actors::request::{DeviceProfile, render_context};
+use hookwire_actors::request::{DeviceProfile, LogMask, mask_logged_headers, render_context, url_for_log};
 use hookwire_actors::time;
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,6 +55,16 @@ pub struct DayCounts {
     pub day: i64,
     /// Per status, indexed by `DeliveryStatus as usize`.
     pub counts: [u64; 5],
+}
+
+/// An attempt as answers show it: masked again under the current words (`mask_names`), so that rows written
+/// before a word was added, or by an older version, show no credential either.
+fn masked(mut attempt: AttemptRow, mask: &LogMask) -> AttemptRow {
+    attempt.request_url = url_for_log(&attempt.request_url, mask);
+    for headers in [&mut attempt.request_headers, &mut attempt.response_headers].into_iter().flatten() {
+        *headers = mask_logged_headers(headers, mask);
+    }
+    attempt
 }
 
 /// Which deliveries a replay takes.
@@ -107,6 +117,8 @@ impl Kernel {
         let since_ms = since_ms.unwrap_or(i64::MIN);
         if !all {
             let attempts = attempts::recent_attempts(self.store.pool(), webhook_id, since_ms, RECENT_PER_KIND).await?;
+            let attempts =
+                attempts.into_iter().map(|attempt| masked(attempt, &self.services.settings.log_mask)).collect();
             return Ok(AttemptPage { attempts, next_page_token: None });
         }
         let limit = match limit {
@@ -124,6 +136,7 @@ impl Kernel {
             attempts::attempt_page(self.store.pool(), webhook_id, since_ms, before_id, i64::from(limit)).await?;
         let next_page_token =
             (attempts.len() == limit as usize).then(|| attempts.last().map(|attempt| attempt.id.to_string())).flatten();
+        let attempts = attempts.into_iter().map(|attempt| masked(attempt, &self.services.settings.log_mask)).collect();
         Ok(AttemptPage { attempts, next_page_token })
     }
 
@@ -260,6 +273,7 @@ impl Kernel {
         let delivery = delivery_id.to_string();
         loop {
             if let Some(attempt) = attempts::first_attempt_of(self.store.pool(), &delivery).await? {
+                let attempt = masked(attempt, &self.services.settings.log_mask);
                 return Ok(TestOutcome { event_id: event.id.clone(), attempt });
             }
             if tokio::time::Instant::now() >= deadline {

@@ -3,7 +3,6 @@
 //! sessions) read first. Any other path is 404. Plain HTTP/1.1; put it on a private address.
 
 use bytes::Bytes;
-use hookwire_actors::host::GetHostState;
 use hookwire_actors::supervisor::Services;
 use http_body_util::Full;
 use hyper::service::service_fn;
@@ -65,16 +64,10 @@ async fn answer(request: &hyper::Request<hyper::body::Incoming>, services: &Serv
     reply(200, CONTENT_TYPE, scrape(services).await)
 }
 
-/// Reads the scrape-time values and encodes every metric.
+/// Reads the scrape-time values and encodes every metric. Host states are read from the registry's shared
+/// activity, not asked of each host actor, so a scrape costs no message per host.
 pub async fn scrape(services: &Services) -> String {
     let supervisor = &services.supervisor;
-    let mut states = Vec::new();
-    for host in supervisor.hosts() {
-        // A host actor that stopped meanwhile is simply left out.
-        if let Ok(state) = host.send(GetHostState).await {
-            states.push(state);
-        }
-    }
-    services.metrics.refresh(&states, &supervisor.snapshot());
+    services.metrics.refresh(&supervisor.host_states(), &supervisor.snapshot());
     services.metrics.encode()
 }

@@ -202,6 +202,29 @@ pub struct Settings {
     /// One more is refused with `RESOURCE_EXHAUSTED`.
     #[arg(long, env = "HOOKWIRE_MAX_SESSIONS_PER_DEVICE")]
     pub max_sessions_per_device: usize,
+    /// Seconds after which an idle destination host actor is stopped, its metric series removed
+    ///
+    /// Idle: nothing waiting or in flight and not asleep. A sleeping host is kept until its sleep ends; one refused
+    /// by the egress rules is stopped at the next sweep.
+    #[arg(long, env = "HOOKWIRE_HOST_IDLE_SECS")]
+    pub host_idle_secs: u64,
+    /// Most destination host actors at once
+    ///
+    /// Deliveries to a new destination beyond fail with class `HOST_LIMIT`, not sent.
+    #[arg(long, env = "HOOKWIRE_MAX_HOST_ACTORS")]
+    pub max_host_actors: usize,
+    /// Most destination hosts with metric series of their own
+    ///
+    /// Hosts beyond share the series labelled `host="other"`.
+    #[arg(long, env = "HOOKWIRE_MAX_HOST_SERIES")]
+    pub max_host_series: usize,
+    /// Extra words that mark a request header or query parameter as a credential, shown as `***`
+    ///
+    /// The attempt log, the test answer and the server log mask such values (case-insensitive substrings). Always
+    /// masked, on top of these: `auth`, `token`, `key`, `secret`, `pass`, `session`, `cookie`, `signature`,
+    /// `access`, `credential`.
+    #[arg(long, env = "HOOKWIRE_MASK_NAMES", value_delimiter = ',')]
+    pub mask_names: Vec<String>,
 }
 
 impl Default for Settings {
@@ -247,6 +270,10 @@ impl Default for Settings {
             device_outbound_queue: hookwire_actors::supervisor::DEFAULT_DEVICE_OUTBOUND_CAPACITY,
             device_stall_timeout_ms: 30_000,
             max_sessions_per_device: hookwire_actors::supervisor::DEFAULT_MAX_SESSIONS_PER_DEVICE,
+            host_idle_secs: hookwire_actors::host::DEFAULT_HOST_IDLE.as_secs(),
+            max_host_actors: hookwire_actors::host::DEFAULT_MAX_HOST_ACTORS,
+            max_host_series: hookwire_actors::metrics::DEFAULT_MAX_HOST_SERIES,
+            mask_names: Vec::new(),
         }
     }
 }
@@ -323,6 +350,8 @@ impl Settings {
                     max_cooldown: Duration::from_secs(self.sleep_max_cooldown_secs.max(self.sleep_cooldown_secs)),
                     ignore_statuses: self.sleep_ignore_statuses.clone(),
                 },
+                idle_timeout: Duration::from_secs(self.host_idle_secs),
+                max_host_actors: self.max_host_actors,
                 ..Default::default()
             },
             num_arbiters: self.actor_threads,
@@ -336,6 +365,8 @@ impl Settings {
             device_outbound_capacity: self.device_outbound_queue.max(1),
             device_stall_timeout: Duration::from_millis(self.device_stall_timeout_ms),
             max_sessions_per_device: self.max_sessions_per_device.max(1),
+            max_host_series: self.max_host_series,
+            log_mask: hookwire_actors::request::LogMask::new(&self.mask_names),
         })
     }
 }

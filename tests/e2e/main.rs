@@ -3,10 +3,12 @@
 mod access;
 mod conformance;
 mod core;
+mod credentials;
 mod deliveries;
 mod egress;
 mod hostile_conn;
 mod hostile_device;
+mod hostile_hosts;
 mod hosts;
 mod management;
 mod ops;
