@@ -219,11 +219,11 @@ impl StreamHandler<DeviceMessage> for DeviceActor {
         match message.kind {
             Some(device_message::Kind::Publish(request)) => self.publish(request, ctx),
             Some(device_message::Kind::Subscribe(request)) => {
-                if request.prefix.len() > crate::event::MAX_NAME_BYTES {
+                if request.prefix.len() > crate::event::MAX_PREFIX_BYTES {
                     return self.refuse(
                         0,
                         hookwire_proto::ErrorCode::InvalidArgument,
-                        "prefix: must be at most 64 bytes".into(),
+                        format!("prefix: must be at most {} bytes", crate::event::MAX_PREFIX_BYTES),
                     );
                 }
                 if !self.subscriptions.contains(&request.prefix) {

@@ -55,6 +55,8 @@ pub struct Kernel {
     pub admin: auth::AdminAuth,
     /// Turns true when the kernel begins to shut down; long-lived streams end then.
     pub shutting_down: tokio::sync::watch::Receiver<bool>,
+    /// The egress rules, to refuse at create time a webhook whose URL names a refused literal address.
+    pub egress: Arc<EgressPolicy>,
 }
 
 /// Runs the kernel on `listener` until `shutdown` completes, then stops cleanly: the server stops accepting,
@@ -90,7 +92,8 @@ pub async fn run_with_metrics(
     let (journal, journal_task) = Journal::start_with_metrics(sql_journal, JOURNAL_CAPACITY, Arc::default());
     let tls = hookwire_actors::host::default_tls_config().context("TLS configuration")?;
     let egress = EgressPolicy::new(settings.allow_destination.clone());
-    let services = Services::start(actor_settings, journal, egress, tls).context("starting the actor system")?;
+    let services =
+        Services::start(actor_settings, journal, egress.clone(), tls).context("starting the actor system")?;
 
     let root_token = match &settings.root_token {
         Some(token) if !token.is_empty() => token.clone(),
@@ -107,6 +110,7 @@ pub async fn run_with_metrics(
         devices: auth::DeviceDirectory::with_cache_ttl(Duration::from_secs(settings.token_cache_secs)),
         admin: auth::AdminAuth::with_cache_ttl(&root_token, Duration::from_secs(settings.token_cache_secs)),
         shutting_down,
+        egress: Arc::new(egress),
     });
     // Noted before loading, so that a change made meanwhile through another kernel is seen by the first look.
     let fingerprint = store::webhooks::fingerprint(store.pool()).await?;

@@ -15,6 +15,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// hookwire's server: devices stream events over gRPC; webhooks deliver them.
 #[derive(Debug, Parser)]
 #[command(
+    name = "hookwired",
     version,
     about,
     after_help = "Examples:\n  hookwired\n  hookwired --database postgres://hookwire@localhost/hookwire --listen 0.0.0.0:50051\n  HOOKWIRE_ROOT_TOKEN=secret hookwired --allow-destination 127.0.0.0/8"
