@@ -139,17 +139,21 @@ pub async fn run_with_metrics(
     health_reporter.set_serving::<EventServiceServer<grpc::admin::AdminApi>>().await;
     health_reporter.set_serving::<DeliveryServiceServer<grpc::deliveries::DeliveryApi>>().await;
     health_reporter.set_serving::<TokenServiceServer<grpc::tokens::TokenApi>>().await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(hookwire_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .context("gRPC reflection")?;
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(hookwire_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    // v1alpha beside v1: grpcio's reflection client and other older tools know only v1alpha.
+    let reflection_v1alpha = reflection().build_v1alpha().context("gRPC reflection v1alpha")?;
+    let reflection = reflection().build_v1().context("gRPC reflection")?;
     let admin = grpc::admin::AdminApi::new(kernel.clone());
     let router = tonic::transport::Server::builder()
         .tcp_nodelay(true)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .add_service(health_service)
         .add_service(reflection)
+        .add_service(reflection_v1alpha)
         .add_service(DeviceServiceServer::new(grpc::device::DeviceApi::new(kernel.clone())))
         .add_service(GroupServiceServer::new(admin.clone()))
         .add_service(DeviceAdminServiceServer::new(admin.clone()))
