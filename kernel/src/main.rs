@@ -131,3 +131,15 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
     hookwire_kernel::run(settings, listener, shutdown_signal()).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn the_version_names_the_program_not_its_crate() {
+        let version = Flags::command().render_version();
+        assert_eq!(version, format!("hookwired {}\n", env!("CARGO_PKG_VERSION")));
+    }
+}
