@@ -735,7 +735,8 @@ impl CompiledWebhook {
             body,
             headers,
             auth,
-            add_defaults: !definition.no_defaults.unwrap_or(false),
+            // Blynk has no default fields: a Blynk webhook adds Particle's only when it says `"noDefaults": false`.
+            add_defaults: !definition.no_defaults.unwrap_or(is_blynk),
             response_template,
             response_topic,
             error_response_topic,
@@ -907,6 +908,7 @@ mod tests {
         let blynk = compile(r#"{"event":"V1","url":"http://x/","x-dialect":"blynk"}"#).unwrap();
         assert_eq!(blynk.method, http::Method::GET);
         assert_eq!((blynk.min_interval, blynk.failure_limit), (Some(Duration::from_secs(1)), 10));
+        assert!(!blynk.add_defaults, "Blynk has no default fields");
         assert!(blynk.is_success_status(200) && blynk.is_success_status(302) && !blynk.is_success_status(301));
         let overridden = compile(
             r#"{"event":"V1","url":"http://x/","x-dialect":"blynk","requestType":"POST","x-minIntervalMs":0,"x-failureLimit":0}"#,

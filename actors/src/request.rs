@@ -195,7 +195,7 @@ pub fn build_request(
         headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
     } else if let Some(template) = &webhook.body {
         body = Bytes::from(render(template));
-    } else if webhook.form.is_some() || (webhook.add_defaults && !is_blynk) {
+    } else if webhook.form.is_some() || webhook.add_defaults {
         let mut form = form_urlencoded::Serializer::new(String::new());
         let mut names = Vec::new();
         for (key, value) in webhook.form.iter().flatten() {

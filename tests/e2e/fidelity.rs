@@ -164,8 +164,8 @@ async fn the_test_button_answers_on_the_test_devices_topics() {
     kernel.stop().await;
 }
 
-/// Blynk: `GET` by default; a body only with a `Content-Type`; `200` and `302` are success; one request a
-/// second and disabled after 10 failures in a row unless the `x-` fields say otherwise.
+/// Blynk: `GET` by default, without Particle's default fields; a body only with a `Content-Type`; `200` and `302`
+/// are success; one request a second and disabled after 10 failures in a row unless the `x-` fields say otherwise.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_blynk_webhook_behaves_as_blynk_by_default() {
     let kernel = TestKernel::spawn().await;
@@ -173,7 +173,7 @@ async fn a_blynk_webhook_behaves_as_blynk_by_default() {
     receiver.respond(302, "");
     let fixture = kernel.fixture().await;
     let url = format!("{}/update?value=/pin/", receiver.base_url);
-    let plain = fixture.webhook(json!({"event": "V1", "url": url, "x-dialect": "blynk", "noDefaults": true})).await;
+    let plain = fixture.webhook(json!({"event": "V1", "url": url, "x-dialect": "blynk"})).await;
     let tested = fixture.admin.test_webhook(&plain, Some("7".into())).await.unwrap();
     assert!(tested.succeeded, "302 is a success for Blynk: {tested:?}");
     assert_eq!(tested.attempt.as_ref().map(|attempt| attempt.request_method.as_str()), Some("GET"));
