@@ -160,6 +160,8 @@ mod tests {
         assert!(is_hook_event("hook-sent/temp"));
         assert!(is_hook_event("hook-response/temp/0"));
         assert!(is_hook_event(&format!("{device}/hook-error/temp/0")));
+        assert!(is_hook_event("api/hook-response/temp/0"), "the answer to a test event");
+        assert!(!is_hook_event("api/temp"));
         assert!(!is_hook_event("hook-sentinel"));
         assert!(!is_hook_event("temp"));
         assert!(!is_hook_event(&format!("{device}/temp")));
