@@ -86,7 +86,9 @@ pub enum JsonField {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct WebhookDefinition {
-    /// Case-sensitive prefix of the event names that trigger the webhook; empty matches every event.
+    /// Case-sensitive prefix of the event names that trigger the webhook; empty matches every event. Particle's
+    /// older name for it, `eventName`, is read too (and written back as `event`).
+    #[serde(alias = "eventName")]
     pub event: String,
     /// The destination URL, a template.
     pub url: String,
@@ -346,29 +348,63 @@ impl DefinitionError {
 /// Largest definition accepted, in bytes of JSON.
 pub const MAX_DEFINITION_BYTES: usize = 64 * 1024;
 
+/// A definition read from its author's text, with the fields that were ignored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportedDefinition {
+    /// The definition.
+    pub definition: WebhookDefinition,
+    /// Particle's read-only fields the text held (`id`, `created_at`, ...): accepted and not stored.
+    pub ignored_fields: Vec<String>,
+}
+
 impl WebhookDefinition {
-    /// Parses a definition from JSON, refusing unknown fields by name.
+    /// Parses a definition from JSON, refusing unknown fields by name (all of them, each at its line and
+    /// column) and ignoring Particle's read-only fields.
     pub fn from_json(text: &str) -> Result<Self, DefinitionError> {
-        if text.len() > MAX_DEFINITION_BYTES {
+        Self::import(text).map(|imported| imported.definition)
+    }
+
+    /// Parses a definition from its author's text: as [`WebhookDefinition::from_json`], and says which of
+    /// Particle's read-only fields were ignored. Leading whitespace does not count towards the size limit (an
+    /// element of a file of several definitions arrives preceded by the lines before it, so that lines and
+    /// columns in errors are those of the file).
+    pub fn import(text: &str) -> Result<ImportedDefinition, DefinitionError> {
+        if text.trim_start().len() > MAX_DEFINITION_BYTES {
             return Err(DefinitionError::new("definition", "larger than 64 KiB"));
         }
-        serde_json::from_str(text).map_err(|error| {
-            let message = error.to_string();
-            // Fields read by hand (`x-retry`) say which of their parts is at fault: `x-retry.attempts: ...`.
-            if message.starts_with("x-")
-                && let Some((field, reason)) = message.split_once(": ")
-            {
-                let reason = reason.rsplit_once(" at line ").map_or(reason, |(reason, _)| reason);
-                return DefinitionError::new(field, reason);
+        let value: Value = serde_json::from_str(text).map_err(Self::refusal)?;
+        let fields = crate::fields::top_level_fields(text).unwrap_or_default();
+        let ignored_fields = crate::fields::check_fields(&fields)?;
+        let definition = match value {
+            Value::Object(mut map) if !ignored_fields.is_empty() => {
+                for field in &ignored_fields {
+                    map.remove(field);
+                }
+                serde_json::from_value(Value::Object(map)).map_err(Self::refusal)?
             }
-            let field = message
-                .split('`')
-                .nth(1)
-                .filter(|_| message.starts_with("unknown field") || message.starts_with("missing field"))
-                .unwrap_or("definition")
-                .to_owned();
-            DefinitionError::new(field, message)
-        })
+            // Read from the text itself, so that a position in an error is one in the author's text.
+            _ => serde_json::from_str(text).map_err(Self::refusal)?,
+        };
+        Ok(ImportedDefinition { definition, ignored_fields })
+    }
+
+    /// The refusal of a definition serde could not read, naming the field when the message does.
+    fn refusal(error: serde_json::Error) -> DefinitionError {
+        let message = error.to_string();
+        // Fields read by hand (`x-retry`) say which of their parts is at fault: `x-retry.attempts: ...`.
+        if message.starts_with("x-")
+            && let Some((field, reason)) = message.split_once(": ")
+        {
+            let reason = reason.rsplit_once(" at line ").map_or(reason, |(reason, _)| reason);
+            return DefinitionError::new(field, reason);
+        }
+        let field = message
+            .split('`')
+            .nth(1)
+            .filter(|_| message.starts_with("unknown field") || message.starts_with("missing field"))
+            .unwrap_or("definition")
+            .to_owned();
+        DefinitionError::new(field, message)
     }
 
     /// Serialises the definition as its user wrote it.
@@ -471,6 +507,11 @@ pub struct CompiledWebhook {
     /// carries it over when the webhook is edited) and by the deliveries in flight.
     pub runtime: Arc<WebhookRuntime>,
 }
+
+/// A Blynk webhook's `x-minIntervalMs` when it gives none: Blynk sends at most one request a second.
+pub const BLYNK_MIN_INTERVAL_MS: u64 = 1000;
+/// A Blynk webhook's `x-failureLimit` when it gives none: Blynk disables a webhook after 10 failures in a row.
+pub const BLYNK_FAILURE_LIMIT: u32 = 10;
 
 /// The largest `x-minIntervalMs`: one day.
 pub const MAX_MIN_INTERVAL_MS: u64 = 86_400_000;
@@ -662,7 +703,9 @@ impl CompiledWebhook {
             definition.response_topic.as_deref().map(|source| parse("responseTopic", source)).transpose()?;
         let error_response_topic =
             definition.error_response_topic.as_deref().map(|source| parse("errorResponseTopic", source)).transpose()?;
-        let min_interval_ms = definition.min_interval_ms.unwrap_or(0);
+        // Blynk's own limits are a Blynk webhook's defaults: one request a second, disabled after 10 failures.
+        let is_blynk = dialect == Dialect::Blynk;
+        let min_interval_ms = definition.min_interval_ms.unwrap_or(if is_blynk { BLYNK_MIN_INTERVAL_MS } else { 0 });
         if min_interval_ms > MAX_MIN_INTERVAL_MS {
             return Err(DefinitionError::new(
                 "x-minIntervalMs",
@@ -676,7 +719,10 @@ impl CompiledWebhook {
             id,
             group_id,
             devices,
-            method: definition.request_type.unwrap_or_default().method(),
+            method: definition
+                .request_type
+                .unwrap_or(if is_blynk { RequestType::Get } else { RequestType::Post })
+                .method(),
             url,
             json,
             form,
@@ -684,7 +730,8 @@ impl CompiledWebhook {
             body,
             headers,
             auth,
-            add_defaults: !definition.no_defaults.unwrap_or(false),
+            // Blynk has no default fields: a Blynk webhook adds Particle's only when it says `"noDefaults": false`.
+            add_defaults: !definition.no_defaults.unwrap_or(is_blynk),
             response_template,
             response_topic,
             error_response_topic,
@@ -693,11 +740,38 @@ impl CompiledWebhook {
             signing: None,
             min_interval,
             quota_overflow: definition.quota_overflow.unwrap_or_default(),
-            failure_limit: definition.failure_limit.unwrap_or(0),
+            failure_limit: definition.failure_limit.unwrap_or(if is_blynk { BLYNK_FAILURE_LIMIT } else { 0 }),
             retry,
             runtime: Arc::default(),
             definition,
         })
+    }
+
+    /// The address the URL names when its host is a literal IP address written out in full (not from a template),
+    /// so that the egress rules can refuse it when the webhook is created.
+    pub fn literal_destination(&self) -> Option<std::net::IpAddr> {
+        let template = &self.url.template;
+        let prefix = template.static_prefix();
+        let scheme_end = prefix.find("://")? + 3;
+        let rest = &prefix[scheme_end..];
+        let authority_end = rest.find(['/', '?', '#']);
+        // With a template after the host, the host may go on in it: only a host that ends in the text counts.
+        if authority_end.is_none() && !template.is_static() {
+            return None;
+        }
+        let authority = &rest[..authority_end.unwrap_or(rest.len())];
+        let host_port = authority.rsplit_once('@').map_or(authority, |(_, host_port)| host_port);
+        let host = match host_port.strip_prefix('[') {
+            Some(bracketed) => bracketed.split_once(']')?.0,
+            None => host_port.split(':').next()?,
+        };
+        host.parse().ok()
+    }
+
+    /// Whether an answer with this status is a success: 2xx, and for a Blynk webhook also 302 (Blynk counts 200
+    /// and 302 as success).
+    pub fn is_success_status(&self, status: u16) -> bool {
+        (200..300).contains(&status) || (status == 302 && self.definition.dialect == Some(DialectName::Blynk))
     }
 
     /// True when an event of this name from this device triggers the webhook.
@@ -815,6 +889,54 @@ mod tests {
         assert_eq!(error.field, "colour");
         let error = WebhookDefinition::from_json(r#"{"event":"a"}"#).unwrap_err();
         assert_eq!(error.field, "url");
+    }
+
+    #[test]
+    fn particle_aliases_and_read_only_fields_import_and_every_unknown_field_is_named_at_its_place() {
+        let listed = "{\n  \"id\": \"5f0c\",\n  \"eventName\": \"temp\",\n  \"url\": \"https://x/\",\n  \"created_at\": \"2020-01-01T00:00:00.000Z\",\n  \"hookUrl\": \"https://api.particle.io/v1/webhooks/5f0c\",\n  \"integration_type\": \"Webhook\"\n}";
+        let imported = WebhookDefinition::import(listed).unwrap();
+        assert_eq!(imported.definition.event, "temp");
+        assert_eq!(imported.ignored_fields, ["id", "created_at", "hookUrl", "integration_type"]);
+        assert_eq!(imported.definition.to_json(), r#"{"event":"temp","url":"https://x/"}"#, "nothing of them stored");
+        let error = WebhookDefinition::from_json(
+            "{\"event\": \"a\", \"url\": \"http://x/\",\n \"reponseTopic\": \"t\", \"colour\": 1}",
+        )
+        .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "reponseTopic: unknown field (line 2, column 2), did you mean `responseTopic`?; colour: unknown field (line \
+             2, column 23)"
+        );
+    }
+
+    #[test]
+    fn blynk_webhooks_default_to_get_and_blynk_limits_and_count_302_as_success() {
+        let blynk = compile(r#"{"event":"V1","url":"http://x/","x-dialect":"blynk"}"#).unwrap();
+        assert_eq!(blynk.method, http::Method::GET);
+        assert_eq!((blynk.min_interval, blynk.failure_limit), (Some(Duration::from_secs(1)), 10));
+        assert!(!blynk.add_defaults, "Blynk has no default fields");
+        assert!(blynk.is_success_status(200) && blynk.is_success_status(302) && !blynk.is_success_status(301));
+        let overridden = compile(
+            r#"{"event":"V1","url":"http://x/","x-dialect":"blynk","requestType":"POST","x-minIntervalMs":0,"x-failureLimit":0}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (overridden.method, overridden.min_interval, overridden.failure_limit),
+            (http::Method::POST, None, 0)
+        );
+        let particle = compile(r#"{"event":"V1","url":"http://x/"}"#).unwrap();
+        assert!(!particle.is_success_status(302));
+    }
+
+    #[test]
+    fn a_literal_destination_is_found_only_when_the_host_is_written_out() {
+        let destination =
+            |url: &str| compile(&format!(r#"{{"event":"a","url":"{url}"}}"#)).unwrap().literal_destination();
+        assert_eq!(destination("http://10.0.0.5/x"), Some("10.0.0.5".parse().unwrap()));
+        assert_eq!(destination("http://u:p@127.0.0.1:8080"), Some("127.0.0.1".parse().unwrap()));
+        assert_eq!(destination("http://[::1]:80/{{{a}}}"), Some("::1".parse().unwrap()));
+        assert_eq!(destination("http://10.0.0.5{{{a}}}/"), None);
+        assert_eq!(destination("https://example.com/"), None);
     }
 
     #[test]

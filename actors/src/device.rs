@@ -179,8 +179,9 @@ impl DeviceActor {
         match message.kind {
             Some(device_message::Kind::Publish(request)) => self.publish(request, slot, ctx),
             Some(device_message::Kind::Subscribe(request)) => {
-                if request.prefix.len() > crate::event::MAX_NAME_BYTES {
-                    return refuse(slot, 0, ErrorCode::InvalidArgument, "prefix: must be at most 64 bytes".into());
+                if request.prefix.len() > crate::event::MAX_PREFIX_BYTES {
+                    let message = format!("prefix: must be at most {} bytes", crate::event::MAX_PREFIX_BYTES);
+                    return refuse(slot, 0, ErrorCode::InvalidArgument, message);
                 }
                 if !self.subscriptions.contains(&request.prefix) {
                     if self.subscriptions.len() >= MAX_SUBSCRIPTIONS {

@@ -8,6 +8,9 @@ use std::sync::Arc;
 pub const DEFAULT_MAX_DATA_BYTES: usize = 1024;
 /// The largest event name, in bytes (Particle's limit).
 pub const MAX_NAME_BYTES: usize = 64;
+/// The largest subscription prefix, in bytes: room for `<device id>/hook-response/<event name>/<index>` with any
+/// valid event name (36 + 15 + 64 + 4 = 119 bytes), which product firmware subscribes to, as on Particle.
+pub const MAX_PREFIX_BYTES: usize = 128;
 /// The time to live of an event that gives none, in seconds.
 pub const DEFAULT_TTL_SECS: u32 = 60;
 
@@ -81,7 +84,8 @@ pub fn addressed_device(name: &str) -> Option<&str> {
 pub fn is_hook_event(name: &str) -> bool {
     let name = match addressed_device(name) {
         Some(device) => &name[device.len() + 1..],
-        None => name,
+        // The answers to a test event are addressed to its device, `api` (`api/hook-response/...`).
+        None => name.strip_prefix("api/").unwrap_or(name),
     };
     ["hook-sent", "hook-response", "hook-error"]
         .iter()
@@ -189,6 +193,8 @@ mod tests {
         assert!(is_hook_event("hook-sent/temp"));
         assert!(is_hook_event("hook-response/temp/0"));
         assert!(is_hook_event(&format!("{device}/hook-error/temp/0")));
+        assert!(is_hook_event("api/hook-response/temp/0"), "the answer to a test event");
+        assert!(!is_hook_event("api/temp"));
         assert!(!is_hook_event("hook-sentinel"));
         assert!(!is_hook_event("temp"));
         assert!(!is_hook_event(&format!("{device}/temp")));

@@ -20,6 +20,7 @@ pub mod definition;
 pub mod device;
 pub mod egress;
 pub mod event;
+pub mod fields;
 pub mod host;
 pub mod ids;
 pub mod index;

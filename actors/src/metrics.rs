@@ -199,6 +199,10 @@ impl Metrics {
         registry.register("device_sessions", "Connected device sessions", metrics.device_sessions.clone());
         registry.register("webhook_actors", "Running webhook actors", metrics.webhook_actors.clone());
         registry.register("host_actors", "Running destination host actors", metrics.host_actors.clone());
+        // Every documented series exists from the start, at zero, rather than from its first drop.
+        for class in [crate::webhook::QUOTA_CLASS, crate::webhook::DISABLED_CLASS] {
+            drop(metrics.drops.get_or_create(&DropLabels { class }));
+        }
         Metrics { registry, ..metrics }
     }
 

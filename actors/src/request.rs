@@ -222,22 +222,50 @@ pub fn render_context(event: &Event, profile: &DeviceProfile) -> Value {
         _ => Map::with_capacity(10),
     };
     let device_id = event.device_id.as_ref().map_or("api", DeviceId::as_str);
+    let published_at = event.published_at();
+    let event_json = event_json(event, device_id, &published_at, profile);
     let predefined = [
         ("PARTICLE_DEVICE_ID", device_id.to_owned()),
         ("PARTICLE_EVENT_NAME", event.name.clone()),
         ("PARTICLE_EVENT_VALUE", event.data.clone()),
-        ("PARTICLE_PUBLISHED_AT", event.published_at()),
+        ("PARTICLE_PUBLISHED_AT", published_at.clone()),
         ("PARTICLE_EVENT_ID", event.id.to_string()),
         ("PRODUCT_ID", profile.product_id.clone()),
         ("PRODUCT_USER_ID", profile.owner.clone()),
         ("PRODUCT_VERSION", profile.firmware_version.clone()),
-        ("PARTICLE_EVENT_JSON", Value::String(event.data.clone()).to_string()),
-        ("PARTICLE_EVENT_BASE64", base64::engine::general_purpose::STANDARD.encode(&event.data)),
+        ("PARTICLE_EVENT_BASE64", base64::engine::general_purpose::STANDARD.encode(&event_json)),
+        ("PARTICLE_EVENT_JSON", event_json),
+        // Particle's legacy names (from when it was Spark), still found in old webhooks: their twins' values.
+        ("SPARK_CORE_ID", device_id.to_owned()),
+        ("SPARK_EVENT_NAME", event.name.clone()),
+        ("SPARK_EVENT_VALUE", event.data.clone()),
+        ("SPARK_PUBLISHED_AT", published_at),
     ];
     for (key, value) in predefined {
         context.insert(key.to_owned(), Value::String(value));
     }
     Value::Object(context)
+}
+
+/// `PARTICLE_EVENT_JSON`: the whole event as one JSON object, as Particle's "the entire event (name, value,
+/// published at, etc) as a JSON string". Its keys, in this order: `name`, `data`, `ttl`, `published_at`, `coreid`
+/// (the device id, `api` for a test event), then only when the device has them `productID`, `version` (its
+/// firmware version) and `userid` (its owner), as Particle's event stream names them.
+fn event_json(event: &Event, device_id: &str, published_at: &str, profile: &DeviceProfile) -> String {
+    let mut object = Map::with_capacity(8);
+    object.insert("name".to_owned(), Value::String(event.name.clone()));
+    object.insert("data".to_owned(), Value::String(event.data.clone()));
+    object.insert("ttl".to_owned(), Value::from(event.ttl));
+    object.insert("published_at".to_owned(), Value::String(published_at.to_owned()));
+    object.insert("coreid".to_owned(), Value::String(device_id.to_owned()));
+    let product_fields =
+        [("productID", &profile.product_id), ("version", &profile.firmware_version), ("userid", &profile.owner)];
+    for (key, value) in product_fields {
+        if !value.is_empty() {
+            object.insert(key.to_owned(), Value::String(value.clone()));
+        }
+    }
+    Value::Object(object).to_string()
 }
 
 /// The four default fields, in Particle's order.
@@ -261,6 +289,7 @@ pub fn build_request(
     let mut budget = RenderBudget::new(limits);
     let budget = &mut budget;
     let is_get = webhook.method == http::Method::GET;
+    let is_blynk = webhook.definition.dialect == Some(crate::definition::DialectName::Blynk);
     let mut headers = HeaderMap::new();
     headers.insert(header::USER_AGENT, HeaderValue::from_static(USER_AGENT));
 
@@ -332,6 +361,11 @@ pub fn build_request(
         let header_value = HeaderValue::try_from(render(value, context, budget)?)
             .map_err(|_| render_error(value, "rendered to an invalid header value"))?;
         headers.insert(header_name, header_value);
+    }
+
+    // Blynk sends a body only with a content type (`json` and `form` set theirs; `body` needs one in `headers`).
+    if is_blynk && !headers.contains_key(header::CONTENT_TYPE) {
+        body = Bytes::new();
     }
 
     let mut url = render(&webhook.url, context, budget)?;
@@ -538,6 +572,46 @@ mod tests {
             r#"{"PARTICLE_DEVICE_ID":"spoof"}"#,
         );
         assert_eq!(request.body, event.device_id.unwrap().to_string());
+    }
+
+    #[test]
+    fn the_event_json_and_base64_are_the_whole_event_and_spark_names_are_their_twins() {
+        let (request, event) = build(
+            r#"{"event":"x","url":"http://sink/","body":"{{{PARTICLE_EVENT_JSON}}}|{{{PARTICLE_EVENT_BASE64}}}|{{{SPARK_EVENT_VALUE}}}|{{{SPARK_PUBLISHED_AT}}}"}"#,
+            "x",
+            "21.5",
+        );
+        let body = std::str::from_utf8(&request.body).unwrap();
+        let parts: Vec<&str> = body.split('|').collect();
+        let expected = serde_json::json!({
+            "name": "x", "data": "21.5", "ttl": 60, "published_at": event.published_at(),
+            "coreid": event.device_id.as_ref().unwrap().to_string(),
+        });
+        assert_eq!(serde_json::from_str::<Value>(parts[0]).unwrap(), expected);
+        assert_eq!(base64::engine::general_purpose::STANDARD.decode(parts[1]).unwrap(), parts[0].as_bytes());
+        assert_eq!(parts[2..], ["21.5", event.published_at().as_str()]);
+
+        let profile = DeviceProfile { product_id: "4711".into(), firmware_version: "3".into(), ..Default::default() };
+        let with_product: Value =
+            serde_json::from_str(render_context(&event, &profile)["PARTICLE_EVENT_JSON"].as_str().unwrap()).unwrap();
+        assert_eq!((&with_product["productID"], &with_product["version"]), (&Value::from("4711"), &Value::from("3")));
+        assert!(with_product.get("userid").is_none(), "product fields only when set");
+    }
+
+    #[test]
+    fn a_blynk_request_has_a_body_only_with_a_content_type() {
+        let blynk = r#""x-dialect":"blynk","requestType":"POST","body":"v=/pin/""#;
+        let (without, _) = build(&format!(r#"{{"event":"V1","url":"http://sink/",{blynk}}}"#), "V1", "7");
+        assert!(without.body.is_empty() && !without.headers.contains_key(header::CONTENT_TYPE));
+        let (with, _) = build(
+            &format!(r#"{{"event":"V1","url":"http://sink/",{blynk},"headers":{{"Content-Type":"text/plain"}}}}"#),
+            "V1",
+            "7",
+        );
+        assert_eq!(with.body, "v=7");
+        let (defaults, _) =
+            build(r#"{"event":"V1","url":"http://sink/","x-dialect":"blynk","requestType":"PUT"}"#, "V1", "7");
+        assert!(defaults.body.is_empty(), "no Particle default form either");
     }
 
     #[test]

@@ -47,6 +47,9 @@ use std::time::{Duration, Instant, SystemTime};
 pub const RESPONSE_CHUNK_BYTES: usize = 512;
 /// The default largest single response event (`unchunked`), in bytes: the most a host keeps of a body.
 pub const DEFAULT_MAX_RESPONSE_EVENT_BYTES: usize = 100 * 1024;
+/// The device a test event (Particle's Test button) comes from, in templates and in the topics of its answer.
+pub const TEST_DEVICE: &str = "api";
+
 /// The default largest Blynk pin response, in bytes.
 pub const DEFAULT_MAX_PIN_RESPONSE_BYTES: usize = 64 * 1024;
 
@@ -572,6 +575,8 @@ impl WebhookActor {
         }
         Ok(match (&dispatch.event.device_id, dispatch.webhook.only_triggering_device) {
             (Some(device), true) => format!("{device}/{kind}/{}", dispatch.event.name),
+            // A test event's device is `api`, as on Particle: its answer is `api/hook-response/<event>/0`.
+            (None, true) => format!("{TEST_DEVICE}/{kind}/{}", dispatch.event.name),
             _ => format!("{kind}/{}", dispatch.event.name),
         })
     }
@@ -688,7 +693,15 @@ impl Handler<Attempted> for WebhookActor {
     type Result = ();
 
     fn handle(&mut self, attempted: Attempted, ctx: &mut Self::Context) {
-        self.conclude(attempted.delivery, attempted.target, attempted.outcome, ctx);
+        let mut outcome = attempted.outcome;
+        // What counts as success is the webhook's to say: a Blynk webhook also takes a 302, as Blynk does.
+        let webhook = &attempted.delivery.dispatch.webhook;
+        if outcome.failure.is_some()
+            && outcome.response.as_ref().is_some_and(|response| webhook.is_success_status(response.status))
+        {
+            outcome.failure = None;
+        }
+        self.conclude(attempted.delivery, attempted.target, outcome, ctx);
     }
 }
 

@@ -26,6 +26,17 @@ pub const DEFAULT_SECRET_GRACE_SECONDS: u32 = 24 * 3600;
 /// The longest grace period of a rotated-out signing secret: seven days.
 pub const MAX_SECRET_GRACE_SECONDS: u32 = 7 * 24 * 3600;
 
+/// A webhook just created or replaced, with what its answer says this once.
+#[derive(Debug, Clone)]
+pub struct SavedWebhook {
+    /// The stored webhook.
+    pub row: WebhookRow,
+    /// Its new signing secret, when it just got one.
+    pub signing_secret: Option<String>,
+    /// Particle's read-only fields the given definition held (`id`, `created_at`, ...), ignored.
+    pub ignored_fields: Vec<String>,
+}
+
 /// Optional device fields that feed the `PRODUCT_*` template variables.
 #[derive(Debug, Clone, Default)]
 pub struct DeviceFields {
@@ -223,17 +234,24 @@ impl Kernel {
         Ok(())
     }
 
-    /// Parses and validates a definition for a group: the JSON, its templates and its devices.
+    /// Parses and validates a definition for a group: the JSON, its templates, its destination when the URL
+    /// names a literal address, and its devices. Returns it with the read-only fields it ignored.
     async fn compile_for_group(
         &self,
         id: WebhookId,
         group_id: &GroupId,
         definition_json: &str,
-    ) -> Result<CompiledWebhook, KernelError> {
-        let definition = WebhookDefinition::from_json(definition_json)
+    ) -> Result<(CompiledWebhook, Vec<String>), KernelError> {
+        let imported = WebhookDefinition::import(definition_json)
             .map_err(|error| KernelError::InvalidArgument(error.to_string()))?;
-        let compiled = CompiledWebhook::compile(id, group_id.clone(), definition)
+        let compiled = CompiledWebhook::compile(id, group_id.clone(), imported.definition)
             .map_err(|error| KernelError::InvalidArgument(error.to_string()))?;
+        // A literal address the egress rules refuse would fail every delivery: refused now, with the same words.
+        if let Some(address) = compiled.literal_destination()
+            && let Err(blocked) = self.egress.check(address)
+        {
+            return Err(KernelError::InvalidArgument(format!("url: destination {address}: {blocked}")));
+        }
         for device_id in &compiled.devices {
             let in_group = devices::get_device(self.store.pool(), device_id)
                 .await?
@@ -249,7 +267,7 @@ impl Kernel {
                 )));
             }
         }
-        Ok(compiled)
+        Ok((compiled, imported.ignored_fields))
     }
 
     /// Validates a definition for a group and makes the webhook to insert, with a signing secret when it signs.
@@ -258,8 +276,9 @@ impl Kernel {
         group_id: &GroupId,
         definition_json: &str,
         now: i64,
-    ) -> Result<NewWebhook, KernelError> {
-        let compiled = self.compile_for_group(WebhookId::generate(), group_id, definition_json).await?;
+    ) -> Result<(NewWebhook, Vec<String>), KernelError> {
+        let (compiled, ignored_fields) =
+            self.compile_for_group(WebhookId::generate(), group_id, definition_json).await?;
         let row = WebhookRow {
             id: compiled.id.clone(),
             group_id: group_id.clone(),
@@ -269,29 +288,26 @@ impl Kernel {
             state: Default::default(),
         };
         let signing_secret = compiled.definition.signs().then(auth::generate_signing_secret);
-        Ok(NewWebhook { row, devices: compiled.devices, signing_secret })
+        Ok((NewWebhook { row, devices: compiled.devices, signing_secret }, ignored_fields))
     }
 
     /// Creates a webhook from its JSON definition. With `x-signing`, it gets a signing secret, returned this once.
-    pub async fn create_webhook(
-        &self,
-        group_id: &GroupId,
-        definition_json: &str,
-    ) -> Result<(WebhookRow, Option<String>), KernelError> {
+    pub async fn create_webhook(&self, group_id: &GroupId, definition_json: &str) -> Result<SavedWebhook, KernelError> {
         self.get_group(group_id).await?;
-        let new = self.new_webhook(group_id, definition_json, time::now_ms()).await?;
+        let (new, ignored_fields) = self.new_webhook(group_id, definition_json, time::now_ms()).await?;
         webhooks::insert_webhook(self.store.pool(), &new.row, &new.devices, new.signing_secret.as_deref()).await?;
         self.refresh_group_index(group_id).await?;
-        Ok((new.row, new.signing_secret))
+        Ok(SavedWebhook { row: new.row, signing_secret: new.signing_secret, ignored_fields })
     }
 
     /// Creates several webhooks of a group in one transaction, all or none. A refused definition is named by its
-    /// index: `webhooks[3].url: ...`. Each signing webhook's secret is returned this once.
+    /// index: `webhooks[3].url: ...`; every refused definition is named at once (up to 20). Each signing
+    /// webhook's secret is returned this once.
     pub async fn batch_create_webhooks(
         &self,
         group_id: &GroupId,
         definitions_json: &[String],
-    ) -> Result<Vec<(WebhookRow, Option<String>)>, KernelError> {
+    ) -> Result<Vec<SavedWebhook>, KernelError> {
         if definitions_json.is_empty() || definitions_json.len() > listing::MAX_BATCH {
             return Err(KernelError::InvalidArgument(format!(
                 "webhooks: give 1 to {} definitions, got {}",
@@ -302,19 +318,40 @@ impl Kernel {
         self.get_group(group_id).await?;
         let now = time::now_ms();
         let mut batch = Vec::with_capacity(definitions_json.len());
+        let mut ignored = Vec::with_capacity(definitions_json.len());
+        let mut refusals = Vec::new();
         for (index, definition_json) in definitions_json.iter().enumerate() {
-            let new = self.new_webhook(group_id, definition_json, now).await.map_err(|error| match error {
-                KernelError::InvalidArgument(message) => {
-                    KernelError::InvalidArgument(format!("webhooks[{index}].{message}"))
+            match self.new_webhook(group_id, definition_json, now).await {
+                Ok((new, ignored_fields)) => {
+                    batch.push(new);
+                    ignored.push(ignored_fields);
                 }
-                other => other,
-            })?;
-            batch.push(new);
+                Err(KernelError::InvalidArgument(message)) => refusals.push(format!("webhooks[{index}].{message}")),
+                Err(other) => return Err(other),
+            }
+        }
+        if !refusals.is_empty() {
+            const MAX_REFUSALS_SHOWN: usize = 20;
+            let num_refusals = refusals.len();
+            refusals.truncate(MAX_REFUSALS_SHOWN);
+            let mut message = refusals.join("\n");
+            if num_refusals > MAX_REFUSALS_SHOWN {
+                message.push_str(&format!("\n... and {} more", num_refusals - MAX_REFUSALS_SHOWN));
+            }
+            return Err(KernelError::InvalidArgument(message));
         }
         webhooks::insert_webhooks(self.store.pool(), &batch).await?;
         self.refresh_group_index(group_id).await?;
         tracing::info!(%group_id, num_webhooks = batch.len(), "webhooks created in a batch");
-        Ok(batch.into_iter().map(|new| (new.row, new.signing_secret)).collect())
+        Ok(batch
+            .into_iter()
+            .zip(ignored)
+            .map(|(new, ignored_fields)| SavedWebhook {
+                row: new.row,
+                signing_secret: new.signing_secret,
+                ignored_fields,
+            })
+            .collect())
     }
 
     /// Gets webhooks by id, for a batch: `NOT_FOUND` names the first missing one by index (`ids[2]: ...`).
@@ -431,13 +468,10 @@ impl Kernel {
     /// Replaces a webhook's definition.
     /// Turning `x-signing` on gives the webhook a signing secret, returned this once; a webhook that signed keeps
     /// its secret; turning it off deletes its secrets.
-    pub async fn update_webhook(
-        &self,
-        id: &WebhookId,
-        definition_json: &str,
-    ) -> Result<(WebhookRow, Option<String>), KernelError> {
+    pub async fn update_webhook(&self, id: &WebhookId, definition_json: &str) -> Result<SavedWebhook, KernelError> {
         let existing = self.get_webhook(id).await?;
-        let compiled = self.compile_for_group(id.clone(), &existing.group_id, definition_json).await?;
+        let (compiled, ignored_fields) =
+            self.compile_for_group(id.clone(), &existing.group_id, definition_json).await?;
         let definition = compiled.definition.to_json();
         let now = time::now_ms();
         let signing_secret = compiled.definition.signs().then(auth::generate_signing_secret);
@@ -455,7 +489,11 @@ impl Kernel {
         };
         self.refresh_group_index(&existing.group_id).await?;
         let new_secret = signing_secret.filter(|_| secret_installed);
-        Ok((WebhookRow { definition, updated_at: now, ..existing }, new_secret))
+        Ok(SavedWebhook {
+            row: WebhookRow { definition, updated_at: now, ..existing },
+            signing_secret: new_secret,
+            ignored_fields,
+        })
     }
 
     /// Gives a signing webhook a new secret, returned this once; the old one keeps signing for `grace_seconds`

@@ -64,6 +64,8 @@ pub struct Kernel {
     pub admin: auth::AdminAuth,
     /// Turns true when the kernel begins to shut down; long-lived streams end then.
     pub shutting_down: tokio::sync::watch::Receiver<bool>,
+    /// The egress rules, to refuse at create time a webhook whose URL names a refused literal address.
+    pub egress: Arc<EgressPolicy>,
 }
 
 /// Runs the kernel on `listener` until `shutdown` completes, then stops cleanly: the server stops accepting,
@@ -99,7 +101,8 @@ pub async fn run_with_metrics(
     let (journal, journal_task) = Journal::start_with_metrics(sql_journal, JOURNAL_CAPACITY, Arc::default());
     let tls = hookwire_actors::host::default_tls_config().context("TLS configuration")?;
     let egress = EgressPolicy::new(settings.allow_destination.clone());
-    let services = Services::start(actor_settings, journal, egress, tls).context("starting the actor system")?;
+    let services =
+        Services::start(actor_settings, journal, egress.clone(), tls).context("starting the actor system")?;
 
     let root_token = match &settings.root_token {
         Some(token) if !token.is_empty() => token.clone(),
@@ -116,6 +119,7 @@ pub async fn run_with_metrics(
         devices: auth::DeviceDirectory::with_cache_ttl(Duration::from_secs(settings.token_cache_secs)),
         admin: auth::AdminAuth::with_cache_ttl(&root_token, Duration::from_secs(settings.token_cache_secs)),
         shutting_down,
+        egress: Arc::new(egress),
     });
     // Noted before loading, so that a change made meanwhile through another kernel is seen by the first look.
     let fingerprint = store::webhooks::fingerprint(store.pool()).await?;
@@ -144,11 +148,14 @@ pub async fn run_with_metrics(
     health_reporter.set_serving::<EventServiceServer<grpc::admin::AdminApi>>().await;
     health_reporter.set_serving::<DeliveryServiceServer<grpc::deliveries::DeliveryApi>>().await;
     health_reporter.set_serving::<TokenServiceServer<grpc::tokens::TokenApi>>().await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(hookwire_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .context("gRPC reflection")?;
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(hookwire_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    // v1alpha beside v1: grpcio's reflection client and other older tools know only v1alpha.
+    let reflection_v1alpha = reflection().build_v1alpha().context("gRPC reflection v1alpha")?;
+    let reflection = reflection().build_v1().context("gRPC reflection")?;
     let admin = grpc::admin::AdminApi::new(kernel.clone());
     // Connection bounds (docs/security.md, "Connections"): the cap, the handshake timeout and the accept back-off
     // live in the accept loop (`listener`); streams per connection and keepalive are HTTP/2's, set here.
@@ -162,6 +169,7 @@ pub async fn run_with_metrics(
         .http2_max_local_error_reset_streams(Some(MAX_LOCAL_ERROR_RESET_STREAMS))
         .add_service(health_service)
         .add_service(reflection)
+        .add_service(reflection_v1alpha)
         .add_service(DeviceServiceServer::new(grpc::device::DeviceApi::new(kernel.clone())))
         .add_service(GroupServiceServer::new(admin.clone()))
         .add_service(DeviceAdminServiceServer::new(admin.clone()))

@@ -16,6 +16,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// `kernel/src/settings.rs`; the flags below it are the server's own.
 #[derive(Debug, Parser)]
 #[command(
+    name = "hookwired",
     version,
     about,
     after_help = "Examples:\n  hookwired\n  hookwired --database postgres://hookwire@localhost/hookwire --listen 0.0.0.0:50051\n  HOOKWIRE_ROOT_TOKEN=secret hookwired --allow-destination 127.0.0.0/8"
@@ -73,4 +74,15 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
     hookwire_kernel::run(settings, listener, shutdown_signal()).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_version_names_the_program_not_its_crate() {
+        let version = Flags::command().render_version();
+        assert_eq!(version, format!("hookwired {}\n", env!("CARGO_PKG_VERSION")));
+    }
 }

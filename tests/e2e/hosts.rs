@@ -161,7 +161,14 @@ async fn loopback_destinations_are_blocked_by_address_and_by_resolved_name_unles
     let receiver = FakeReceiver::start().await;
     let port = receiver.base_url.rsplit(':').next().unwrap().to_owned();
     let fixture = kernel.fixture().await;
-    fixture.webhook(json!({"event": "literal", "url": receiver.base_url})).await;
+    // A literal address is refused when the webhook is created; one that a template makes, at delivery.
+    let refused = fixture
+        .admin
+        .create_webhook(&fixture.group_id, json!({"event": "x", "url": receiver.base_url}).to_string())
+        .await;
+    assert!(format!("{refused:?}").contains("127.0.0.1 is in the blocked range 127.0.0.0/8"), "{refused:?}");
+    let rendered = format!("http://{{{{! the host is rendered at delivery }}}}127.0.0.1:{port}/");
+    fixture.webhook(json!({"event": "literal", "url": rendered})).await;
     fixture.webhook(json!({"event": "named", "url": format!("http://localhost:{port}/")})).await;
     let mut session = hook_session(&kernel, &fixture).await;
 
@@ -334,7 +341,9 @@ async fn an_outbound_proxy_cannot_be_used_to_reach_blocked_addresses() {
     let receiver = FakeReceiver::start().await;
     let port = receiver.base_url.rsplit(':').next().unwrap().to_owned();
     let fixture = kernel.fixture().await;
-    fixture.webhook(json!({"event": "literal", "url": receiver.base_url})).await;
+    // A literal address is refused at create time: this one is rendered, so that delivery meets it.
+    let rendered = format!("http://{{{{! the host is rendered at delivery }}}}127.0.0.1:{port}/");
+    fixture.webhook(json!({"event": "literal", "url": rendered})).await;
     fixture.webhook(json!({"event": "named", "url": format!("http://localhost:{port}/")})).await;
     let mut session = hook_session(&kernel, &fixture).await;
 

@@ -6,6 +6,7 @@ mod core;
 mod credentials;
 mod deliveries;
 mod egress;
+mod fidelity;
 mod hostile_conn;
 mod hostile_device;
 mod hostile_hosts;

@@ -129,7 +129,7 @@ async fn metrics_count_events_and_attempts_by_host_outcome_and_class_and_show_ho
     assert_eq!(sample(&text, "hookwire_device_sessions"), Some(1.0), "{text}");
     assert_eq!(sample(&text, "hookwire_host_actors"), Some(2.0), "{text}");
     assert!(sample(&text, "hookwire_journal_commit_duration_seconds_count").is_some_and(|n| n >= 1.0), "{text}");
-    assert!(text.contains("# HELP hookwire_attempts Delivery attempts by destination host"), "{text}");
+    assert!(text.contains("# HELP hookwire_attempts_total Delivery attempts by destination host"), "{text}");
 
     let (status, _) = http_get(&metrics_url.replace("/metrics", "/other")).await;
     assert_eq!(status, "HTTP/1.0 404 Not Found");

@@ -129,8 +129,10 @@ impl TestKernel {
     }
 
     async fn wait_until_serving(&self) {
+        // A test may give the kernel another root token (the README's Quickstart does).
+        let root_token = self.settings.root_token.as_deref().unwrap_or(ROOT_TOKEN);
         for _ in 0..200 {
-            if let Ok(admin) = AdminClient::connect(&self.endpoint, ROOT_TOKEN).await
+            if let Ok(admin) = AdminClient::connect(&self.endpoint, root_token).await
                 && admin.list_groups().await.is_ok()
             {
                 return;

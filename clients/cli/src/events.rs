@@ -23,7 +23,8 @@ pub struct Limits {
 }
 
 /// Prints the events `next_event` yields, each as `event_json` makes it, until a limit is reached. A stream
-/// that ends before is an error: the limits say when to stop, not the server.
+/// that ends before is an error: the limits say when to stop, not the server. So is the deadline passing before
+/// `--count` events came: the caller asked for them and did not get them.
 pub async fn print_events(
     mut next_event: impl AsyncFnMut() -> hookwire_client::Result<Option<proto::Event>>,
     limits: Limits,
@@ -39,7 +40,14 @@ pub async fn print_events(
         let event = match next {
             Ok(Some(event)) => event,
             Ok(None) => bail!("the server ended the event stream"),
-            Err(Error::Timeout) => return Ok(()),
+            // Without --count, the time is the only limit: reaching it is the normal end. With it, too few came.
+            Err(Error::Timeout) => match limits.num_events_max {
+                None => return Ok(()),
+                Some(num_events_max) => bail!(
+                    "timed out: {num_printed} of the {num_events_max} events asked for (--count) arrived within \
+                     --timeout"
+                ),
+            },
             Err(error) => return Err(error.into()),
         };
         printer.print(&event_json(&event))?;

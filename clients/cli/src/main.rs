@@ -168,6 +168,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         command => command,
     };
     let global = &config::resolve(flags, &config::env_var)?;
+    let _ = ENDPOINT.set(global.endpoint.clone());
     match command {
         Command::Group(command) => group::run(command, global).await,
         Command::Device(command) => device::run(command, global).await,
@@ -212,8 +213,11 @@ impl GlobalArgs {
     }
 }
 
+/// The endpoint the command talks to, once resolved: transport errors are explained with it.
+static ENDPOINT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
 /// Prints an error with its causes, `error: <message>: <cause>: ...`, leaving out a cause that only repeats the
-/// one before it (the transport's errors do).
+/// one before it (the transport's errors do), then what is probably wrong when the words are the transport's.
 fn print_error(error: &anyhow::Error) {
     let mut messages: Vec<String> = Vec::new();
     for cause in error.chain() {
@@ -222,7 +226,37 @@ fn print_error(error: &anyhow::Error) {
             messages.push(message);
         }
     }
-    eprintln!("error: {}", messages.join(": "));
+    let message = messages.join(": ");
+    eprintln!("error: {message}");
+    if let Some(hint) = transport_hint(&message, ENDPOINT.get().map_or("the endpoint", String::as_str)) {
+        eprintln!("hint: {hint}");
+    }
+}
+
+/// What a transport error probably means, in the user's terms: the transport's own words (`transport error`,
+/// `InvalidContentType`) name the symptom, not the cause.
+fn transport_hint(message: &str, endpoint: &str) -> Option<String> {
+    let lower = message.to_ascii_lowercase();
+    if lower.contains("invalidcontenttype") || lower.contains("corrupt message") || lower.contains("wrong version") {
+        return Some(format!(
+            "{endpoint} does not answer TLS: a server without TLS (hookwired serves plain gRPC) is reached with \
+             http://, not https://"
+        ));
+    }
+    if lower.contains("connection refused") {
+        return Some(format!(
+            "nothing listens at {endpoint}: is hookwired running, and is this its --listen address? (set it with \
+             --endpoint or HOOKWIRE_ENDPOINT)"
+        ));
+    }
+    let protocol_words = ["transport error", "h2 protocol error", "http2 error", "frame with invalid size"];
+    if protocol_words.iter().any(|words| lower.contains(words)) {
+        return Some(format!(
+            "{endpoint} did not answer as a gRPC server: is it hookwired's --listen address (not its metrics \
+             address, nor another service), and is the scheme right (http:// without TLS, https:// with)?"
+        ));
+    }
+    None
 }
 
 fn is_broken_pipe(error: &anyhow::Error) -> bool {
@@ -267,6 +301,17 @@ mod tests {
         let mut missing = Vec::new();
         walk(&Cli::command(), "hookwire", &mut missing);
         assert!(missing.is_empty(), "commands without an example of themselves in --help: {missing:?}");
+    }
+
+    #[test]
+    fn transport_errors_come_with_what_is_probably_wrong() {
+        let hint = |message: &str| transport_hint(message, "https://127.0.0.1:1").unwrap_or_default();
+        assert!(
+            hint("transport error: invalid peer certificate: InvalidContentType").contains("http://, not https://")
+        );
+        assert!(hint("cannot connect to x: tcp connect error: Connection refused (os error 111)").contains("nothing"));
+        assert!(hint("UNKNOWN: transport error").contains("--listen address"));
+        assert_eq!(transport_hint("NOT_FOUND: webhook whk_1 not found", "x"), None);
     }
 
     #[test]

@@ -404,24 +404,75 @@ fn test_json(tested: &proto::TestWebhookResponse) -> Value {
     })
 }
 
-/// Reads a file of definitions for `import`: one JSON object, or an array of objects. Each is sent as JSON text,
-/// its fields in the file's order.
+/// Reads a file of definitions for `import`: one JSON object, or an array of objects. Each is sent as its own
+/// text from the file, preceded by as many line breaks and spaces as put it at its line and column there, so
+/// that the lines and columns the server names in a refusal are those of the file.
 fn read_definitions(path: &Path) -> anyhow::Result<Vec<String>> {
     let text = read_definition(path)?;
     let source = if path == Path::new("-") { "the standard input".to_owned() } else { path.display().to_string() };
     match serde_json::from_str::<Value>(&text).with_context(|| format!("{source} is not JSON"))? {
         Value::Object(_) => Ok(vec![text]),
         Value::Array(elements) if elements.is_empty() => bail!("{source}: the array holds no webhook"),
-        Value::Array(elements) => elements
-            .into_iter()
-            .enumerate()
-            .map(|(index, element)| match element {
-                Value::Object(_) => Ok(element.to_string()),
-                _ => bail!("{source}: element {index} is not a webhook definition (a JSON object)"),
-            })
-            .collect(),
+        Value::Array(elements) => {
+            if let Some(index) = elements.iter().position(|element| !element.is_object()) {
+                bail!("{source}: element {index} is not a webhook definition (a JSON object)");
+            }
+            Ok(array_elements(&text).into_iter().map(|range| placed(&text, range)).collect())
+        }
         _ => bail!("{source}: expected a webhook definition (a JSON object) or an array of them"),
     }
+}
+
+/// The byte ranges of the elements of the JSON array `text` holds (valid JSON, checked before).
+fn array_elements(text: &str) -> Vec<std::ops::Range<usize>> {
+    let mut ranges = Vec::new();
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    let mut start = None;
+    for (index, character) in text.char_indices() {
+        if in_string {
+            match character {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match character {
+            '"' => {
+                in_string = true;
+                start = start.or((depth == 1).then_some(index));
+            }
+            '{' | '[' => {
+                if depth == 1 {
+                    start = start.or(Some(index));
+                }
+                depth += 1;
+            }
+            '}' | ']' => {
+                depth -= 1;
+                if depth == 0 {
+                    ranges.extend(start.take().map(|start| start..index));
+                }
+            }
+            ',' if depth == 1 => ranges.extend(start.take().map(|start| start..index)),
+            c if depth == 1 && !c.is_whitespace() => start = start.or(Some(index)),
+            _ => {}
+        }
+    }
+    ranges.into_iter().map(|range| range.start..range.start + text[range].trim_end().len()).collect()
+}
+
+/// The text of `range`, preceded by the line breaks and spaces that put it at its line and column in `text`.
+fn placed(text: &str, range: std::ops::Range<usize>) -> String {
+    let before = &text[..range.start];
+    let num_lines = before.matches('\n').count();
+    let column = before.rsplit('\n').next().map_or(0, |line| line.chars().count());
+    let mut element = String::with_capacity(num_lines + column + range.len());
+    element.extend(std::iter::repeat_n('\n', num_lines));
+    element.extend(std::iter::repeat_n(' ', column));
+    element.push_str(&text[range]);
+    element
 }
 
 /// Reads a definition file (`-`: standard input) and checks that it is JSON; the server judges the rest. The
@@ -433,6 +484,10 @@ fn forwarding_definition(device: &str, url: &str, name: Option<String>, headers:
     for header in headers {
         let (key, value) = header.split_once('=').with_context(|| format!("--header {header}: expected NAME=VALUE"))?;
         header_map.insert(key.trim().to_owned(), Value::String(value.to_owned()));
+    }
+    // The Mainflux webhooks service sends JSON; a --header Content-Type=... of the caller's wins.
+    if !header_map.keys().any(|name| name.eq_ignore_ascii_case("content-type")) {
+        header_map.insert("Content-Type".to_owned(), Value::String("application/json".to_owned()));
     }
     let mut definition = json!({
         "event": "",
@@ -486,6 +541,9 @@ fn webhook_json(webhook: proto::Webhook) -> anyhow::Result<Value> {
     let disabled_reason = Some(webhook.disabled_reason).filter(|reason| !reason.is_empty());
     fields.insert("disabled_reason".to_owned(), disabled_reason.map_or(Value::Null, Value::String));
     fields.insert("consecutive_failures".to_owned(), Value::from(webhook.consecutive_failures));
+    if !webhook.ignored_fields.is_empty() {
+        fields.insert("ignored_fields".to_owned(), Value::from(webhook.ignored_fields));
+    }
     for (key, value) in definition_fields {
         // Definitions have no such keys today; should one appear, the stored webhook's own field wins.
         fields.entry(key).or_insert(value);
@@ -551,6 +609,16 @@ mod tests {
         let webhook = stored_webhook(r#"{"id": "whk_other", "event": "temp"}"#);
         let printed = webhook_json(webhook).unwrap();
         assert_eq!(printed["id"], "whk_1");
+    }
+
+    #[test]
+    fn import_elements_keep_their_lines_and_columns() {
+        let text = "[\n  {\"event\": \"a\", \"s\": \"x,]}\\\"\"},\n    {\"event\": [1, 2]}\n]\n";
+        let elements: Vec<String> = array_elements(text).into_iter().map(|range| placed(text, range)).collect();
+        assert_eq!(elements, ["\n  {\"event\": \"a\", \"s\": \"x,]}\\\"\"}", "\n\n    {\"event\": [1, 2]}"]);
+        for element in &elements {
+            serde_json::from_str::<Value>(element).unwrap();
+        }
     }
 
     #[test]

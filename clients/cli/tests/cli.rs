@@ -699,3 +699,232 @@ async fn completions_print_a_script_that_bash_can_complete_with() {
         assert!(output.status.success() && String::from_utf8_lossy(&output.stdout).contains("set-profile"), "{shell}");
     }
 }
+
+/// The `sh` code blocks of the README's Quickstart, in order.
+fn quickstart_blocks() -> Vec<String> {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let start = readme.find("## Quickstart").expect("a Quickstart section");
+    let section = &readme[start..];
+    let section = &section[..section[3..].find("\n## ").map_or(section.len(), |end| end + 3)];
+    section.split("```sh\n").skip(1).map(|block| block.split("\n```").next().unwrap().to_owned()).collect()
+}
+
+/// The one block of the Quickstart that contains `words`.
+fn block_with<'a>(blocks: &'a [String], words: &str) -> &'a str {
+    let found: Vec<&String> = blocks.iter().filter(|block| block.contains(words)).collect();
+    assert_eq!(found.len(), 1, "one Quickstart block with {words:?}: {blocks:#?}");
+    found[0]
+}
+
+/// The README's Quickstart, run as written: the server block's root token and allowed range start the kernel
+/// (in process), the receiver and the commands of terminal 3 run in `bash` with `hookwire` on the PATH, the
+/// receiver's port 8080 made a free one. Every claim the walk-through prints is checked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_quickstart_runs_as_written_and_prints_what_it_says() {
+    use tokio::io::AsyncBufReadExt as _;
+    let blocks = quickstart_blocks();
+    let server = block_with(&blocks, "hookwired");
+    let word_after = |text: &str, marker: &str| {
+        let rest = &text[text.find(marker).unwrap_or_else(|| panic!("{marker} in {text}")) + marker.len()..];
+        rest.split_whitespace().next().unwrap().to_owned()
+    };
+    let root_token = word_after(server, "HOOKWIRE_ROOT_TOKEN=");
+    let allowed = word_after(server, "--allow-destination");
+    let kernel = TestKernel::spawn_with(|settings| {
+        settings.root_token = Some(root_token.clone());
+        settings.allow_destination = vec![allowed.parse().unwrap()];
+    })
+    .await;
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let place = |block: &str| block.replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"));
+    let binaries = std::path::Path::new(env!("CARGO_BIN_EXE_hookwire")).parent().unwrap().to_owned();
+    let path = format!("{}:{}", binaries.display(), std::env::var("PATH").unwrap_or_default());
+    let directory = tempfile::tempdir().unwrap();
+    let bash = |script: String| {
+        let mut command = tokio::process::Command::new("bash");
+        command
+            .args(["-c", &format!("set -euo pipefail\n{script}")])
+            .current_dir(directory.path())
+            .env("PATH", &path)
+            .env("HOOKWIRE_ENDPOINT", &kernel.endpoint)
+            .env("HOOKWIRE_CONFIG", directory.path().join("no-config.toml"))
+            .env_remove("HOOKWIRE_TOKEN")
+            .env_remove("HOOKWIRE_OUTPUT")
+            .kill_on_drop(true);
+        command
+    };
+
+    let mut receiver = bash(place(block_with(&blocks, "hookwire receive")))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut receiver_stderr = tokio::io::BufReader::new(receiver.stderr.take().unwrap()).lines();
+    let announced = receiver_stderr.next_line().await.unwrap().expect("the receiver announces its address");
+    assert_eq!(announced, format!("receiving on http://127.0.0.1:{port}"));
+    let mut received = tokio::io::BufReader::new(receiver.stdout.take().unwrap()).lines();
+
+    let setup = place(block_with(&blocks, "group create"));
+    let listen = place(block_with(&blocks, "--listen \"\""));
+    let marker = "--- the setup is done ---";
+    let output = bash(format!("{setup}\necho '{marker}'\n{listen}")).output().await.unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(output.status.success(), "the walk-through failed: {}\n{stdout}", String::from_utf8_lossy(&output.stderr));
+    let (_, walk) = stdout.split_once(marker).expect("the setup ran to its end");
+
+    // Terminal 2 prints the request: POST /readings with the JSON body the README shows.
+    let line = tokio::time::timeout(Duration::from_secs(10), received.next_line()).await.unwrap().unwrap().unwrap();
+    let request: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!((text(&request, "method"), text(&request, "path")), ("POST".to_owned(), "/readings".to_owned()));
+    let body: Value = serde_json::from_str(&text(&request, "body")).unwrap();
+    let keys: Vec<&str> = body.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(keys, ["celsius", "event", "data", "published_at", "coreid"], "{body}");
+    assert_eq!(
+        (text(&body, "celsius"), text(&body, "event"), text(&body, "data")),
+        ("21.5".into(), "temperature".into(), "21.5".into())
+    );
+    assert!(text(&body, "coreid").starts_with("dev_") && !text(&body, "published_at").is_empty(), "{body}");
+
+    // The last command: the ack, then the event, hook-sent and the receiver's answer as hook-response.
+    let lines: Vec<Value> =
+        walk.lines().filter(|line| !line.is_empty()).map(|line| serde_json::from_str(line).unwrap()).collect();
+    assert_eq!(lines.len(), 4, "{walk}");
+    assert!(text(&lines[0], "event_id").starts_with("evt_"), "{walk}");
+    let device = text(&lines[1], "device_id");
+    let names: Vec<String> = lines[1..].iter().map(|line| text(line, "name")).collect();
+    assert_eq!(
+        names,
+        ["temperature".to_owned(), "hook-sent/temperature".to_owned(), format!("{device}/hook-response/temperature/0")]
+    );
+    assert_eq!(text(&lines[3], "data"), r#"{"stored": true}"#);
+    receiver.kill().await.unwrap();
+    kernel.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listen_and_subscribe_with_count_say_that_they_timed_out_and_fail() {
+    let kernel = TestKernel::spawn().await;
+    let fixture = kernel.fixture().await;
+    let args = [
+        "publish",
+        "--device-token",
+        &fixture.device_token,
+        "quiet",
+        "--listen",
+        "nothing/",
+        "--count",
+        "1",
+        "--timeout",
+        "1",
+    ];
+    let output = hookwire(&kernel, &args).await;
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("event_id"), "the ack is printed first");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("timed out: 0 of the 1 events"), "{stderr}");
+
+    let output =
+        hookwire(&kernel, &["subscribe", "--group", &fixture.group_id, "nothing/", "--count", "2", "--timeout", "1"])
+            .await;
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("timed out: 0 of the 2 events"));
+    // Without --count the time is the only limit: reaching it is the normal end.
+    let output = hookwire(&kernel, &["subscribe", "--group", &fixture.group_id, "nothing/", "--timeout", "1"]).await;
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    kernel.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transport_errors_say_what_is_probably_wrong_and_usage_errors_exit_2() {
+    let kernel = TestKernel::spawn().await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let with_endpoint = |endpoint: String| {
+        let mut command = command();
+        command.args(["group", "list"]).env("HOOKWIRE_ENDPOINT", endpoint).env("HOOKWIRE_TOKEN", ROOT_TOKEN);
+        command
+    };
+    let output = with_endpoint(format!("http://{closed}")).output().await.unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(&format!("hint: nothing listens at http://{closed}: is hookwired running")), "{stderr}");
+
+    let output = with_endpoint(kernel.endpoint.replace("http://", "https://")).output().await.unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("does not answer TLS") && stderr.contains("http://, not https://"), "{stderr}");
+
+    let output = hookwire(&kernel, &["group", "lsit"]).await;
+    assert_eq!(output.status.code(), Some(2), "a usage error");
+    kernel.stop().await;
+}
+
+/// A file as Particle's API lists webhooks imports as it is (the read-only fields named in the answer), and an
+/// unknown field is reported at its line and column in the file, not in a copy of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_particle_listing_imports_and_unknown_fields_are_named_at_their_place_in_the_file() {
+    let kernel = TestKernel::spawn().await;
+    let fixture = kernel.fixture().await;
+    let directory = tempfile::tempdir().unwrap();
+    let listing = directory.path().join("particle.json");
+    std::fs::write(
+        &listing,
+        r#"[
+  {
+    "id": "5a0e3b7ac5a3e1c8b84f2e10",
+    "eventName": "temp",
+    "url": "https://example.com/t",
+    "created_at": "2017-11-16T22:05:14.521Z",
+    "hookUrl": "https://api.particle.io/v1/webhooks/5a0e3b7ac5a3e1c8b84f2e10",
+    "integration_type": "Webhook"
+  },
+  {"id": "5a0e3b7ac5a3e1c8b84f2e11", "event": "hum", "url": "https://example.com/h"}
+]
+"#,
+    )
+    .unwrap();
+    let created = json(&kernel, &["webhook", "import", "--group", &fixture.group_id, listing.to_str().unwrap()]).await;
+    let created = created.as_array().unwrap();
+    assert_eq!(created.len(), 2);
+    assert_eq!(created[0]["ignored_fields"], serde_json::json!(["id", "created_at", "hookUrl", "integration_type"]));
+    assert_eq!((text(&created[0], "event"), text(&created[1], "event")), ("temp".into(), "hum".into()));
+
+    let typos = directory.path().join("typos.json");
+    std::fs::write(
+        &typos,
+        "[\n  {\"event\": \"a\", \"url\": \"https://example.com/\"},\n  {\"event\": \"b\",\n   \"url\": \"https://example.com/\",\n   \"reponseTopic\": \"x\", \"colour\": 1}\n]\n",
+    )
+    .unwrap();
+    let output = hookwire(&kernel, &["webhook", "import", "--group", &fixture.group_id, typos.to_str().unwrap()]).await;
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(
+            "webhooks[1].reponseTopic: unknown field (line 5, column 4), did you mean `responseTopic`?; colour: unknown \
+             field (line 5, column 25)"
+        ),
+        "{stderr}"
+    );
+    kernel.stop().await;
+}
+
+/// The Mainflux webhooks service sends `Content-Type: application/json`; so does a forwarding webhook, unless
+/// its headers say otherwise.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_forwarding_webhook_sends_json_by_default_as_mainflux_does() {
+    let kernel = TestKernel::spawn().await;
+    let receiver = FakeReceiver::start().await;
+    let fixture = kernel.fixture().await;
+    let url = format!("{}/in", receiver.base_url);
+    let webhook = json(&kernel, &["webhook", "create", "--device", &fixture.device_id, "--url", &url]).await;
+    assert_eq!(webhook["headers"], serde_json::json!({"Content-Type": "application/json"}));
+    kernel.device(&fixture.device_token).await.publish("reading", r#"{"t": 1}"#).await.unwrap();
+    let request = receiver.first_request().await;
+    assert_eq!(request.header("content-type"), Some("application/json"));
+
+    let args =
+        ["webhook", "create", "--device", &fixture.device_id, "--url", &url, "--header", "content-type=text/csv"];
+    let webhook = json(&kernel, &args).await;
+    assert_eq!(webhook["headers"], serde_json::json!({"content-type": "text/csv"}), "the caller's wins");
+    kernel.stop().await;
+}

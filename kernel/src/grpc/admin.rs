@@ -162,8 +162,8 @@ impl WebhookService for AdminApi {
         let message = request.into_inner();
         let group_id = parse_id("group_id", &message.group_id, GroupId::parse)?;
         who.require("group_id", &group_id, Role::Editor)?;
-        let (webhook, signing_secret) = self.kernel.create_webhook(&group_id, &message.definition_json).await?;
-        Ok(Response::new(with_secret(webhook.into(), signing_secret)))
+        let saved = self.kernel.create_webhook(&group_id, &message.definition_json).await?;
+        Ok(Response::new(saved_webhook(saved)))
     }
 
     async fn get_webhook(&self, request: Request<proto::GetWebhookRequest>) -> Reply<proto::Webhook> {
@@ -202,7 +202,7 @@ impl WebhookService for AdminApi {
         let group_id = parse_id("group_id", &message.group_id, GroupId::parse)?;
         who.require("group_id", &group_id, Role::Editor)?;
         let created = self.kernel.batch_create_webhooks(&group_id, &message.webhooks).await?;
-        let webhooks = created.into_iter().map(|(webhook, secret)| with_secret(webhook.into(), secret)).collect();
+        let webhooks = created.into_iter().map(saved_webhook).collect();
         Ok(Response::new(proto::BatchCreateWebhooksResponse { webhooks }))
     }
 
@@ -259,8 +259,8 @@ impl WebhookService for AdminApi {
         let message = request.into_inner();
         let id = parse_id("id", &message.id, WebhookId::parse)?;
         self.kernel.require_object(&who, Object::Webhook(&id), Role::Editor).await?;
-        let (webhook, signing_secret) = self.kernel.update_webhook(&id, &message.definition_json).await?;
-        Ok(Response::new(with_secret(webhook.into(), signing_secret)))
+        let saved = self.kernel.update_webhook(&id, &message.definition_json).await?;
+        Ok(Response::new(saved_webhook(saved)))
     }
 
     async fn delete_webhook(
@@ -302,6 +302,11 @@ impl WebhookService for AdminApi {
 }
 
 /// A webhook answer carrying a secret shown this once.
+/// The answer to a create or an update: the webhook, its new secret and the fields that were ignored, this once.
+fn saved_webhook(saved: crate::admin::SavedWebhook) -> proto::Webhook {
+    proto::Webhook { ignored_fields: saved.ignored_fields, ..with_secret(saved.row.into(), saved.signing_secret) }
+}
+
 fn with_secret(webhook: proto::Webhook, signing_secret: Option<String>) -> proto::Webhook {
     proto::Webhook { signing_secret: signing_secret.unwrap_or_default(), ..webhook }
 }
@@ -318,8 +323,9 @@ impl EventService for AdminApi {
         let message = request.into_inner();
         let group_id = parse_id("group_id", &message.group_id, GroupId::parse)?;
         who.require("group_id", &group_id, Role::Viewer)?;
-        if message.prefix.len() > hookwire_actors::event::MAX_NAME_BYTES {
-            return Err(KernelError::InvalidArgument("prefix: must be at most 64 bytes".into()).into());
+        if message.prefix.len() > hookwire_actors::event::MAX_PREFIX_BYTES {
+            let max = hookwire_actors::event::MAX_PREFIX_BYTES;
+            return Err(KernelError::InvalidArgument(format!("prefix: must be at most {max} bytes")).into());
         }
         self.kernel.get_group(&group_id).await?;
         let bus = &self.kernel.services.bus;

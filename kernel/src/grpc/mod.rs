@@ -52,6 +52,7 @@ impl From<WebhookRow> for proto::Webhook {
             event: summary.event,
             url: summary.url,
             metadata: summary.metadata.into_iter().collect(),
+            ignored_fields: Vec::new(),
         }
     }
 }
