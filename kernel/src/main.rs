@@ -56,6 +56,17 @@ struct Flags {
     /// Days the attempt log is kept [default: 30]
     #[arg(long, env = "HOOKWIRE_RETENTION_DAYS")]
     retention_days: Option<u32>,
+    /// Serve the web console at http://ADDR, or `off` [default: 127.0.0.1:8090]
+    #[arg(long, env = "HOOKWIRE_CONSOLE_LISTEN", value_name = "ADDR|off", value_parser = parse_console_listen)]
+    console_listen: Option<ConsoleListen>,
+}
+
+/// `--console-listen`: an address, or off.
+#[derive(Debug, Clone)]
+struct ConsoleListen(Option<SocketAddr>);
+
+fn parse_console_listen(text: &str) -> Result<ConsoleListen, String> {
+    hookwire_kernel::settings::parse_console_listen(text).map(ConsoleListen)
 }
 
 fn settings(flags: Flags) -> anyhow::Result<Settings> {
@@ -95,6 +106,9 @@ fn settings(flags: Flags) -> anyhow::Result<Settings> {
     }
     if let Some(format) = flags.log_format {
         settings.log_format = format;
+    }
+    if let Some(ConsoleListen(address)) = flags.console_listen {
+        settings.console_listen = address;
     }
     if let Ok(token) = std::env::var("HOOKWIRE_ROOT_TOKEN") {
         settings.root_token = Some(token);

@@ -101,6 +101,37 @@ pub struct Settings {
     pub retention_days: u32,
     /// Seconds between two pruning passes (`prune_interval_secs`). Default 3600.
     pub prune_interval_secs: u64,
+    /// Address of the web console, plain HTTP (`console_listen`, `--console-listen`, `HOOKWIRE_CONSOLE_LISTEN`);
+    /// `"off"` turns it off. Default `127.0.0.1:8090`. Sign-in takes an admin token, so keep it on loopback or a
+    /// private address, or behind a TLS proxy (then set `console_secure_cookie`).
+    #[serde(deserialize_with = "deserialize_console_listen")]
+    pub console_listen: Option<SocketAddr>,
+    /// Seconds a console session lasts after sign-in (`console_session_secs`). Default 28800 (8 hours).
+    pub console_session_secs: u64,
+    /// Console sessions held at once; signing in beyond it ends the oldest (`console_max_sessions`). Default 1000.
+    pub console_max_sessions: usize,
+    /// Mark the console's session cookie `Secure`, for a console served over TLS by a proxy in front of it
+    /// (`console_secure_cookie`). Default false.
+    pub console_secure_cookie: bool,
+}
+
+/// Reads `console_listen`: an address, or `off` (or an empty string) for none.
+fn deserialize_console_listen<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<SocketAddr>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    parse_console_listen(&text).map_err(serde::de::Error::custom)
+}
+
+/// Parses a console address: `ADDR:PORT`, or `off` (or empty) for no console.
+pub fn parse_console_listen(text: &str) -> Result<Option<SocketAddr>, String> {
+    match text.trim() {
+        "" | "off" | "none" | "false" => Ok(None),
+        address => address
+            .parse()
+            .map(Some)
+            .map_err(|_| format!("console_listen: `{address}` is neither an address (127.0.0.1:8090) nor `off`")),
+    }
 }
 
 impl Default for Settings {
@@ -135,6 +166,10 @@ impl Default for Settings {
             log_format: LogFormat::Text,
             retention_days: 30,
             prune_interval_secs: 3600,
+            console_listen: Some(SocketAddr::from(([127, 0, 0, 1], 8090))),
+            console_session_secs: 8 * 3600,
+            console_max_sessions: 1000,
+            console_secure_cookie: false,
         }
     }
 }
