@@ -2,6 +2,7 @@
 
 mod access;
 mod conformance;
+mod console;
 mod core;
 mod deliveries;
 mod hosts;

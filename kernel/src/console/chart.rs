@@ -69,7 +69,7 @@ pub fn history_chart(days: &[DayCounts]) -> String {
             );
         }
         svg.push_str("</g>");
-        if index == 0 || index + 1 == days.len() || index % 7 == 0 {
+        if index + 1 == days.len() || (index % 7 == 0 && index + 4 < days.len()) {
             let _ = write!(
                 svg,
                 r#"<text class="tick" x="{:.1}" y="{}" text-anchor="middle">{}</text>"#,

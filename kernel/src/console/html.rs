@@ -77,7 +77,7 @@ pub fn page(title: &str, viewer: Option<&Viewer<'_>>, crumbs: &[(&str, String)],
         r##"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{} · hookwire</title><link rel="stylesheet" href="/assets/console.css"><script src="/assets/console.js" defer></script></head>
-<body><a class="skip" href="#main">Skip to content</a><header><nav aria-label="main"><a class="brand" href="/">hookwire</a>"##,
+<body><a class="skip-link" href="#main">Skip to content</a><header><nav aria-label="main"><a class="brand" href="/">hookwire</a>"##,
         escape(title)
     );
     for (label, link) in crumbs {

@@ -384,7 +384,7 @@ fn full(text: String) -> Body {
     Full::new(Bytes::from(text)).boxed_unsync()
 }
 
-/// Headers every answer carries: nothing inline may run, no framing, no sniffing, no referrer, no caching of pages.
+/// Headers every answer carries: nothing inline may run, no framing, no sniffing, no referrer to other sites, no caching of pages.
 fn with_headers(mut response: Response) -> Response {
     let headers = response.headers_mut();
     let set = |headers: &mut HeaderMap, name: &'static str, value: &'static str| {
@@ -398,7 +398,8 @@ fn with_headers(mut response: Response) -> Response {
     );
     set(headers, "x-content-type-options", "nosniff");
     set(headers, "x-frame-options", "DENY");
-    set(headers, "referrer-policy", "no-referrer");
+    // `same-origin`, not `no-referrer`: under `no-referrer` Chromium sends `Origin: null` with its own forms.
+    set(headers, "referrer-policy", "same-origin");
     set(headers, "cache-control", "no-store");
     response
 }
