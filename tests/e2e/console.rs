@@ -374,7 +374,7 @@ async fn every_page_and_action_works_in_a_real_browser() {
     // A phone's width: nothing overflows sideways.
     browser.resize(390, 844).await;
     for path in
-        [webhook_path.clone(), format!("/groups/{}", fixture.group_id), format!("/groups/{}/devices", fixture.group_id)]
+        [format!("/groups/{}", fixture.group_id), format!("/groups/{}/devices", fixture.group_id), webhook_path.clone()]
     {
         browser.goto(&format!("{url}{path}")).await;
         let overflow = browser.script("return document.documentElement.scrollWidth - window.innerWidth").await;
@@ -410,4 +410,89 @@ async fn every_page_and_action_works_in_a_real_browser() {
     browser.goto(&webhook_url).await;
     browser.find("#token").await;
     browser.quit().await;
+}
+
+/// The page-load bench: a group of 1,000 webhooks and 100,000 attempts over 30 days (half of them on one webhook,
+/// the worst case for its page), then each main page loaded 20 times, printing the median, p95 and slowest
+/// server time. Run it with:
+/// `cargo test --release -p hookwire-tests --test e2e -- --ignored console_page_load_bench --nocapture`.
+#[tokio::test]
+#[ignore = "a bench: prints figures, asserts none"]
+async fn console_page_load_bench() {
+    use sqlx::Executor as _;
+    let (kernel, url) = kernel_with_console().await;
+    let fixture = kernel.fixture().await;
+    let mut webhook_ids = Vec::new();
+    for batch in 0..5 {
+        let definitions = (0..200)
+            .map(|index| {
+                serde_json::json!({"event": format!("e{batch}-{index}"), "name": format!("hook {batch}-{index}"), "url": "https://example.com/in"})
+                    .to_string()
+            })
+            .collect();
+        let created = fixture.admin.batch_create_webhooks(fixture.group_id.clone(), definitions).await.unwrap();
+        webhook_ids.extend(created.into_iter().map(|webhook| webhook.id));
+    }
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&kernel.settings.database).await.unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let started = std::time::Instant::now();
+    let mut transaction = pool.begin().await.unwrap();
+    for number in 0..100_000i64 {
+        let webhook = if number % 2 == 0 { &webhook_ids[0] } else { &webhook_ids[(number as usize / 2) % 999 + 1] };
+        let at = now - (number * 25_920) % (30 * 86_400_000);
+        let failed = number % 10 == 0;
+        let delivery = format!("dlv_bench{number:027}");
+        sqlx::query("INSERT INTO deliveries (id, event_id, webhook_id, status, num_attempts, created_at, updated_at) VALUES ($1, $2, $3, $4, 1, $5, $5)")
+            .bind(delivery.as_str())
+            .bind(format!("evt_bench{number:027}"))
+            .bind(webhook.as_str())
+            .bind(if failed { 2i64 } else { 1i64 })
+            .bind(at)
+            .execute(&mut *transaction)
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO attempts (delivery_id, webhook_id, event_id, attempt, started_at, duration_ms, request_method, request_url, response_status, error_class, error_message, delivery_status, request_headers, request_body, response_headers, response_body) VALUES ($1, $2, $3, 1, $4, 12, 'POST', 'https://example.com/in', $5, $6, $7, $8, '{\"content-type\":\"application/json\"}', $9, '{\"content-type\":\"application/json\"}', $10)")
+            .bind(delivery.as_str())
+            .bind(webhook.as_str())
+            .bind(format!("evt_bench{number:027}"))
+            .bind(at)
+            .bind(if failed { 500i64 } else { 200i64 })
+            .bind(failed.then_some("HTTP_5XX"))
+            .bind(failed.then_some("error status 500 from example.com"))
+            .bind(if failed { 2i64 } else { 1i64 })
+            .bind(br#"{"event":"temp","data":"21.5"}"#.to_vec())
+            .bind(br#"{"ok":true}"#.to_vec())
+            .execute(&mut *transaction)
+            .await
+            .unwrap();
+    }
+    transaction.commit().await.unwrap();
+    let _ = pool.execute("ANALYZE").await;
+    println!("seeded 1,000 webhooks and 100,000 attempts in {:.1} s", started.elapsed().as_secs_f64());
+
+    let console = ConsoleClient::sign_in(&url, ROOT_TOKEN).await;
+    let hot = &webhook_ids[0];
+    let cold = &webhook_ids[500];
+    let pages = [
+        ("group page (50 webhooks with state and last attempt)", format!("/groups/{}", fixture.group_id)),
+        ("group page, last page", format!("/groups/{}?page=19", fixture.group_id)),
+        ("webhook with 50,000 attempts (chart, last 10+10)", format!("/webhooks/{hot}")),
+        ("same, all attempts, first page of 50", format!("/webhooks/{hot}?all=1")),
+        ("same, all attempts since 2d", format!("/webhooks/{hot}?all=1&since=2d")),
+        ("webhook with 50 attempts", format!("/webhooks/{cold}")),
+        ("devices", format!("/groups/{}/devices", fixture.group_id)),
+    ];
+    println!("{:<55} {:>9} {:>9} {:>9}", "page", "median ms", "p95 ms", "max ms");
+    for (label, path) in pages {
+        let mut times = Vec::new();
+        for _ in 0..20 {
+            let started = std::time::Instant::now();
+            let page = console.get(&path).await;
+            times.push(started.elapsed().as_secs_f64() * 1000.0);
+            assert_eq!(page.status, 200, "{path}");
+        }
+        times.sort_by(f64::total_cmp);
+        println!("{label:<55} {:>9.1} {:>9.1} {:>9.1}", times[10], times[18], times[19]);
+    }
 }
