@@ -320,7 +320,7 @@ async fn every_page_and_action_works_in_a_real_browser() {
 
     // The definition: an error shows at its field; signing on shows the secret once; rotating shows a new one.
     let definition =
-        format!(r#"{{"event": "temp", "url": "ftp://x", "json": {{"value": "{{{{{{PARTICLE_EVENT_VALUE}}}}}}"}}}}"#);
+        r#"{"event": "temp", "url": "ftp://x", "json": {"value": "{{{PARTICLE_EVENT_VALUE}}}"}}"#.to_owned();
     browser.fill("#definition", &definition).await;
     browser.click("#save-definition").await;
     browser.wait_for_text("definition-error").await;

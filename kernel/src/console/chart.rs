@@ -16,7 +16,7 @@ const SERIES: [(DeliveryStatus, &str, &str); 4] = [
     (DeliveryStatus::Dropped, "dropped", "drop"),
 ];
 
-const WIDTH: u64 = 620;
+const WIDTH: u64 = 960;
 const HEIGHT: u64 = 160;
 const LEFT: u64 = 40;
 const BOTTOM: u64 = 20;
