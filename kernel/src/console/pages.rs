@@ -7,7 +7,7 @@ use super::{Console, Request, Response, Signed, chart, live, page_response, redi
 use crate::access::Object;
 use crate::admin::{DeviceFields, DeviceUpdate};
 use crate::auth::{Principal, Role};
-use crate::deliveries::parse_since;
+use crate::deliveries::{RECENT_PER_KIND, parse_since};
 use crate::error::{KernelError, parse_id};
 use crate::listing::{Order, Page, WebhookFilter};
 use crate::store::attempts::AttemptRow;
@@ -309,7 +309,14 @@ async fn attempts_section(console: &Console, viewer: &Viewer<'_>, request: &Requ
     let since_text = request.query("since").unwrap_or("");
     let since = parse_since("since", since_text)?;
     let page_token = request.query("before").unwrap_or("");
-    let page = console.kernel.list_attempts(id, all, since, ATTEMPT_PAGE_SIZE, page_token).await?;
+    let page = if all {
+        console.kernel.list_attempts(id, all, since, ATTEMPT_PAGE_SIZE, page_token).await?
+    } else {
+        let pool = console.kernel.store.pool();
+        let since_ms = since.unwrap_or(i64::MIN);
+        let recent = crate::store::console::recent_attempts(pool, id, since_ms, RECENT_PER_KIND).await?;
+        crate::deliveries::AttemptPage { attempts: recent, next_page_token: None }
+    };
     let mut html = format!(
         r#"<section aria-labelledby="attempts-title"><h2 id="attempts-title">Attempt log</h2>
 <form method="get" action="/webhooks/{id}" class="filters"><label><input type="checkbox" name="all" value="1"{checked}> all attempts</label>
