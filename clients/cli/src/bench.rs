@@ -425,6 +425,8 @@ async fn start_kernel(
         .args(["--listen", "127.0.0.1:0", "--allow-destination", "127.0.0.0/8", "--log-format", "json"])
         .args(["--database", database])
         .env("HOOKWIRE_ROOT_TOKEN", &token)
+        // No web console: it would take its default port, perhaps a running hookwired's.
+        .env("HOOKWIRE_CONSOLE_LISTEN", "off")
         .env("RUST_LOG", "warn,hookwire_kernel=info")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

@@ -409,6 +409,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_console_address_is_an_address_or_off() {
+        use crate::settings::parse_console_listen;
+        assert_eq!(parse_console_listen("off").unwrap(), None);
+        assert_eq!(parse_console_listen("").unwrap(), None);
+        assert_eq!(parse_console_listen("0.0.0.0:9000").unwrap(), Some("0.0.0.0:9000".parse().unwrap()));
+        assert!(parse_console_listen("nowhere").unwrap_err().starts_with("console_listen:"));
+        let settings: crate::settings::Settings = toml::from_str("console_listen = \"off\"").unwrap();
+        assert_eq!(settings.console_listen, None);
+        assert_eq!(crate::settings::Settings::default().console_listen, Some("127.0.0.1:8090".parse().unwrap()));
+    }
+
+    #[test]
     fn only_same_origin_posts_pass() {
         let mut headers = HeaderMap::new();
         assert!(same_origin(&headers), "a client that sends neither header (curl) is left to the CSRF token");
