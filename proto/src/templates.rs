@@ -96,7 +96,7 @@ pub const TEMPLATES: &[Template] = &[
     Template {
         name: "thingspeak",
         title: "ThingSpeak",
-        description: "Writes each event's value into field 1 of a ThingSpeak channel.",
+        description: "Writes each event's value into a field of a ThingSpeak channel (field1 unless you say).",
         fields: &[
             EVENT,
             TemplateField {
