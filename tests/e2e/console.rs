@@ -214,6 +214,53 @@ async fn hostile_definitions_and_event_data_are_shown_escaped() {
     assert!(page.body.contains("&lt;script&gt;alert(2)&lt;/script&gt;"), "the response is shown, escaped");
 }
 
+#[tokio::test]
+async fn the_attempt_log_pages_through_every_attempt_newest_first() {
+    let receiver = FakeReceiver::start().await;
+    let (kernel, url) = kernel_with_console().await;
+    let fixture = kernel.fixture().await;
+    let webhook = fixture.webhook(serde_json::json!({"event": "t", "url": format!("{}/x", receiver.base_url)})).await;
+    let device = kernel.device(&fixture.device_token).await;
+    for number in 0..55 {
+        device.publish("t", format!("reading-{number}")).await.unwrap();
+    }
+    receiver.wait_for(55, Duration::from_secs(10)).await;
+    let console = ConsoleClient::sign_in(&url, ROOT_TOKEN).await;
+    let count = |body: &str| body.matches(r#"<li class="attempt""#).count();
+    let mut first = console.get(&format!("/webhooks/{webhook}?all=1&since=1h")).await;
+    for _ in 0..100 {
+        if first.body.contains("older-attempts") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        first = console.get(&format!("/webhooks/{webhook}?all=1&since=1h")).await;
+    }
+    assert_eq!(count(&first.body), 50, "a page holds 50");
+    let start = first.body.find(r#"id="older-attempts" href=""#).expect("a link to older attempts") + 26;
+    let link = first.body[start..].split('"').next().unwrap().replace("&amp;", "&");
+    let mut second = console.get(&link).await;
+    for _ in 0..100 {
+        if count(&second.body) == 5 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        second = console.get(&link).await;
+    }
+    assert_eq!(count(&second.body), 5, "the rest on the next page");
+    assert!(!second.body.contains("older-attempts"));
+    let shown: Vec<String> = [&first.body, &second.body]
+        .iter()
+        .flat_map(|body| body.split("reading-").skip(1).map(|rest| rest.split('"').next().unwrap().to_owned()))
+        .collect();
+    let distinct: std::collections::HashSet<&String> = shown.iter().collect();
+    assert_eq!(distinct.len(), 55, "every attempt once");
+    let recent = console.get(&format!("/webhooks/{webhook}")).await;
+    assert_eq!(count(&recent.body), 10, "by default the last 10 successes (and no errors)");
+    assert!(recent.body.contains("reading-54"), "newest first");
+    let future = console.get(&format!("/webhooks/{webhook}?all=1&since=2999-01-01T00:00:00Z")).await;
+    assert_eq!(count(&future.body), 0, "the time filter applies");
+}
+
 fn screenshot_path(name: &str) -> Option<std::path::PathBuf> {
     std::env::var_os("HOOKWIRE_SCREENSHOTS").map(|folder| std::path::PathBuf::from(folder).join(format!("{name}.png")))
 }

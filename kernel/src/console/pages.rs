@@ -309,11 +309,26 @@ async fn attempts_section(console: &Console, viewer: &Viewer<'_>, request: &Requ
     let since_text = request.query("since").unwrap_or("");
     let since = parse_since("since", since_text)?;
     let page_token = request.query("before").unwrap_or("");
+    let pool = console.kernel.store.pool();
+    let since_ms = since.unwrap_or(i64::MIN);
     let page = if all {
-        console.kernel.list_attempts(id, all, since, ATTEMPT_PAGE_SIZE, page_token).await?
+        // The cursor is `<started_at>.<id>` of the previous page's last attempt.
+        let before = match page_token {
+            "" => None,
+            token => Some(
+                token
+                    .split_once('.')
+                    .and_then(|(started_at, id)| Some((started_at.parse().ok()?, id.parse().ok()?)))
+                    .ok_or_else(|| KernelError::InvalidArgument("before: not a cursor this console gave".into()))?,
+            ),
+        };
+        let limit = i64::from(ATTEMPT_PAGE_SIZE);
+        let attempts = crate::store::console::attempt_page(pool, id, since_ms, before, limit).await?;
+        let next_page_token = (attempts.len() as i64 == limit)
+            .then(|| attempts.last().map(|attempt| format!("{}.{}", attempt.started_at, attempt.id)))
+            .flatten();
+        crate::deliveries::AttemptPage { attempts, next_page_token }
     } else {
-        let pool = console.kernel.store.pool();
-        let since_ms = since.unwrap_or(i64::MIN);
         let recent = crate::store::console::recent_attempts(pool, id, since_ms, RECENT_PER_KIND).await?;
         crate::deliveries::AttemptPage { attempts: recent, next_page_token: None }
     };

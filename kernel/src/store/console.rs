@@ -70,3 +70,29 @@ pub async fn recent_attempts(
     attempts.sort_by_key(|attempt| std::cmp::Reverse((attempt.started_at, attempt.id)));
     Ok(attempts)
 }
+
+/// A page of a webhook's attempts since a time, newest first, strictly before the attempt `before`
+/// (`(started_at, id)` of the last one of the previous page; `None` for the first page).
+pub async fn attempt_page(
+    pool: &AnyPool,
+    webhook_id: &WebhookId,
+    since_ms: i64,
+    before: Option<(i64, i64)>,
+    limit: i64,
+) -> Result<Vec<AttemptRow>, StoreError> {
+    let (before_started_at, before_id) = before.unwrap_or((i64::MAX, i64::MAX));
+    let rows = sqlx::query(
+        "SELECT id, delivery_id, webhook_id, event_id, attempt, started_at, duration_ms, request_method, request_url, \
+         response_status, error_class, error_message, delivery_status, request_headers, request_body, \
+         response_headers, response_body FROM attempts WHERE webhook_id = $1 AND started_at >= $2 \
+         AND started_at <= $3 AND (started_at < $3 OR id < $4) ORDER BY started_at DESC, id DESC LIMIT $5",
+    )
+    .bind(webhook_id.as_str())
+    .bind(since_ms)
+    .bind(before_started_at)
+    .bind(before_id)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.iter().map(|row| from_row(row, true)).collect::<Result<_, _>>()?)
+}
