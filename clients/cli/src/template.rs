@@ -21,8 +21,10 @@ const FIELD_COLUMNS: &[&str] = &["key", "label", "required", "secret", "default"
 #[derive(Debug, Subcommand)]
 pub enum TemplateCommand {
     /// List the templates and the fields each asks for
+    #[command(after_help = "Example:\n  hookwire template list --output table")]
     List,
     /// Show a template's fields and the definition it fills in
+    #[command(after_help = "Example:\n  hookwire template show thingspeak")]
     Show {
         /// The template's name, as `template list` prints it
         name: String,
