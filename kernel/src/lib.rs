@@ -9,6 +9,7 @@
 pub mod access;
 pub mod admin;
 pub mod auth;
+pub mod console;
 pub mod deliveries;
 pub mod error;
 pub mod grpc;
@@ -82,16 +83,43 @@ pub async fn run(
         }
         None => None,
     };
-    run_with_metrics(settings, listener, metrics_listener, shutdown).await
+    let console_listener = match settings.console_listen.0 {
+        Some(address) => {
+            Some(TcpListener::bind(address).await.with_context(|| format!("console_listen: binding {address}"))?)
+        }
+        None => None,
+    };
+    run_with_listeners(settings, listener, Listeners { metrics: metrics_listener, console: console_listener }, shutdown)
+        .await
 }
 
-/// [`run`], with the metrics endpoint on a listener already bound (tests bind port 0), or none.
+/// [`run`], with the metrics endpoint on a listener already bound (tests bind port 0), or none, and no console.
 pub async fn run_with_metrics(
     settings: Settings,
     listener: TcpListener,
     metrics_listener: Option<TcpListener>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    run_with_listeners(settings, listener, Listeners { metrics: metrics_listener, console: None }, shutdown).await
+}
+
+/// The listeners besides gRPC's, already bound (tests bind port 0); `None` serves nothing there.
+#[derive(Debug, Default)]
+pub struct Listeners {
+    /// The metrics endpoint's.
+    pub metrics: Option<TcpListener>,
+    /// The web console's.
+    pub console: Option<TcpListener>,
+}
+
+/// [`run`], with the metrics endpoint and the console on listeners already bound, or none.
+pub async fn run_with_listeners(
+    settings: Settings,
+    listener: TcpListener,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let metrics_listener = listeners.metrics;
     let _ = rustls::crypto::ring::default_provider().install_default();
     let address = listener.local_addr().context("listener has no address")?;
     let actor_settings = settings.actor_settings().map_err(anyhow::Error::msg)?;
@@ -138,6 +166,17 @@ pub async fn run_with_metrics(
     let metrics_server = metrics_listener.map(|listener| {
         tracing::info!(address = ?metrics_address, "metrics at /metrics");
         tokio::spawn(metrics::serve(listener, services.clone()))
+    });
+    let console_settings = console::ConsoleSettings {
+        session_ttl: Duration::from_secs(settings.console_session_secs),
+        max_sessions: settings.console_max_sessions,
+        secure_cookie: settings.console_secure_cookie,
+    };
+    let console_server = listeners.console.map(|listener| {
+        if let Ok(address) = listener.local_addr() {
+            tracing::info!(url = %format!("http://{address}/"), "console: open it in a browser");
+        }
+        tokio::spawn(console::serve(listener, kernel.clone(), console_settings))
     });
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
@@ -208,6 +247,9 @@ pub async fn run_with_metrics(
         task.abort();
     }
     if let Some(server) = metrics_server {
+        server.abort();
+    }
+    if let Some(server) = console_server {
         server.abort();
     }
     services.supervisor.stop();

@@ -225,6 +225,60 @@ pub struct Settings {
     /// `access`, `credential`.
     #[arg(long, env = "HOOKWIRE_MASK_NAMES", value_delimiter = ',')]
     pub mask_names: Vec<String>,
+    /// Address of the web console (plain HTTP), or `off`
+    ///
+    /// Sign-in takes an admin token, so keep it on loopback or a private address, or behind a TLS proxy (then set
+    /// `console_secure_cookie`).
+    #[arg(long, env = "HOOKWIRE_CONSOLE_LISTEN", value_name = "ADDR|off", value_parser = ConsoleListen::parse)]
+    pub console_listen: ConsoleListen,
+    /// Seconds a console session lasts after sign-in
+    #[arg(long, env = "HOOKWIRE_CONSOLE_SESSION_SECS")]
+    pub console_session_secs: u64,
+    /// Console sessions held at once; signing in beyond it ends the oldest
+    #[arg(long, env = "HOOKWIRE_CONSOLE_MAX_SESSIONS")]
+    pub console_max_sessions: usize,
+    /// Mark the console's session cookie `Secure`, for a console served over TLS by a proxy in front of it
+    #[arg(long, env = "HOOKWIRE_CONSOLE_SECURE_COOKIE", action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub console_secure_cookie: bool,
+}
+
+/// `console_listen`: an address, or `off` for no console. In the file and on the command line alike it is text
+/// (`"127.0.0.1:8090"` or `"off"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConsoleListen(pub Option<SocketAddr>);
+
+impl ConsoleListen {
+    /// Parses `ADDR:PORT`, or `off` (or empty) for no console.
+    pub fn parse(text: &str) -> Result<ConsoleListen, String> {
+        parse_console_listen(text).map(ConsoleListen)
+    }
+}
+
+impl<'de> Deserialize<'de> for ConsoleListen {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        ConsoleListen::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+impl Serialize for ConsoleListen {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Some(address) => serializer.serialize_str(&address.to_string()),
+            None => serializer.serialize_str("off"),
+        }
+    }
+}
+
+/// Parses a console address: `ADDR:PORT`, or `off` (or empty) for no console.
+pub fn parse_console_listen(text: &str) -> Result<Option<SocketAddr>, String> {
+    match text.trim() {
+        "" | "off" => Ok(None),
+        address => address
+            .parse()
+            .map(Some)
+            .map_err(|_| format!("console_listen: `{address}` is neither an address (127.0.0.1:8090) nor `off`")),
+    }
 }
 
 impl Default for Settings {
@@ -274,6 +328,10 @@ impl Default for Settings {
             max_host_actors: hookwire_actors::host::DEFAULT_MAX_HOST_ACTORS,
             max_host_series: hookwire_actors::metrics::DEFAULT_MAX_HOST_SERIES,
             mask_names: Vec::new(),
+            console_listen: ConsoleListen(Some(SocketAddr::from(([127, 0, 0, 1], 8090)))),
+            console_session_secs: 8 * 3600,
+            console_max_sessions: 1000,
+            console_secure_cookie: false,
         }
     }
 }

@@ -3,6 +3,7 @@
 //! mapping from hookwire's error codes to `tonic::Code`.
 
 pub mod codec;
+pub mod templates;
 
 /// Generated from `proto/hookwire/v1/*.proto`; do not edit.
 #[allow(clippy::all, missing_docs)]

@@ -2,6 +2,7 @@
 
 mod access;
 mod conformance;
+mod console;
 mod core;
 mod credentials;
 mod deliveries;

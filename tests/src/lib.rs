@@ -2,6 +2,8 @@
 //! database (SQLite in a temporary folder, or a fresh PostgreSQL database when `HOOKWIRE_TEST_POSTGRES` names a
 //! server), and [`FakeReceiver`] is a real HTTP destination that records what it receives.
 
+pub mod browser;
+pub mod console;
 pub mod proxy;
 pub mod receiver;
 
@@ -27,6 +29,9 @@ pub struct TestKernel {
     /// `http://127.0.0.1:PORT/metrics` when the settings asked for a metrics endpoint (`metrics_listen`; it is
     /// bound on a fresh loopback port whatever address they give).
     pub metrics_url: Option<String>,
+    /// `http://127.0.0.1:PORT` of the web console when the settings asked for one (`console_listen`; bound on a
+    /// fresh loopback port whatever address they give). The test defaults have none.
+    pub console_url: Option<String>,
     directory: Arc<tempfile::TempDir>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
@@ -90,6 +95,7 @@ impl TestKernel {
             root_token: Some(ROOT_TOKEN.into()),
             allow_destination: vec!["127.0.0.0/8".parse().expect("cidr")],
             actor_threads: 2,
+            console_listen: hookwire_kernel::settings::ConsoleListen(None),
             ..Settings::default()
         };
         configure(&mut settings);
@@ -113,17 +119,36 @@ impl TestKernel {
             }
             None => (None, None),
         };
+        let (console_listener, console_url) = match settings.console_listen.0 {
+            Some(_) => {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the console");
+                let url = format!("http://{}", listener.local_addr().expect("console address"));
+                (Some(listener), Some(url))
+            }
+            None => (None, None),
+        };
         let (shutdown, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(hookwire_kernel::run_with_metrics(
-            Settings { metrics_listen: None, ..settings.clone() },
+        let task = tokio::spawn(hookwire_kernel::run_with_listeners(
+            Settings {
+                metrics_listen: None,
+                console_listen: hookwire_kernel::settings::ConsoleListen(None),
+                ..settings.clone()
+            },
             listener,
-            metrics_listener,
+            hookwire_kernel::Listeners { metrics: metrics_listener, console: console_listener },
             async move {
                 let _ = stopped.await;
             },
         ));
-        let kernel =
-            TestKernel { endpoint, settings, metrics_url, directory, shutdown: Some(shutdown), task: Some(task) };
+        let kernel = TestKernel {
+            endpoint,
+            settings,
+            metrics_url,
+            console_url,
+            directory,
+            shutdown: Some(shutdown),
+            task: Some(task),
+        };
         kernel.wait_until_serving().await;
         kernel
     }

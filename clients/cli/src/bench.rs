@@ -431,6 +431,8 @@ async fn start_kernel(
         .arg("--ready-file")
         .arg(&ready_file)
         .env("HOOKWIRE_ROOT_TOKEN", &token)
+        // No web console: it would take its default port, perhaps a running hookwired's.
+        .env("HOOKWIRE_CONSOLE_LISTEN", "off")
         .env("RUST_LOG", "warn,hookwire_kernel=info")
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -44,6 +44,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         database: database.clone(),
         root_token: Some(root_token.clone()),
         allow_destination: vec!["127.0.0.0/8".parse()?],
+        // The demo runs beside a hookwired perhaps: its console would take the same default port.
+        console_listen: hookwire_kernel::settings::ConsoleListen(None),
         ..Default::default()
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -20,6 +20,7 @@ mod paging;
 mod publish;
 mod receive;
 mod subscribe;
+mod template;
 mod token;
 mod webhook;
 
@@ -111,6 +112,9 @@ enum Command {
     /// Create, list and revoke admin tokens scoped to one group (viewer or editor)
     #[command(subcommand, after_help = token::EXAMPLES)]
     Token(token::TokenCommand),
+    /// List the ready integrations (ThingSpeak, InfluxDB, Slack, ...) that `webhook create --template` fills in
+    #[command(subcommand, after_help = template::EXAMPLES)]
+    Template(template::TemplateCommand),
     /// See hookwire work in a few seconds: a kernel, a receiver, a device and a webhook on this machine
     #[command(after_help = demo::EXAMPLES)]
     Demo(demo::DemoArgs),
@@ -177,6 +181,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Subscribe(args) => subscribe::run(args, global).await,
         Command::Receive(args) => receive::run(args, global).await,
         Command::Token(command) => token::run(command, global).await,
+        Command::Template(command) => template::run(command, global).await,
         Command::Bench(args) => bench::run(args, global).await,
         Command::Config(_) | Command::Completions { .. } | Command::Demo(_) => unreachable!("run above"),
     }

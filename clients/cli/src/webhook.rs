@@ -36,6 +36,7 @@ pub enum WebhookCommand {
     #[command(after_help = "\
 Examples:
   hookwire webhook create --group grp_0123456789abcdef --file temp-hook.json
+  hookwire webhook create --group grp_0123456789abcdef --template thingspeak --set event=temp --set api_key=XXXX
   echo '{\"event\": \"temp\", \"url\": \"https://example.com/t\"}' | hookwire webhook create --group grp_0123456789abcdef --file -
   hookwire webhook create --device dev_0123456789abcdef --name forward --url https://example.com/in --header Content-Type=application/json")]
     Create {
@@ -43,8 +44,14 @@ Examples:
         #[arg(long, value_name = "ID", required_unless_present = "device")]
         group: Option<String>,
         /// The definition, a Particle webhook JSON file; - reads standard input
-        #[arg(long, value_name = "HOOK.json", required_unless_present = "url", conflicts_with_all = ["url", "header", "name"])]
+        #[arg(long, value_name = "HOOK.json", required_unless_present_any = ["url", "template"], conflicts_with_all = ["url", "header", "name", "template"])]
         file: Option<PathBuf>,
+        /// Fill in a ready integration instead (`hookwire template list`), with its fields given by --set
+        #[arg(long, value_name = "NAME", conflicts_with_all = ["device", "url"])]
+        template: Option<String>,
+        /// With --template: a field's value, KEY=VALUE (repeatable)
+        #[arg(long = "set", value_name = "KEY=VALUE", requires = "template")]
+        set: Vec<String>,
         /// Forward every event of this device (its raw data as the body), dev_...
         #[arg(long, value_name = "ID", requires = "url")]
         device: Option<String>,
@@ -246,10 +253,13 @@ Examples:
 pub async fn run(command: WebhookCommand, global: &GlobalArgs) -> anyhow::Result<()> {
     let format = global.output;
     match command {
-        WebhookCommand::Create { group, file, device, url, name, header } => {
+        WebhookCommand::Create { group, file, template, set, device, url, name, header } => {
             let admin = global.admin_client().await?;
             let (group, definition_json) = match (file, device, url) {
                 (Some(file), _, _) => (group, read_definition(&file)?),
+                (None, None, None) if template.is_some() => {
+                    (group, crate::template::definition(template.as_deref().unwrap_or_default(), &set)?)
+                }
                 (None, Some(device), Some(url)) => {
                     let definition = forwarding_definition(&device, &url, name, &header)?;
                     let group = match group {
@@ -260,7 +270,7 @@ pub async fn run(command: WebhookCommand, global: &GlobalArgs) -> anyhow::Result
                 }
                 _ => bail!("give --file, or --device with --url"),
             };
-            let group = group.context("--group: required with --file")?;
+            let group = group.context("--group: required with --file or --template")?;
             let webhook = admin.create_webhook(group, definition_json).await?;
             print_webhook(format, webhook)?;
         }

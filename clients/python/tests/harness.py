@@ -78,7 +78,8 @@ def start_kernel(database_folder: Path) -> Kernel:
         "--ready-file",
         str(ready_file),
     ]
-    environment = {**os.environ, "HOOKWIRE_ROOT_TOKEN": ROOT_TOKEN, "RUST_LOG": "info"}
+    # No web console: it would take the same default port in every test process.
+    environment = {**os.environ, "HOOKWIRE_ROOT_TOKEN": ROOT_TOKEN, "RUST_LOG": "info", "HOOKWIRE_CONSOLE_LISTEN": "off"}
     process = subprocess.Popen(command, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     log: list[dict] = []
 

@@ -51,6 +51,8 @@ use std::time::Duration;
 pub use admin::{AdminClient, EventStream};
 pub use device::{DeviceClient, DeviceSession};
 pub use error::{Error, Result};
+/// The gallery of ready integrations (ThingSpeak, Slack, ...), shared with the server's console.
+pub use hookwire_proto::templates;
 /// The generated gRPC messages and clients of hookwire's contract.
 pub use hookwire_proto::v1 as proto;
 /// The gRPC status codes that [`Error::code`] returns.

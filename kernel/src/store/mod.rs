@@ -5,6 +5,7 @@
 //! Migrations live in `migrations/sqlite` and `migrations/postgres` and are applied at start.
 
 pub mod attempts;
+pub mod console;
 pub mod devices;
 pub mod groups;
 pub mod journal;

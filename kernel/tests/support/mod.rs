@@ -24,6 +24,8 @@ pub async fn start_kernel(database: &Path, shell_prefix: &str) -> (Child, String
         .arg(format!("sqlite://{}", database.display()))
         .arg(&ready_file)
         .env("HOOKWIRE_ROOT_TOKEN", ROOT_TOKEN)
+        // No web console: it would take the same default port in every test process.
+        .env("HOOKWIRE_CONSOLE_LISTEN", "off")
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
