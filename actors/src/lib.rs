@@ -20,6 +20,8 @@ pub mod definition;
 pub mod device;
 pub mod egress;
 pub mod event;
+#[cfg(test)]
+mod fuzz;
 pub mod host;
 pub mod ids;
 pub mod index;

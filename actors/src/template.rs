@@ -1126,11 +1126,11 @@ mod tests {
         // Four nested empty sections over 505 ones: 505^4 iterations and no output at all.
         let t = "{{#a}}{{#a}}{{#a}}{{#a}}{{/a}}{{/a}}{{/a}}{{/a}}";
         let t = Template::parse(t, Dialect::Mustache).unwrap();
-        let mut budget = RenderBudget::new(RenderLimits { max_bytes: usize::MAX, max_steps: 10_000 });
-        let error = t.render(&ones(505), &mut budget).unwrap_err();
+        let mut small = RenderBudget::new(RenderLimits { max_bytes: usize::MAX, max_steps: 10_000 });
+        let error = t.render(&ones(505), &mut small).unwrap_err();
         assert_eq!(error, BudgetExceeded::Steps { max: 10_000 });
         assert!(error.to_string().contains("10000 steps (max_render_steps)"), "{error}");
-        assert_eq!(budget.num_steps(), 10_000);
+        assert_eq!(small.num_steps(), 10_000);
         // The default budget stops it too, and a legitimate loop over the same data fits easily.
         let error = t.render(&ones(505), &mut budget()).unwrap_err();
         assert_eq!(error, BudgetExceeded::Steps { max: DEFAULT_MAX_RENDER_STEPS });

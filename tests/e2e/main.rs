@@ -4,6 +4,7 @@ mod access;
 mod conformance;
 mod core;
 mod deliveries;
+mod hostile_render;
 mod hosts;
 mod management;
 mod ops;
