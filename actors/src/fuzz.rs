@@ -12,11 +12,12 @@
 //! - `fuzz_device_publish_validation`: event names and data as a device frame carries them, through
 //!   `validate_publish`. No panic; whatever it accepts keeps every promise it makes.
 //!
-//! `cargo test` runs a few hundred cases of each in seconds. The long run sets the number of cases (and, to
-//! replay a failure, the seed each test prints when it fails):
+//! `cargo test` runs a few hundred cases of each in seconds. The long run sets the number of cases, or a time
+//! per target (and, to replay a failure, the seed each test prints when it fails):
 //!
 //! ```text
 //! HOOKWIRE_FUZZ_CASES=1000000 cargo test --release --locked -p hookwire-actors fuzz_
+//! HOOKWIRE_FUZZ_CASES=1000000000 HOOKWIRE_FUZZ_SECONDS=200 cargo test --release --locked -p hookwire-actors fuzz_ -- --test-threads=1 --nocapture
 //! HOOKWIRE_FUZZ_SEED=1234 HOOKWIRE_FUZZ_CASES=5678 cargo test -p hookwire-actors fuzz_template
 //! ```
 //!
@@ -30,6 +31,7 @@ use crate::template::{BudgetExceeded, Dialect, RenderBudget, RenderLimits, Templ
 use serde_json::{Map, Value, json};
 use std::fmt::Write as _;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::{Duration, Instant};
 
 /// Cases per target when `HOOKWIRE_FUZZ_CASES` is not set: a few seconds of a debug build.
 const SHORT_RUN_CASES: u64 = 300;
@@ -62,24 +64,34 @@ impl Rng {
 }
 
 /// Runs `case` for each case number with its own generator, and on a panic fails with the seed and the case
-/// number that reproduce it (the panic's own message, printed by the hook, shows the input).
+/// number that reproduce it (the panic's own message, printed by the hook, shows the input). Stops after
+/// `HOOKWIRE_FUZZ_CASES` cases, or after `HOOKWIRE_FUZZ_SECONDS` seconds when that comes first.
 fn run(target: &str, mut case: impl FnMut(&mut Rng)) {
-    let num_cases = std::env::var("HOOKWIRE_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(SHORT_RUN_CASES);
-    let seed = std::env::var("HOOKWIRE_FUZZ_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or_else(|| {
+    let env = |name: &str| std::env::var(name).ok().and_then(|value| value.parse::<u64>().ok());
+    let num_cases = env("HOOKWIRE_FUZZ_CASES").unwrap_or(SHORT_RUN_CASES);
+    let deadline = env("HOOKWIRE_FUZZ_SECONDS").map(|secs| Instant::now() + Duration::from_secs(secs));
+    let seed = env("HOOKWIRE_FUZZ_SEED").unwrap_or_else(|| {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
     });
+    let started = Instant::now();
     let mut seeds = Rng(seed);
-    for number in 0..num_cases {
+    let mut num_run = 0;
+    while num_run < num_cases {
+        if num_run % 1024 == 0 && deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+            break;
+        }
         let case_seed = seeds.next();
         let outcome = catch_unwind(AssertUnwindSafe(|| case(&mut Rng(case_seed))));
         assert!(
             outcome.is_ok(),
-            "{target}: case {number} panicked; replay it alone with HOOKWIRE_FUZZ_SEED={seed} \
-             HOOKWIRE_FUZZ_CASES={} (case seed {case_seed})",
-            number + 1
+            "{target}: case {num_run} panicked; replay it with HOOKWIRE_FUZZ_SEED={seed} HOOKWIRE_FUZZ_CASES={} \
+             (case seed {case_seed})",
+            num_run + 1
         );
+        num_run += 1;
     }
-    eprintln!("{target}: {num_cases} cases, seed {seed}, no failure");
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!("{target}: {num_run} cases in {secs:.1} s, seed {seed}, no failure");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -171,7 +183,10 @@ fn mustache_nodes(rng: &mut Rng, out: &mut String, delimiters: &mut (String, Str
                 write!(out, "{open}={} {}={close}", new.0, new.1).unwrap_or(());
                 *delimiters = (new.0.to_owned(), new.1.to_owned());
             }
-            _ => out.push_str(*rng.pick(&NOISE)),
+            _ => {
+                let noise = *rng.pick(&NOISE);
+                out.push_str(noise);
+            }
         }
     }
 }
@@ -256,7 +271,7 @@ fn fuzz_template_parse_and_render_within_budget() {
         let limits = random_limits(rng);
         let mut budget = RenderBudget::new(limits);
         // One instant for Blynk's `/datetime_iso/`, so that two renderings can be compared.
-        let now = std::time::UNIX_EPOCH + std::time::Duration::from_millis(rng.next() >> 22);
+        let now = std::time::UNIX_EPOCH + Duration::from_millis(rng.next() >> 22);
         let result = template.render_at(&context, now, &mut budget);
         assert!(budget.num_bytes() <= limits.max_bytes, "{source:?} over the output budget");
         assert!(budget.num_steps() <= limits.max_steps, "{source:?} over the work budget");

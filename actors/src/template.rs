@@ -1150,7 +1150,7 @@ mod tests {
         let name = vec!["a"; 50].join(".");
         let t = Template::parse(&format!("{{{{{name}}}}}"), Dialect::Mustache).unwrap();
         let mut budget = RenderBudget::new(RenderLimits { max_bytes: 100, max_steps: 20 });
-        assert!(matches!(t.render(&json!({"a": {"a": {"a": 1}}}), &mut budget), Ok(_)));
+        assert!(t.render(&json!({"a": {"a": {"a": 1}}}), &mut budget).is_ok());
         let mut deep = json!(1);
         for _ in 0..50 {
             deep = json!({ "a": deep });
