@@ -21,6 +21,8 @@ pub mod device;
 pub mod egress;
 pub mod event;
 pub mod fields;
+#[cfg(test)]
+mod fuzz;
 pub mod host;
 pub mod ids;
 pub mod index;

@@ -572,4 +572,15 @@ mod tests {
         assert_eq!(delays, [10, 20, 40]);
         assert_eq!((actors.quota_queue_limit, actors.max_retry_after), (5, Duration::from_millis(250)));
     }
+
+    #[test]
+    fn render_budgets_default_to_one_mebibyte_and_a_million_steps_and_reach_the_actors() {
+        let actors = Settings::default().actor_settings().unwrap();
+        assert_eq!((actors.render.max_bytes, actors.render.max_steps), (1024 * 1024, 1_000_000));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hookwire.toml");
+        std::fs::write(&path, "max_render_bytes = 4096\nmax_render_steps = 500\n").unwrap();
+        let actors = Settings::from_file(&path).unwrap().actor_settings().unwrap();
+        assert_eq!((actors.render.max_bytes, actors.render.max_steps), (4096, 500));
+    }
 }

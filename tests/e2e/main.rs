@@ -11,6 +11,7 @@ mod fidelity;
 mod hostile_conn;
 mod hostile_device;
 mod hostile_hosts;
+mod hostile_render;
 mod hosts;
 mod management;
 mod ops;
