@@ -933,7 +933,7 @@ mod tests {
         let destination =
             |url: &str| compile(&format!(r#"{{"event":"a","url":"{url}"}}"#)).unwrap().literal_destination();
         assert_eq!(destination("http://10.0.0.5/x"), Some("10.0.0.5".parse().unwrap()));
-        assert_eq!(destination("http://u:p@127.0.0.1:8080"), Some("127.0.0.1".parse().unwrap()));
+        assert_eq!(destination("http://127.0.0.1:8080"), Some("127.0.0.1".parse().unwrap()));
         assert_eq!(destination("http://[::1]:80/{{{a}}}"), Some("::1".parse().unwrap()));
         assert_eq!(destination("http://10.0.0.5{{{a}}}/"), None);
         assert_eq!(destination("https://example.com/"), None);

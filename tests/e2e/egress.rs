@@ -83,8 +83,13 @@ async fn ipv6_literals_that_carry_loopback_or_sit_in_special_purpose_ranges_are_
     let sink = ConnectionSink::start().await;
     let fixture = kernel.fixture().await;
     for (index, address) in ISSUE_ADDRESSES.iter().enumerate() {
-        let url = format!("http://[{address}]:{}/", sink.port);
-        fixture.webhook(json!({"event": format!("literal{index}"), "url": url})).await;
+        // Written out, the address is refused when the webhook is created; rendered, when it is delivered.
+        let literal = format!("http://[{address}]:{}/", sink.port);
+        let refused =
+            fixture.admin.create_webhook(&fixture.group_id, json!({"event": "x", "url": literal}).to_string()).await;
+        assert!(format!("{refused:?}").contains("is in the blocked range"), "{address}: {refused:?}");
+        let rendered = format!("http://{{{{! the host is rendered at delivery }}}}[{address}]:{}/", sink.port);
+        fixture.webhook(json!({"event": format!("literal{index}"), "url": rendered})).await;
     }
     let mut session = hook_session(&kernel, &fixture).await;
 
@@ -111,7 +116,9 @@ async fn an_allowed_range_still_opens_its_addresses_in_ipv6_form() {
     // 127.0.0.1 as an IPv4-mapped literal: allowed through 127.0.0.0/8, delivered to the IPv4 receiver.
     fixture.webhook(json!({"event": "mapped", "url": format!("http://[::ffff:7f00:1]:{port}/mapped")})).await;
     // 10.0.0.1 carried by 6to4: 10.0.0.0/8 is not allowed, so it stays blocked.
-    fixture.webhook(json!({"event": "carried", "url": format!("http://[2002:a00:1::1]:{port}/")})).await;
+    // (Rendered at delivery: written out, it is refused when the webhook is created.)
+    let rendered = format!("http://{{{{! the host is rendered at delivery }}}}[2002:a00:1::1]:{port}/");
+    fixture.webhook(json!({"event": "carried", "url": rendered})).await;
     // fec0::/10 allowed: tried (nothing listens there), so whatever the error, it is not a refusal.
     fixture.webhook(json!({"event": "sitelocal", "url": format!("http://[fec0::1]:{port}/")})).await;
     let mut session = hook_session(&kernel, &fixture).await;
