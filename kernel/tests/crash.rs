@@ -2,10 +2,11 @@
 //! with SIGKILL at an arbitrary moment, and after a restart on the same database every event that was acked
 //! reaches the receiver at least once.
 
+mod receiver;
 mod support;
 
 use hookwire_client::{AdminClient, DeviceClient};
-use hookwire_tests::{FakeReceiver, Reply};
+use receiver::Receiver;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -15,9 +16,8 @@ use support::{ROOT_TOKEN, start_kernel};
 async fn every_acked_event_is_delivered_after_a_sigkill_under_load() {
     let directory = tempfile::tempdir().unwrap();
     let database = directory.path().join("hookwire.db");
-    let receiver = FakeReceiver::start().await;
     // A little latency keeps deliveries in flight when the kill comes.
-    receiver.reply_with(Reply { status: 200, delay: Duration::from_millis(5), ..Reply::default() });
+    let receiver = Receiver::start(Duration::from_millis(5)).await;
 
     let (mut kernel, endpoint) = start_kernel(&database, "").await;
     let admin = AdminClient::connect(&endpoint, ROOT_TOKEN).await.unwrap();
@@ -67,11 +67,11 @@ async fn every_acked_event_is_delivered_after_a_sigkill_under_load() {
         let _ = publisher.await;
     }
     let acked: HashSet<String> = acked.lock().unwrap().iter().cloned().collect();
-    let received_before = receiver.requests().len();
+    let received_before = receiver.bodies().len();
 
     let (mut kernel, _endpoint) = start_kernel(&database, "").await;
-    let missing_ids = |receiver: &FakeReceiver| -> Vec<String> {
-        let received: HashSet<String> = receiver.requests().iter().map(|request| request.text()).collect();
+    let missing_ids = |receiver: &Receiver| -> Vec<String> {
+        let received: HashSet<String> = receiver.bodies().into_iter().collect();
         acked.iter().filter(|id| !received.contains(*id)).cloned().collect()
     };
     let _ = tokio::time::timeout(Duration::from_secs(120), async {
@@ -85,7 +85,7 @@ async fn every_acked_event_is_delivered_after_a_sigkill_under_load() {
         "acked {} events; the receiver had {} requests at the kill and {} after the restart",
         acked.len(),
         received_before,
-        receiver.requests().len()
+        receiver.bodies().len()
     );
     assert!(
         missing.is_empty(),

@@ -3,10 +3,11 @@
 //! must back off instead of spinning a core, and keep serving the connections it has: an admin client and a
 //! device connected before, whose deliveries keep flowing.
 
+mod receiver;
 mod support;
 
 use hookwire_client::{AdminClient, DeviceClient};
-use hookwire_tests::FakeReceiver;
+use receiver::Receiver;
 use serde_json::json;
 use std::time::Duration;
 use support::{ROOT_TOKEN, start_kernel};
@@ -23,10 +24,10 @@ fn cpu_ticks(pid: u32) -> u64 {
 }
 
 /// Publishes `tick` once and waits until the receiver holds `expected` requests (10 s at most).
-async fn delivers(device: &DeviceClient, receiver: &FakeReceiver, expected: usize) {
+async fn delivers(device: &DeviceClient, receiver: &Receiver, expected: usize) {
     let ack = device.publish("tick", "x").await.expect("a publish on the connection made before");
     assert_eq!(ack.num_deliveries, 1);
-    assert_eq!(receiver.wait_for(expected, Duration::from_secs(10)).await.len(), expected, "delivered");
+    assert_eq!(receiver.wait_for(expected, Duration::from_secs(10)).await, expected, "delivered");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -42,7 +43,7 @@ async fn a_kernel_out_of_file_descriptors_does_not_spin_and_keeps_serving_its_co
     let admin = AdminClient::connect(&endpoint, ROOT_TOKEN).await.unwrap();
     let group = admin.create_group("healthy").await.unwrap();
     let token = admin.create_device(group.id.clone(), "healthy device").await.unwrap().token;
-    let receiver = FakeReceiver::start().await;
+    let receiver = Receiver::start(Duration::ZERO).await;
     let definition = json!({"event": "tick", "url": format!("{}/tick", receiver.base_url)});
     admin.create_webhook(group.id.clone(), definition.to_string()).await.unwrap();
     let device = DeviceClient::connect(&endpoint, &token).await.unwrap();

@@ -21,7 +21,6 @@
 
 use std::convert::Infallible;
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -37,6 +36,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::json;
 
 use crate::GlobalArgs;
+use crate::kernel_process::{self, KernelProcess};
 
 pub const EXAMPLES: &str = "\
 Examples:
@@ -112,15 +112,14 @@ struct Received {
 
 /// A kernel this run started, with the folder of its database when the kernel owns it.
 struct StartedKernel {
-    child: tokio::process::Child,
+    process: KernelProcess,
     _directory: Option<tempfile::TempDir>,
 }
 
 impl StartedKernel {
     /// Kills the kernel (SIGKILL) and waits for it to end.
-    async fn kill(mut self) {
-        let _ = self.child.start_kill();
-        let _ = self.child.wait().await;
+    async fn kill(self) {
+        self.process.kill().await;
     }
 }
 
@@ -415,45 +414,12 @@ async fn start_kernel(
     database: &str,
     directory: Option<tempfile::TempDir>,
 ) -> anyhow::Result<(StartedKernel, String, String)> {
-    let binary = match &args.hookwired {
-        Some(path) => path.clone(),
-        None => std::env::current_exe()?.with_file_name("hookwired"),
-    };
+    let binary = kernel_process::binary(args.hookwired.as_deref())?;
     let token = format!("bench-{}", std::process::id());
-    // The kernel writes its bound address to this file once it serves (`--ready-file`).
-    let ready_folder = tempfile::tempdir()?;
-    let ready_file = ready_folder.path().join("ready.json");
-    let mut child = tokio::process::Command::new(&binary)
-        .args(["--listen", "127.0.0.1:0", "--allow-destination", "127.0.0.0/8", "--log-format", "json"])
-        .args(["--database", database])
-        // The connection cap is not what is measured, and `--idle-devices 10000` opens more than its default.
-        .args(["--max-connections", "1000000"])
-        .arg("--ready-file")
-        .arg(&ready_file)
-        .env("HOOKWIRE_ROOT_TOKEN", &token)
-        // No web console: it would take its default port, perhaps a running hookwired's.
-        .env("HOOKWIRE_CONSOLE_LISTEN", "off")
-        .env("RUST_LOG", "warn,hookwire_kernel=info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .with_context(|| format!("cannot start {} (give its path with --hookwired)", binary.display()))?;
-    let address = tokio::time::timeout(Duration::from_secs(60), async {
-        loop {
-            if let Ok(text) = std::fs::read_to_string(&ready_file) {
-                let ready: serde_json::Value = serde_json::from_str(&text).context("hookwired's ready file")?;
-                return Ok(ready["address"].as_str().unwrap_or_default().to_owned());
-            }
-            if let Some(status) = child.try_wait()? {
-                bail!("hookwired exited ({status}) before it was ready")
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .context("hookwired was not ready within 60 s")??;
-    Ok((StartedKernel { child, _directory: directory }, format!("http://{address}"), token))
+    // The connection cap is not what is measured, and `--idle-devices 10000` opens more than its default.
+    let process = kernel_process::start(&binary, database, &token, &["--max-connections", "1000000"]).await?;
+    let endpoint = process.endpoint.clone();
+    Ok((StartedKernel { process, _directory: directory }, endpoint, token))
 }
 
 /// Prints a progress line on stderr every second.
@@ -520,7 +486,7 @@ async fn kernel_for(
             let directory = tempfile::tempdir()?;
             let database = bench_database(args, &directory);
             let (started, endpoint, token) = start_kernel(args, &database, Some(directory)).await?;
-            let pid = started.child.id();
+            let pid = started.process.child.id();
             Ok((endpoint, token, Some(started), pid))
         }
     }
@@ -689,7 +655,7 @@ async fn restart_pending(args: &BenchArgs, num_pending: u64) -> anyhow::Result<(
     let restarted_at = epoch.elapsed();
     let (second, _endpoint, _token) = start_kernel(args, &database, None).await?;
     let ready = epoch.elapsed() - restarted_at;
-    let pid = second.child.id();
+    let pid = second.process.child.id();
     let progress = tokio::spawn(progress_line(Arc::new(AtomicU64::new(num_pending)), received.clone(), args.json));
     let drain_deadline = Instant::now() + Duration::from_secs(600);
     while received.num_deliveries.load(Ordering::Relaxed) < num_pending && Instant::now() < drain_deadline {

@@ -1,9 +1,11 @@
 //! `hookwire demo`: hookwire working on this machine in a few seconds, with nothing to set up. It starts a kernel
-//! in this process on a temporary SQLite database, a local receiver, a group with a simulated device and a
-//! webhook, publishes a few readings, and prints what flows: each publish, each request the receiver gets, and the
-//! group's events (the event, `hook-sent`, `hook-response`). It exits 0 when every reading made the round trip.
+//! (`hookwired` beside this binary, as a child process) on a temporary SQLite database, a local receiver, a group
+//! with a simulated device and a webhook, publishes a few readings, and prints what flows: each publish, each
+//! request the receiver gets, and the group's events (the event, `hook-sent`, `hook-response`). It exits 0 when
+//! every reading made the round trip.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -30,28 +32,20 @@ pub struct DemoArgs {
     /// Pause between two readings, milliseconds
     #[arg(long, default_value_t = 500, value_name = "MS")]
     interval_ms: u64,
+    /// The hookwired binary to start [default: the one beside this binary]
+    #[arg(long, value_name = "PATH")]
+    hookwired: Option<PathBuf>,
 }
 
 /// Runs the demo.
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     println!("hookwire demo: a kernel, a receiver, a device and a webhook, all on this machine.\n");
+    let binary = crate::kernel_process::binary(args.hookwired.as_deref())?;
     let directory = tempfile::tempdir().context("a temporary folder for the demo's database")?;
     let database = format!("sqlite://{}", directory.path().join("demo.db").display());
     let root_token = format!("demo-{}", std::process::id());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("binding the kernel's port")?;
-    let endpoint = format!("http://{}", listener.local_addr()?);
-    let settings = hookwire_kernel::settings::Settings {
-        database: database.clone(),
-        root_token: Some(root_token.clone()),
-        allow_destination: vec!["127.0.0.0/8".parse()?],
-        // The demo runs beside a hookwired perhaps: its console would take the same default port.
-        console_listen: hookwire_kernel::settings::ConsoleListen(None),
-        ..Default::default()
-    };
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let kernel = tokio::spawn(hookwire_kernel::run(settings, listener, async move {
-        let _ = stopped.await;
-    }));
+    let mut kernel = crate::kernel_process::start(&binary, &database, &root_token, &[]).await?;
+    let endpoint = kernel.endpoint.clone();
     let admin = connect_admin(&endpoint, &root_token).await?;
     println!("kernel    {endpoint} (database {database})");
 
@@ -107,8 +101,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(args.interval_ms)).await;
     }
 
-    let _ = stop.send(());
-    kernel.await.context("the kernel's task")?.context("the kernel")?;
+    if let Some(status) = kernel.child.try_wait()? {
+        anyhow::bail!("the demo's kernel ended early ({status})");
+    }
+    kernel.kill().await;
     println!(
         "\n{} readings published, {num_requests} requests received, {num_responses} responses back to the device.",
         args.events
@@ -120,7 +116,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Connects to the kernel started in this process, waiting for it to serve.
+/// Connects to the kernel the demo started, waiting until it answers.
 async fn connect_admin(endpoint: &str, token: &str) -> anyhow::Result<AdminClient> {
     for _ in 0..100 {
         if let Ok(admin) = AdminClient::connect(endpoint, token).await
@@ -130,5 +126,5 @@ async fn connect_admin(endpoint: &str, token: &str) -> anyhow::Result<AdminClien
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    anyhow::bail!("the demo's kernel did not start within 5 s")
+    anyhow::bail!("the demo's kernel did not answer within 5 s")
 }

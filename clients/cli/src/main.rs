@@ -15,6 +15,7 @@ mod demo;
 mod device;
 mod events;
 mod group;
+mod kernel_process;
 mod output;
 mod paging;
 mod publish;
