@@ -9,6 +9,7 @@
 pub mod access;
 pub mod admin;
 pub mod auth;
+pub mod cluster;
 pub mod deliveries;
 pub mod error;
 pub mod grpc;
@@ -84,6 +85,8 @@ pub async fn run_with_metrics(
     let _ = rustls::crypto::ring::default_provider().install_default();
     let address = listener.local_addr().context("listener has no address")?;
     let actor_settings = settings.actor_settings().map_err(anyhow::Error::msg)?;
+    // Held until the end of the run: a second kernel on the same SQLite file is refused at its start.
+    let _sqlite_lock = cluster::SqliteLock::acquire(&settings.database)?;
     let store = Store::connect(&settings.database).await?;
 
     let sql_journal = Arc::new(store::journal::SqlJournal::new(store.pool().clone()));
