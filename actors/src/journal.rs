@@ -103,6 +103,9 @@ pub struct AttemptRecord {
     pub error_message: Option<String>,
     /// The delivery's status after this attempt.
     pub delivery_status: DeliveryStatus,
+    /// When the next attempt is due (epoch milliseconds), for a delivery that stays pending: whoever sends it
+    /// next (this kernel after a restart, or another after a takeover) honours the backoff.
+    pub next_attempt_at_ms: Option<i64>,
     /// The request's headers as a JSON object, secrets masked (empty when nothing was sent).
     pub request_headers: String,
     /// The first [`crate::request::MAX_LOGGED_BODY_BYTES`] of the request body.

@@ -54,6 +54,9 @@ pub const DEFAULT_MAX_PIN_RESPONSE_BYTES: usize = 64 * 1024;
 pub const QUOTA_CLASS: &str = "QUOTA";
 /// The error class recorded for a delivery dropped because its webhook was disabled at run time.
 pub const DISABLED_CLASS: &str = "DISABLED";
+/// How long a delivery waits before the attempt gate is looked at again, while this kernel's lease is not surely
+/// held (see [`crate::ownership`]).
+const OWNERSHIP_RECHECK: Duration = Duration::from_millis(200);
 
 /// One delivery on its way through the webhook's policies.
 #[derive(Debug)]
@@ -196,6 +199,16 @@ impl WebhookActor {
     /// Makes one attempt: renders (and signs) the request and hands it to the destination's host actor. A delivery
     /// whose webhook was disabled at run time meanwhile is dropped instead.
     fn attempt(&mut self, delivery: Delivery, ctx: &mut Context<Self>) {
+        let ownership = &self.services.ownership;
+        if ownership.take_lost(&delivery.dispatch.delivery_id) {
+            // Another kernel owns it now and sends it: forgotten here (its admission is given back on drop).
+            tracing::info!(webhook_id = %self.id, delivery_id = %delivery.dispatch.delivery_id, "delivery taken over by another kernel; forgotten here");
+            return;
+        }
+        if !ownership.may_start_attempts() {
+            // The lease is not surely held: wait, never send what another kernel may be taking over.
+            return self.postpone(delivery, OWNERSHIP_RECHECK, ctx);
+        }
         let dispatch = &delivery.dispatch;
         let webhook = &dispatch.webhook;
         if webhook.runtime.is_disabled() {
@@ -258,14 +271,14 @@ impl WebhookActor {
         }
         delivery.num_tries += 1;
         if let Some(delay) = self.retry_delay(&delivery, &outcome) {
-            self.record(&delivery.dispatch, &target, &outcome, DeliveryStatus::Pending);
+            self.record(&delivery.dispatch, &target, &outcome, DeliveryStatus::Pending, Some(due_at_ms(delay)));
             if outcome.sent {
                 self.report_sent(&delivery.dispatch);
             }
             return self.try_again_later(delivery, delay, ctx);
         }
         let status = if outcome.failure.is_none() { DeliveryStatus::Succeeded } else { DeliveryStatus::Failed };
-        self.record(&delivery.dispatch, &target, &outcome, status);
+        self.record(&delivery.dispatch, &target, &outcome, status, None);
         self.report(&delivery.dispatch, &outcome);
         self.count(&delivery.dispatch.webhook, &target, &outcome);
     }
@@ -281,7 +294,7 @@ impl WebhookActor {
     ) {
         let delay = self.services.settings.sleep_retry_delays.get(delivery.num_sleeps as usize).copied();
         let status = if delay.is_some() { DeliveryStatus::Pending } else { DeliveryStatus::Skipped };
-        self.record(&delivery.dispatch, target, outcome, status);
+        self.record(&delivery.dispatch, target, outcome, status, delay.map(due_at_ms));
         self.report(&delivery.dispatch, outcome);
         if let Some(delay) = delay {
             delivery.num_sleeps += 1;
@@ -295,6 +308,11 @@ impl WebhookActor {
         // Waiting for a retry, it no longer counts among the webhook's deliveries in memory: a destination that
         // fails must not pause the devices that feed it for the length of its retry delays.
         delivery.dispatch.admission = None;
+        self.postpone(delivery, delay, ctx);
+    }
+
+    /// Puts a delivery aside until `delay` has passed, then sends it (its attempt number unchanged).
+    fn postpone(&mut self, delivery: Delivery, delay: Duration, ctx: &mut Context<Self>) {
         let number = self.next_retry_number;
         self.next_retry_number += 1;
         self.retries.insert((tokio::time::Instant::now() + delay, number), delivery);
@@ -405,6 +423,7 @@ impl WebhookActor {
             error_class: Some(class),
             error_message: Some(message.clone()),
             delivery_status: DeliveryStatus::Dropped,
+            next_attempt_at_ms: None,
             request_headers: String::new(),
             request_body: bytes::Bytes::new(),
             response_headers: None,
@@ -413,8 +432,15 @@ impl WebhookActor {
         self.report_error(dispatch, &message);
     }
 
-    /// Records an attempt and the delivery's status after it.
-    fn record(&self, dispatch: &Dispatch, target: &Target, outcome: &AttemptOutcome, status: DeliveryStatus) {
+    /// Records an attempt, the delivery's status after it and, when it stays pending, when its next attempt is due.
+    fn record(
+        &self,
+        dispatch: &Dispatch,
+        target: &Target,
+        outcome: &AttemptOutcome,
+        status: DeliveryStatus,
+        next_attempt_at_ms: Option<i64>,
+    ) {
         self.journal(JournalEntry::Attempt(AttemptRecord {
             delivery_id: dispatch.delivery_id.clone(),
             webhook_id: dispatch.webhook.id.clone(),
@@ -428,6 +454,7 @@ impl WebhookActor {
             error_class: outcome.failure.as_ref().map(|failure| failure.class.as_str()),
             error_message: outcome.failure.as_ref().map(|failure| failure.message.clone()),
             delivery_status: status,
+            next_attempt_at_ms,
             request_headers: target.logged_headers.clone(),
             request_body: target.logged_body.clone(),
             response_headers: outcome.response.as_ref().map(|response| headers_for_log(&response.headers)),
@@ -548,6 +575,11 @@ impl WebhookActor {
     }
 }
 
+/// When an attempt put off by `delay` is due, epoch milliseconds.
+fn due_at_ms(delay: Duration) -> i64 {
+    time::now_ms().saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2))
+}
+
 /// The device that alone may receive a webhook's responses and errors: the triggering device, unless the webhook
 /// answers the whole group (`x-onlyTriggeringDevice: false`). The name prefix already keeps `<device id>/hook-*`
 /// topics to that device; the recipient does the same for custom topics, whatever they are.
@@ -654,6 +686,34 @@ impl Handler<Attempted> for WebhookActor {
     fn handle(&mut self, attempted: Attempted, ctx: &mut Self::Context) {
         self.num_in_flight = self.num_in_flight.saturating_sub(1);
         self.conclude(attempted.delivery, attempted.target, attempted.outcome, ctx);
+    }
+}
+
+/// Deliver a delivery taken from the database (start-up recovery, a takeover, replay) at its stored due time
+/// (kernel -> webhook actor): at once when it has none or it has passed, otherwise when it comes.
+#[derive(Debug, actix::Message)]
+#[rtype(result = "()")]
+pub struct DispatchAt {
+    /// The delivery; its `attempt` is the number of the next attempt.
+    pub dispatch: Dispatch,
+    /// When the next attempt is due, epoch milliseconds.
+    pub due_at_ms: Option<i64>,
+}
+
+impl Handler<DispatchAt> for WebhookActor {
+    type Result = ();
+
+    fn handle(&mut self, message: DispatchAt, ctx: &mut Self::Context) {
+        let DispatchAt { mut dispatch, due_at_ms } = message;
+        let num_tries = dispatch.attempt.saturating_sub(1);
+        let wait = due_at_ms.map_or(0, |due| due.saturating_sub(time::now_ms()));
+        if wait <= 0 {
+            return self.admit(Delivery { dispatch, num_tries, num_sleeps: 0 }, ctx);
+        }
+        // Waiting for its due time, it takes no place among the webhook's deliveries in memory, as a retry.
+        dispatch.admission = None;
+        let delay = Duration::from_millis(u64::try_from(wait).unwrap_or(0));
+        self.postpone(Delivery { dispatch, num_tries, num_sleeps: 0 }, delay, ctx);
     }
 }
 

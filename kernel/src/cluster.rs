@@ -1,12 +1,334 @@
-//! Several kernels on one database: what keeps them apart.
+//! Several kernels on one database: what keeps them apart (see `docs/cluster.md`).
 //!
-//! SQLite serves one kernel: [`SqliteLock`] refuses a second `hookwired` on the same file at start (an exclusive
-//! advisory lock on `PATH.lock`, held for the life of the process and released by the operating system when the
-//! process ends, however it ends). PostgreSQL serves several: see `docs/cluster.md`.
+//! - **SQLite serves one kernel**: [`SqliteLock`] refuses a second `hookwired` on the same file at start (an
+//!   exclusive advisory lock on `PATH.lock`, held for the life of the process and released by the operating
+//!   system when the process ends, however it ends).
+//! - **Membership**: [`Membership`] registers this process in `kernels` with a fresh id and heartbeats it on the
+//!   database's clock; a kernel is dead once its lease has passed since its last heartbeat, or once it stopped.
+//!   Each heartbeat opens the attempt gate ([`Ownership`]) until half the lease after it was sent, so a kernel that
+//!   cannot heartbeat stops starting attempts well before peers may take its deliveries over. A kernel that finds
+//!   its lease expired (frozen, or cut off from the database, past its lease) stops: its deliveries are someone
+//!   else's now.
+//! - **Takeover**: [`rescue`] runs on every kernel: it claims, in batches with `FOR UPDATE SKIP LOCKED`, the
+//!   pending deliveries that have no live owner (their owner died or stopped, or released them), and hands them to
+//!   the webhook actors at their stored due times. Its first round is the start-up recovery. On PostgreSQL a
+//!   kernel that stops cleanly releases its pending deliveries and wakes its peers with `NOTIFY`.
 
+use crate::Kernel;
+use crate::store::journal::{PENDING_SELECT, pending_from_rows};
+use crate::store::{Backend, Store, StoreError, values_rows};
+use hookwire_actors::ids::DeliveryId;
+use hookwire_actors::ownership::Ownership;
+use sqlx::{AnyPool, AssertSqlSafe, Row};
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The `NOTIFY` channel on which kernels wake each other's rescuers (a kernel released its deliveries).
+pub const RESCUE_CHANNEL: &str = "hookwire_rescue";
+/// Deliveries one claim takes at most: a dead kernel's deliveries are spread over the live ones in batches.
+const CLAIM_BATCH: i64 = 200;
+
+/// The database's clock, epoch milliseconds, as SQL.
+pub fn database_now(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Postgres => "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT",
+        Backend::Sqlite => "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)",
+    }
+}
+
+/// This kernel process's membership of the database's kernels.
+#[derive(Debug)]
+pub struct Membership {
+    pool: AnyPool,
+    backend: Backend,
+    ownership: Arc<Ownership>,
+    lease: Duration,
+    /// Turns true when the lease is found expired: the kernel must stop.
+    lease_lost: tokio::sync::watch::Sender<bool>,
+}
+
+impl Membership {
+    /// Registers this process with a fresh id and opens its attempt gate. On SQLite, whose file lock proves that
+    /// no other kernel runs, the rows of earlier runs are marked stopped, so their deliveries are claimed at once.
+    pub async fn register(store: &Store, lease: Duration) -> Result<Arc<Membership>, StoreError> {
+        let node_id = format!("knl_{}", uuid::Uuid::now_v7().simple());
+        let backend = store.backend();
+        let now = database_now(backend);
+        let sent = Instant::now();
+        sqlx::query(AssertSqlSafe(format!(
+            "INSERT INTO kernels (id, started_at, heartbeat_at, lease_ms) VALUES ($1, {now}, {now}, $2)"
+        )))
+        .bind(node_id.as_str())
+        .bind(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX))
+        .execute(store.pool())
+        .await?;
+        if backend == Backend::Sqlite {
+            sqlx::query(AssertSqlSafe(format!(
+                "UPDATE kernels SET stopped_at = {now} WHERE id <> $1 AND stopped_at IS NULL"
+            )))
+            .bind(node_id.as_str())
+            .execute(store.pool())
+            .await?;
+        }
+        let ownership = Arc::new(Ownership::new(node_id));
+        ownership.open_until(sent + lease / 2);
+        let (lease_lost, _) = tokio::sync::watch::channel(false);
+        tracing::info!(node_id = ownership.node_id(), lease_secs = lease.as_secs_f64(), "kernel registered");
+        Ok(Arc::new(Membership { pool: store.pool().clone(), backend, ownership, lease, lease_lost }))
+    }
+
+    /// What this kernel may send.
+    pub fn ownership(&self) -> &Arc<Ownership> {
+        &self.ownership
+    }
+
+    /// This kernel's id.
+    pub fn node_id(&self) -> &str {
+        self.ownership.node_id()
+    }
+
+    /// Resolves when the lease is found expired.
+    pub fn lease_lost(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut receiver = self.lease_lost.subscribe();
+        async move {
+            let _ = receiver.wait_for(|lost| *lost).await;
+        }
+    }
+
+    /// Renews the lease; `Ok(false)` when it had already expired (or this kernel stopped): the kernel is dead to
+    /// its peers and must never send again.
+    async fn heartbeat(&self) -> Result<bool, StoreError> {
+        let now = database_now(self.backend);
+        let sent = Instant::now();
+        let renewed = sqlx::query(AssertSqlSafe(format!(
+            "UPDATE kernels SET heartbeat_at = {now} WHERE id = $1 AND stopped_at IS NULL \
+             AND heartbeat_at + lease_ms >= {now}"
+        )))
+        .bind(self.node_id())
+        .execute(&self.pool)
+        .await?
+        .rows_affected()
+            == 1;
+        if renewed {
+            self.ownership.open_until(sent + self.lease / 2);
+        }
+        Ok(renewed)
+    }
+
+    /// Heartbeats every sixth of the lease until the lease is lost; then shuts the gate and says so.
+    pub async fn keep_alive(self: Arc<Self>) {
+        let interval = (self.lease / 6).clamp(Duration::from_millis(50), Duration::from_secs(5));
+        let mut ticks = tokio::time::interval(interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            match tokio::time::timeout(self.lease / 4, self.heartbeat()).await {
+                Ok(Ok(true)) => {}
+                Ok(Ok(false)) => {
+                    self.ownership.shut();
+                    tracing::error!(
+                        node_id = self.node_id(),
+                        "this kernel's lease expired (frozen or cut off from the database past its lease): its \
+                         deliveries belong to other kernels now; stopping"
+                    );
+                    let _ = self.lease_lost.send(true);
+                    return;
+                }
+                Ok(Err(error)) => tracing::warn!(%error, remaining = ?self.ownership.remaining(), "heartbeat failed"),
+                Err(_) => tracing::warn!(remaining = ?self.ownership.remaining(), "heartbeat timed out"),
+            }
+        }
+    }
+
+    /// A clean stop, once the journal has written everything: gives this kernel's pending deliveries up (their due
+    /// times stay), marks it stopped, and wakes the other kernels so that they claim them at once.
+    pub async fn release(&self) -> Result<u64, StoreError> {
+        self.ownership.shut();
+        let now = database_now(self.backend);
+        let mut transaction = self.pool.begin().await?;
+        let released = sqlx::query("UPDATE deliveries SET owner = NULL WHERE owner = $1 AND status = 0")
+            .bind(self.node_id())
+            .execute(&mut *transaction)
+            .await?
+            .rows_affected();
+        sqlx::query(AssertSqlSafe(format!("UPDATE kernels SET stopped_at = {now} WHERE id = $1")))
+            .bind(self.node_id())
+            .execute(&mut *transaction)
+            .await?;
+        transaction.commit().await?;
+        if released > 0 && self.backend == Backend::Postgres {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(RESCUE_CHANNEL)
+                .bind(self.node_id())
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(released)
+    }
+
+    /// Claims up to [`CLAIM_BATCH`] pending deliveries that have no live owner; returns their ids.
+    async fn claim(&self) -> Result<Vec<DeliveryId>, StoreError> {
+        let now = database_now(self.backend);
+        let lock = match self.backend {
+            Backend::Postgres => "FOR UPDATE SKIP LOCKED",
+            Backend::Sqlite => "",
+        };
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "UPDATE deliveries SET owner = $1 WHERE id IN (SELECT d.id FROM deliveries d WHERE d.status = 0 AND \
+             (d.owner IS NULL OR d.owner IN (SELECT k.id FROM kernels k WHERE k.stopped_at IS NOT NULL OR \
+             k.heartbeat_at + k.lease_ms < {now})) ORDER BY d.id LIMIT $2 {lock}) RETURNING id"
+        )))
+        .bind(self.node_id())
+        .bind(CLAIM_BATCH)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| row.try_get::<String, _>(0).map(|id| DeliveryId::from_trusted(&id)))
+            .collect::<Result<_, _>>()
+            .map_err(StoreError::from)
+    }
+
+    /// Forgets kernels that stopped cleanly more than a day ago and own nothing pending.
+    async fn forget_stopped(&self) -> Result<(), StoreError> {
+        let now = database_now(self.backend);
+        sqlx::query(AssertSqlSafe(format!(
+            "DELETE FROM kernels WHERE stopped_at IS NOT NULL AND stopped_at < {now} - 86400000 AND NOT EXISTS \
+             (SELECT 1 FROM deliveries d WHERE d.status = 0 AND d.owner = kernels.id)"
+        )))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
+
+/// Loads claimed deliveries, ready to dispatch.
+async fn load_claimed(
+    pool: &AnyPool,
+    backend: Backend,
+    ids: &[DeliveryId],
+) -> Result<Vec<crate::store::journal::PendingDelivery>, StoreError> {
+    let mut sql = format!("{PENDING_SELECT} WHERE d.id IN (");
+    let mut placeholders = String::new();
+    values_rows(&mut placeholders, backend, ids.len(), 1, 0);
+    sql.push_str(placeholders.trim_start_matches('(').trim_end_matches(')'));
+    sql.push_str(") ORDER BY d.id");
+    let mut query = sqlx::query(AssertSqlSafe(sql));
+    for id in ids {
+        query = query.bind(id.as_str());
+    }
+    let rows = query.fetch_all(pool).await?;
+    pending_from_rows(&rows)
+}
+
+/// The rescuer: claims the pending deliveries that have no live owner and dispatches them at their due times,
+/// at start (the start-up recovery) and then every quarter of the lease, or at once when a peer announces it
+/// released its deliveries. Returns only when aborted.
+pub async fn rescue(kernel: Arc<Kernel>, database_url: String) {
+    let membership = kernel.membership.clone();
+    let interval = (membership.lease / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
+    let mut listener = match membership.backend {
+        Backend::Postgres => listen(&database_url).await,
+        Backend::Sqlite => None,
+    };
+    let mut num_rounds = 0u64;
+    loop {
+        if membership.ownership.may_start_attempts() {
+            let num_claimed = rescue_round(&kernel).await;
+            if num_claimed > 0 {
+                tracing::info!(num_claimed, "claimed pending deliveries that had no live owner");
+            }
+        }
+        num_rounds += 1;
+        if num_rounds % 1000 == 0
+            && let Err(error) = membership.forget_stopped().await
+        {
+            tracing::warn!(%error, "could not forget stopped kernels");
+        }
+        match listener.as_mut() {
+            Some(wake) => {
+                tokio::select! {
+                    _ = tokio::time::sleep(interval) => {}
+                    notification = wake.recv() => {
+                        if let Err(error) = notification {
+                            tracing::warn!(%error, "lost the wake-up channel; claiming on the timer only");
+                            listener = None;
+                        }
+                    }
+                }
+            }
+            None => tokio::time::sleep(interval).await,
+        }
+    }
+}
+
+/// Claims and dispatches batches until nothing is left to claim; returns how many were claimed.
+async fn rescue_round(kernel: &Kernel) -> usize {
+    let membership = &kernel.membership;
+    let mut num_claimed = 0;
+    loop {
+        let claimed = match membership.claim().await {
+            Ok(claimed) => claimed,
+            Err(error) => {
+                tracing::warn!(%error, "could not claim deliveries without a live owner");
+                return num_claimed;
+            }
+        };
+        if claimed.is_empty() {
+            return num_claimed;
+        }
+        num_claimed += claimed.len();
+        let is_last = (claimed.len() as i64) < CLAIM_BATCH;
+        match load_claimed(&membership.pool, membership.backend, &claimed).await {
+            Ok(deliveries) => {
+                crate::recovery::dispatch(kernel, deliveries).await;
+            }
+            Err(error) => {
+                // Claimed but not loaded: give them back for the next round (this kernel's or another's).
+                tracing::warn!(%error, "could not load claimed deliveries; releasing them");
+                let _ = membership.release_ids(&claimed).await;
+                return num_claimed;
+            }
+        }
+        if is_last {
+            return num_claimed;
+        }
+    }
+}
+
+impl Membership {
+    /// Gives deliveries this kernel claimed back, for the next round.
+    async fn release_ids(&self, ids: &[DeliveryId]) -> Result<(), StoreError> {
+        for id in ids {
+            sqlx::query("UPDATE deliveries SET owner = NULL WHERE id = $1 AND owner = $2")
+                .bind(id.as_str())
+                .bind(self.node_id())
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// A listener on [`RESCUE_CHANNEL`], on its own connection (the `Any` driver has no `LISTEN`).
+async fn listen(database_url: &str) -> Option<sqlx::postgres::PgListener> {
+    let mut listener = match sqlx::postgres::PgListener::connect(database_url).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            tracing::warn!(%error, "cannot listen for wake-ups; claiming on the timer only");
+            return None;
+        }
+    };
+    match listener.listen(RESCUE_CHANNEL).await {
+        Ok(()) => Some(listener),
+        Err(error) => {
+            tracing::warn!(%error, "cannot listen for wake-ups; claiming on the timer only");
+            None
+        }
+    }
+}
 
 /// The exclusive lock a kernel holds on its SQLite database for as long as it runs.
 #[derive(Debug)]

@@ -56,6 +56,8 @@ pub struct Kernel {
     pub admin: auth::AdminAuth,
     /// Turns true when the kernel begins to shut down; long-lived streams end then.
     pub shutting_down: tokio::sync::watch::Receiver<bool>,
+    /// This kernel's membership of the kernels sharing the database: its id, lease and ownership.
+    pub membership: Arc<cluster::Membership>,
 }
 
 /// Runs the kernel on `listener` until `shutdown` completes, then stops cleanly: the server stops accepting,
@@ -88,12 +90,17 @@ pub async fn run_with_metrics(
     // Held until the end of the run: a second kernel on the same SQLite file is refused at its start.
     let _sqlite_lock = cluster::SqliteLock::acquire(&settings.database)?;
     let store = Store::connect(&settings.database).await?;
+    let membership = cluster::Membership::register(&store, Duration::from_secs(settings.cluster_lease_secs.max(1)))
+        .await
+        .context("registering this kernel")?;
+    let ownership = membership.ownership().clone();
 
-    let sql_journal = Arc::new(store::journal::SqlJournal::new(store.pool().clone()));
+    let sql_journal = Arc::new(store::journal::SqlJournal::with_ownership(store.pool().clone(), ownership.clone()));
     let (journal, journal_task) = Journal::start_with_metrics(sql_journal, JOURNAL_CAPACITY, Arc::default());
     let tls = hookwire_actors::host::default_tls_config().context("TLS configuration")?;
     let egress = EgressPolicy::new(settings.allow_destination.clone());
-    let services = Services::start(actor_settings, journal, egress, tls).context("starting the actor system")?;
+    let services =
+        Services::start(actor_settings, journal, egress, tls, ownership).context("starting the actor system")?;
 
     let root_token = match &settings.root_token {
         Some(token) if !token.is_empty() => token.clone(),
@@ -110,11 +117,14 @@ pub async fn run_with_metrics(
         devices: auth::DeviceDirectory::with_cache_ttl(Duration::from_secs(settings.token_cache_secs)),
         admin: auth::AdminAuth::with_cache_ttl(&root_token, Duration::from_secs(settings.token_cache_secs)),
         shutting_down,
+        membership: membership.clone(),
     });
     // Noted before loading, so that a change made meanwhile through another kernel is seen by the first look.
     let fingerprint = store::webhooks::fingerprint(store.pool()).await?;
     let num_webhooks = kernel.load_index().await?;
-    let recovery = tokio::spawn(recovery::redeliver_pending(kernel.clone()));
+    let heartbeat = tokio::spawn(membership.clone().keep_alive());
+    // Its first round is the start-up recovery: deliveries with no live owner, at their due times.
+    let rescuer = tokio::spawn(cluster::rescue(kernel.clone(), settings.database.clone()));
     let index_sync = (settings.index_refresh_ms > 0).then(|| {
         tokio::spawn(sync_index(kernel.clone(), Duration::from_millis(settings.index_refresh_ms), fingerprint))
     });
@@ -161,8 +171,14 @@ pub async fn run_with_metrics(
     // The server drains open calls before it returns, so the long-lived ones must end first: stopping the actors
     // ends device sessions, and the watch ends admin event streams.
     let supervisor = services.supervisor.clone();
+    let lease_lost = membership.lease_lost();
+    let is_lease_lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let noted_lease_lost = is_lease_lost.clone();
     let shutdown = async move {
-        shutdown.await;
+        tokio::select! {
+            _ = shutdown => {}
+            _ = lease_lost => noted_lease_lost.store(true, std::sync::atomic::Ordering::SeqCst),
+        }
         tracing::info!("shutting down");
         supervisor.stop();
         let _ = begin_shutdown.send(true);
@@ -170,7 +186,7 @@ pub async fn run_with_metrics(
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     let served = router.serve_with_incoming_shutdown(incoming, shutdown).await;
 
-    recovery.abort();
+    rescuer.abort();
     pruning.abort();
     if let Some(task) = index_sync {
         task.abort();
@@ -186,8 +202,23 @@ pub async fn run_with_metrics(
     if tokio::time::timeout(Duration::from_secs(10), journal_task).await.is_err() {
         tracing::warn!("journal did not finish within 10 s; unwritten attempts will be retried after the next start");
     }
+    heartbeat.abort();
+    let is_lease_lost = is_lease_lost.load(std::sync::atomic::Ordering::SeqCst);
+    if !is_lease_lost {
+        // Hands this kernel's pending deliveries to the others at once, rather than after its lease.
+        match membership.release().await {
+            Ok(num_released) => tracing::info!(num_released, "pending deliveries released to the other kernels"),
+            Err(error) => {
+                tracing::warn!(%error, "could not release pending deliveries; they are claimed after the lease")
+            }
+        }
+    }
+    drop(membership);
     store.close().await;
     served.context("gRPC server")?;
+    if is_lease_lost {
+        anyhow::bail!("stopped: this kernel's lease expired and its deliveries were taken over by other kernels");
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -56,6 +56,9 @@ struct Flags {
     /// Days the attempt log is kept [default: 30]
     #[arg(long, env = "HOOKWIRE_RETENTION_DAYS")]
     retention_days: Option<u32>,
+    /// Seconds a kernel's lease lasts after its last heartbeat, with several kernels on one database [default: 30]
+    #[arg(long, env = "HOOKWIRE_CLUSTER_LEASE_SECS")]
+    cluster_lease_secs: Option<u64>,
 }
 
 fn settings(flags: Flags) -> anyhow::Result<Settings> {
@@ -89,6 +92,9 @@ fn settings(flags: Flags) -> anyhow::Result<Settings> {
     }
     if let Some(days) = flags.retention_days {
         settings.retention_days = days;
+    }
+    if let Some(secs) = flags.cluster_lease_secs {
+        settings.cluster_lease_secs = secs;
     }
     if let Some(address) = flags.metrics_listen {
         settings.metrics_listen = Some(address);

@@ -101,6 +101,11 @@ pub struct Settings {
     pub retention_days: u32,
     /// Seconds between two pruning passes (`prune_interval_secs`). Default 3600.
     pub prune_interval_secs: u64,
+    /// Seconds a kernel stays a live member of the kernels sharing its database after its last heartbeat
+    /// (`cluster_lease_secs`, `--cluster-lease-secs`, `HOOKWIRE_CLUSTER_LEASE_SECS`). A kernel heartbeats every
+    /// sixth of it and stops starting attempts half of it after its last heartbeat that succeeded; the other
+    /// kernels take its pending deliveries over once it has passed. Default 30.
+    pub cluster_lease_secs: u64,
 }
 
 impl Default for Settings {
@@ -135,6 +140,7 @@ impl Default for Settings {
             log_format: LogFormat::Text,
             retention_days: 30,
             prune_interval_secs: 3600,
+            cluster_lease_secs: 30,
         }
     }
 }
