@@ -372,8 +372,10 @@ impl WebhookActor {
     fn count(&self, webhook: &CompiledWebhook, target: &Target, outcome: &AttemptOutcome) {
         let runtime = &webhook.runtime;
         if outcome.failure.is_none() {
-            if runtime.record_success() {
-                self.save_state(webhook);
+            // With a failure limit, every success is journaled: the count is shared by every kernel on the
+            // database, and another kernel's failures may be what it resets.
+            if runtime.record_success() || webhook.failure_limit > 0 {
+                self.save_state(webhook, true, 0);
             }
             return;
         }
@@ -393,15 +395,19 @@ impl WebhookActor {
             let name = format!("webhook-disabled/{}", webhook.id);
             self.services.bus.publish(&Arc::new(Event::new(webhook.group_id.clone(), None, name, reason, 0)));
         }
-        self.save_state(webhook);
+        self.save_state(webhook, false, 1);
     }
 
-    /// Journals the webhook's run-time state.
-    fn save_state(&self, webhook: &CompiledWebhook) {
+    /// Journals a change of the webhook's run-time state: a reset of its failure count (a success), failures
+    /// added to it, and the reason it is disabled, if it is.
+    fn save_state(&self, webhook: &CompiledWebhook, is_reset: bool, num_failures_added: u32) {
         self.journal(JournalEntry::WebhookState(WebhookStateRecord {
             webhook_id: webhook.id.clone(),
             consecutive_failures: webhook.runtime.consecutive_failures(),
             disabled_reason: webhook.runtime.disabled_reason(),
+            is_reset,
+            num_failures_added,
+            failure_limit: webhook.failure_limit,
         }));
     }
 

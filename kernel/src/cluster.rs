@@ -242,7 +242,7 @@ pub async fn rescue(kernel: Arc<Kernel>, database_url: String) {
             }
         }
         num_rounds += 1;
-        if num_rounds % 1000 == 0
+        if num_rounds.is_multiple_of(1000)
             && let Err(error) = membership.forget_stopped().await
         {
             tracing::warn!(%error, "could not forget stopped kernels");
@@ -309,6 +309,67 @@ impl Membership {
                 .await?;
         }
         Ok(())
+    }
+}
+
+/// How often a kernel on PostgreSQL reads the webhooks' shared run-time state (failure counts, disables).
+pub const STATE_SYNC_INTERVAL: Duration = Duration::from_secs(1);
+/// How far back each read looks at `webhook_state.updated_at` (written on each kernel's clock): margin for clock
+/// differences between kernels; applying a state twice is harmless.
+const STATE_SYNC_MARGIN_MS: i64 = 60_000;
+
+/// Keeps this kernel's webhooks' run-time state in step with the database, where every kernel counts failures
+/// into the same rows and `enable`, `disable` and auto-disable are stored: each second, the states changed lately
+/// are applied to the webhooks in the index. A webhook seen disabled for the first time here is announced on this
+/// kernel's event stream (`webhook-disabled/<id>`), as the kernel that disabled it announced it on its own.
+pub async fn sync_webhook_states(kernel: Arc<Kernel>) {
+    let mut ticks = tokio::time::interval(STATE_SYNC_INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let since = hookwire_actors::time::now_ms() - STATE_SYNC_MARGIN_MS;
+        let rows = match sqlx::query(
+            "SELECT s.webhook_id, w.group_id, s.consecutive_failures, s.disabled_reason FROM webhook_state s \
+             JOIN webhooks w ON w.id = s.webhook_id WHERE s.updated_at >= $1",
+        )
+        .bind(since)
+        .fetch_all(kernel.store.pool())
+        .await
+        {
+            Ok(rows) => rows,
+            Err(error) => {
+                tracing::warn!(%error, "could not read the webhooks' shared state");
+                continue;
+            }
+        };
+        for row in rows {
+            let (Ok(webhook_id), Ok(group_id), Ok(count), Ok(reason)) = (
+                row.try_get::<String, _>("webhook_id"),
+                row.try_get::<String, _>("group_id"),
+                row.try_get::<i64, _>("consecutive_failures"),
+                row.try_get::<Option<String>, _>("disabled_reason"),
+            ) else {
+                continue;
+            };
+            let group_id = hookwire_actors::ids::GroupId::from_trusted(&group_id);
+            let webhook_id = hookwire_actors::ids::WebhookId::from_trusted(&webhook_id);
+            let Some(webhook) = kernel.services.index.find(&group_id, &webhook_id) else {
+                continue;
+            };
+            let runtime = &webhook.runtime;
+            let count = u32::try_from(count).unwrap_or(0);
+            if runtime.consecutive_failures() == count && runtime.disabled_reason() == reason {
+                continue;
+            }
+            let was_disabled = runtime.is_disabled();
+            runtime.restore(count, reason.clone());
+            if let Some(reason) = reason.filter(|_| !was_disabled) {
+                tracing::warn!(%webhook_id, %reason, "webhook disabled (through the database)");
+                let name = format!("webhook-disabled/{webhook_id}");
+                let event = hookwire_actors::event::Event::new(group_id, None, name, reason, 0);
+                kernel.services.bus.publish(&Arc::new(event));
+            }
+        }
     }
 }
 

@@ -189,7 +189,7 @@ impl Kernel {
         let now = crate::cluster::database_now(self.store.backend());
         match attempts::reopen_delivery(self.store.pool(), self.membership.node_id(), now, &attempt.delivery_id).await?
         {
-            attempts::Reopened::Ready(delivery) => Ok(recovery::dispatch(self, vec![delivery]).await as u64),
+            attempts::Reopened::Ready(delivery) => Ok(recovery::dispatch(self, vec![*delivery]).await as u64),
             // Its owner sends it; a second sender would deliver it twice.
             attempts::Reopened::AlreadyPending => Ok(0),
             attempts::Reopened::Missing => {

@@ -125,6 +125,9 @@ pub async fn run_with_metrics(
     let heartbeat = tokio::spawn(membership.clone().keep_alive());
     // Its first round is the start-up recovery: deliveries with no live owner, at their due times.
     let rescuer = tokio::spawn(cluster::rescue(kernel.clone(), settings.database.clone()));
+    // One kernel on SQLite: its webhooks' state is its own, nothing to read back.
+    let state_sync = (store.backend() == store::Backend::Postgres)
+        .then(|| tokio::spawn(cluster::sync_webhook_states(kernel.clone())));
     let index_sync = (settings.index_refresh_ms > 0).then(|| {
         tokio::spawn(sync_index(kernel.clone(), Duration::from_millis(settings.index_refresh_ms), fingerprint))
     });
@@ -188,6 +191,9 @@ pub async fn run_with_metrics(
 
     rescuer.abort();
     pruning.abort();
+    if let Some(task) = state_sync {
+        task.abort();
+    }
     if let Some(task) = index_sync {
         task.abort();
     }

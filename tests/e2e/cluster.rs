@@ -147,12 +147,33 @@ async fn attempts_recorded_twice(database: &str) -> i64 {
     twice
 }
 
+/// Waits until the attempt log holds `count` attempts (10 s at most).
+async fn wait_recorded(database: &str, count: i64) {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(database).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let row = sqlx::query("SELECT COUNT(*) AS n FROM attempts").fetch_one(&pool).await.unwrap();
+            if row.get::<i64, _>("n") >= count {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{count} attempts recorded within 10 s"));
+    pool.close().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retry_waits_for_its_backoff_after_a_restart_because_its_due_time_is_stored() {
     let kernel = kernel(None, LEASE_SECS).await;
     let receiver = failing_receiver().await;
     let (_admin, _events) = publish_jobs(&kernel.endpoint, retried_webhook(&receiver, 3000), 1).await;
     let first = receiver.first_request().await;
+    // Its outcome, with the due time of the next attempt, is written before the restart (a request still in
+    // flight at a stop is sent again, as at-least-once allows).
+    wait_recorded(&kernel.settings.database, 1).await;
 
     let kernel = kernel.restart().await;
     let requests = receiver.wait_for(2, Duration::from_secs(15)).await;
@@ -173,6 +194,7 @@ async fn kernels_started_beside_a_live_one_send_none_of_its_pending_deliveries_n
     let receiver = failing_receiver().await;
     let (_admin, events) = publish_jobs(&owner.endpoint, retried_webhook(&receiver, 4000), NUM_EVENTS).await;
     receiver.wait_for(NUM_EVENTS, Duration::from_secs(10)).await;
+    wait_recorded(&database, NUM_EVENTS as i64).await;
 
     // A kernel starts beside the owner, stops, and starts again (a rolling restart); a resend goes through it.
     let beside = kernel(Some(database.clone()), LEASE_SECS).await;
@@ -207,6 +229,8 @@ async fn a_killed_kernels_pending_deliveries_are_taken_over_after_its_lease_and_
     let (mut victim, endpoint) = kernel_process(&binary, &database, LEASE_SECS).await;
     let (_admin, events) = publish_jobs(&endpoint, retried_webhook(&receiver, 3000), NUM_EVENTS).await;
     receiver.wait_for(NUM_EVENTS, Duration::from_secs(10)).await;
+    // Killed once the first attempts are recorded: no request is in flight, so none may be sent twice.
+    wait_recorded(&database, NUM_EVENTS as i64).await;
     victim.start_kill().expect("SIGKILL");
     victim.wait().await.unwrap();
 
@@ -234,6 +258,7 @@ async fn a_kernel_stopped_with_sigterm_hands_its_pending_deliveries_over_at_once
     let (victim, endpoint) = kernel_process(&binary, &database, lease_secs).await;
     let (_admin, events) = publish_jobs(&endpoint, retried_webhook(&receiver, 1000), NUM_EVENTS).await;
     receiver.wait_for(NUM_EVENTS, Duration::from_secs(10)).await;
+    wait_recorded(&database, NUM_EVENTS as i64).await;
     let pid = victim.id().expect("pid").to_string();
     let status = Command::new("kill").args(["-TERM", &pid]).status().await.unwrap();
     assert!(status.success());
@@ -247,4 +272,64 @@ async fn a_kernel_stopped_with_sigterm_hands_its_pending_deliveries_over_at_once
     }
     assert_eq!(attempts_recorded_twice(&database).await, 0);
     survivor.stop().await;
+}
+
+/// Waits until `admin`'s kernel reports the webhook disabled (or enabled), 10 s at most; returns the reason.
+async fn wait_disabled(admin: &AdminClient, webhook_id: &str, disabled: bool) -> String {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let webhook = admin.get_webhook(webhook_id.to_owned()).await.unwrap();
+            if webhook.disabled_reason.is_empty() != disabled {
+                return webhook.disabled_reason;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| {
+        panic!("the webhook was not {} on every kernel within 10 s", if disabled { "disabled" } else { "enabled" })
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_failure_limit_counts_every_kernels_failures_and_enable_and_disable_reach_every_kernel() {
+    let Some(first) = first_kernel_on_postgres(LEASE_SECS).await else { return };
+    let receiver = failing_receiver().await;
+    let fixture = first.fixture().await;
+    let definition = json!({"event": "job", "url": receiver.base_url, "x-failureLimit": 3});
+    let webhook_id = fixture.webhook(definition).await;
+    // Started after the webhook exists, the second kernel has it in its index from the start.
+    let second = kernel(Some(first.settings.database.clone()), LEASE_SECS).await;
+    let through_first = first.device(&fixture.device_token).await;
+    let through_second = second.device(&fixture.device_token).await;
+
+    // Three failures in a row, two through one kernel and one through the other: the limit is reached.
+    through_first.publish("job", "1").await.unwrap();
+    receiver.wait_for(1, Duration::from_secs(10)).await;
+    through_second.publish("job", "2").await.unwrap();
+    receiver.wait_for(2, Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    through_first.publish("job", "3").await.unwrap();
+    receiver.wait_for(3, Duration::from_secs(10)).await;
+    let (first_admin, second_admin) = (first.admin().await, second.admin().await);
+    let reason = wait_disabled(&second_admin, &webhook_id, true).await;
+    assert_eq!(reason, "3 consecutive failures");
+    wait_disabled(&first_admin, &webhook_id, true).await;
+    through_first.publish("job", "4").await.unwrap();
+    through_second.publish("job", "5").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(receiver.requests().len(), 3, "disabled on every kernel: nothing more is sent");
+
+    // Enabled through one kernel, it fires through the other again, and stays enabled after further writes.
+    second_admin.enable_webhook(webhook_id.clone()).await.unwrap();
+    wait_disabled(&first_admin, &webhook_id, false).await;
+    receiver.reply_with(Reply { status: 200, ..Reply::default() });
+    through_first.publish("job", "6").await.unwrap();
+    receiver.wait_for(4, Duration::from_secs(10)).await;
+
+    // Disabled by hand through one kernel: the other stops too.
+    first_admin.disable_webhook(webhook_id.clone()).await.unwrap();
+    wait_disabled(&second_admin, &webhook_id, true).await;
+    second.stop().await;
+    first.stop().await;
 }

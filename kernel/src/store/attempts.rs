@@ -220,7 +220,7 @@ pub struct ReopenedPage {
 #[derive(Debug)]
 pub enum Reopened {
     /// Pending again, owned by the caller, ready to dispatch.
-    Ready(PendingDelivery),
+    Ready(Box<PendingDelivery>),
     /// Still pending, with a live owner (this kernel or another) that sends it: reopening it would make a second
     /// sender.
     AlreadyPending,
@@ -260,7 +260,7 @@ pub async fn reopen_delivery(
         return Ok(Reopened::AlreadyPending);
     }
     delivery.next_attempt_at_ms = None;
-    Ok(Reopened::Ready(delivery))
+    Ok(Reopened::Ready(Box::new(delivery)))
 }
 
 /// Rows one pruning statement deletes at most, so that pruning never holds a long write lock.

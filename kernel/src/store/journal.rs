@@ -208,17 +208,31 @@ impl SqlJournal {
             query.execute(&mut *transaction).await?;
         }
         for state in &batch.webhook_states {
-            // A webhook deleted meanwhile has no state to keep: the guard skips it rather than fail the batch.
+            // Applied as a change, never as an overwrite: every kernel on the database counts into the same row, a
+            // success resets it, and the row is disabled when the shared count reaches the limit. A stored disable
+            // is never cleared here (only by `enable`). A webhook deleted meanwhile has no state to keep: the guard
+            // skips it rather than fail the batch. The disable reason for 410 Gone is the kernel's; the limit's
+            // reason is computed from the shared count.
+            let gone_reason = state.disabled_reason.as_deref().filter(|reason| reason.starts_with("410 Gone"));
             sqlx::query(
                 "INSERT INTO webhook_state (webhook_id, consecutive_failures, disabled_reason, updated_at) \
-                 SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM webhooks WHERE id = $1) \
-                 ON CONFLICT (webhook_id) DO UPDATE SET consecutive_failures = excluded.consecutive_failures, \
-                 disabled_reason = excluded.disabled_reason, updated_at = excluded.updated_at",
+                 SELECT $1, $2, COALESCE($3, CASE WHEN $5 > 0 AND $2 >= $5 \
+                 THEN CAST($2 AS TEXT) || ' consecutive failures' END), $4 \
+                 WHERE EXISTS (SELECT 1 FROM webhooks WHERE id = $1) \
+                 ON CONFLICT (webhook_id) DO UPDATE SET \
+                 consecutive_failures = CASE WHEN $6 = 1 THEN $2 ELSE webhook_state.consecutive_failures + $2 END, \
+                 disabled_reason = COALESCE(webhook_state.disabled_reason, $3, CASE WHEN $5 > 0 AND \
+                 (CASE WHEN $6 = 1 THEN $2 ELSE webhook_state.consecutive_failures + $2 END) >= $5 \
+                 THEN CAST((CASE WHEN $6 = 1 THEN $2 ELSE webhook_state.consecutive_failures + $2 END) AS TEXT) \
+                 || ' consecutive failures' END), \
+                 updated_at = $4",
             )
             .bind(state.webhook_id.as_str())
-            .bind(i64::from(state.consecutive_failures))
-            .bind(state.disabled_reason.as_deref())
+            .bind(i64::from(state.num_failures_added))
+            .bind(gone_reason)
             .bind(now)
+            .bind(i64::from(state.failure_limit))
+            .bind(i64::from(state.is_reset))
             .execute(&mut *transaction)
             .await?;
         }
