@@ -333,3 +333,36 @@ async fn the_failure_limit_counts_every_kernels_failures_and_enable_and_disable_
     second.stop().await;
     first.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kernel_frozen_past_its_lease_sends_nothing_when_thawed_and_stops() {
+    let Some(survivor) = first_kernel_on_postgres(LEASE_SECS).await else { return };
+    let Some(binary) = hookwired() else {
+        eprintln!("skipped: no hookwired binary beside the tests (cargo build --bin hookwired)");
+        return survivor.stop().await;
+    };
+    let database = survivor.settings.database.clone();
+    let receiver = failing_receiver().await;
+    let (frozen, endpoint) = kernel_process(&binary, &database, LEASE_SECS).await;
+    let (_admin, events) = publish_jobs(&endpoint, retried_webhook(&receiver, 3000), NUM_EVENTS).await;
+    receiver.wait_for(NUM_EVENTS, Duration::from_secs(10)).await;
+    wait_recorded(&database, NUM_EVENTS as i64).await;
+
+    // Frozen until its retries are due and past its lease: the survivor takes them over and sends them.
+    let pid = frozen.id().expect("pid").to_string();
+    assert!(Command::new("kill").args(["-STOP", &pid]).status().await.unwrap().success());
+    receiver.wait_for(2 * NUM_EVENTS, Duration::from_secs(20)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(Command::new("kill").args(["-CONT", &pid]).status().await.unwrap().success());
+
+    // Thawed, it finds its lease expired: it sends nothing of what it held and stops with an error.
+    let output = tokio::time::timeout(Duration::from_secs(30), frozen.wait_with_output()).await.unwrap().unwrap();
+    assert!(!output.status.success(), "a kernel that lost its lease stops with an error");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let counts = requests_per_event(&receiver);
+    for event in &events {
+        assert_eq!(counts.get(event), Some(&2), "the second attempt of {event} sent once, by the survivor: {counts:?}");
+    }
+    assert_eq!(attempts_recorded_twice(&database).await, 0);
+    survivor.stop().await;
+}
