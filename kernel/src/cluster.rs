@@ -191,6 +191,19 @@ impl Membership {
             .map_err(StoreError::from)
     }
 
+    /// Wakes every kernel's rescuer (this one's too), so that the live kernels claim together, batch by batch,
+    /// and split a dead kernel's deliveries between them.
+    async fn wake_rescuers(&self) -> Result<(), StoreError> {
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(RESCUE_CHANNEL)
+                .bind(self.node_id())
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Forgets kernels that stopped cleanly more than a day ago and own nothing pending.
     async fn forget_stopped(&self) -> Result<(), StoreError> {
         let now = database_now(self.backend);
@@ -264,7 +277,9 @@ pub async fn rescue(kernel: Arc<Kernel>, database_url: String) {
     }
 }
 
-/// Claims and dispatches batches until nothing is left to claim; returns how many were claimed.
+/// Claims and dispatches batches until nothing is left to claim; returns how many were claimed. When there is more
+/// than one batch, the other kernels are woken to claim beside it (`FOR UPDATE SKIP LOCKED` keeps their batches
+/// apart), which spreads a dead kernel's deliveries across the live ones.
 async fn rescue_round(kernel: &Kernel) -> usize {
     let membership = &kernel.membership;
     let mut num_claimed = 0;
@@ -279,8 +294,14 @@ async fn rescue_round(kernel: &Kernel) -> usize {
         if claimed.is_empty() {
             return num_claimed;
         }
-        num_claimed += claimed.len();
         let is_last = (claimed.len() as i64) < CLAIM_BATCH;
+        if num_claimed == 0
+            && !is_last
+            && let Err(error) = membership.wake_rescuers().await
+        {
+            tracing::warn!(%error, "could not wake the other kernels' rescuers");
+        }
+        num_claimed += claimed.len();
         match load_claimed(&membership.pool, membership.backend, &claimed).await {
             Ok(deliveries) => {
                 crate::recovery::dispatch(kernel, deliveries).await;

@@ -366,3 +366,49 @@ async fn a_kernel_frozen_past_its_lease_sends_nothing_when_thawed_and_stops() {
     assert_eq!(attempts_recorded_twice(&database).await, 0);
     survivor.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_kernels_deliveries_are_spread_across_the_live_kernels() {
+    let Some(first) = first_kernel_on_postgres(LEASE_SECS).await else { return };
+    let Some(binary) = hookwired() else {
+        eprintln!("skipped: no hookwired binary beside the tests (cargo build --bin hookwired)");
+        return first.stop().await;
+    };
+    let database = first.settings.database.clone();
+    let second = kernel(Some(database.clone()), LEASE_SECS).await;
+    let receiver = failing_receiver().await;
+    let (mut victim, endpoint) = kernel_process(&binary, &database, LEASE_SECS).await;
+    // More deliveries than one claim takes (200), each waiting a minute for its retry.
+    let num_events = 500;
+    let (_admin, _events) = publish_jobs(&endpoint, retried_webhook(&receiver, 60_000), num_events).await;
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&database).await.unwrap();
+    let victim_id: String =
+        sqlx::query("SELECT owner FROM deliveries LIMIT 1").fetch_one(&pool).await.unwrap().get("owner");
+    victim.start_kill().expect("SIGKILL");
+    victim.wait().await.unwrap();
+
+    let owners = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let rows = sqlx::query(
+                "SELECT d.owner, COUNT(*) AS n FROM deliveries d WHERE d.status = 0 AND d.owner <> $1 GROUP BY d.owner",
+            )
+            .bind(victim_id.as_str())
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+            let owners: Vec<i64> = rows.iter().map(|row| row.get::<i64, _>("n")).collect();
+            // Once every pending delivery is with a survivor, the takeover is over.
+            if owners.iter().sum::<i64>() == num_events as i64 {
+                return owners;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("every delivery of the dead kernel claimed within 20 s");
+    pool.close().await;
+    assert_eq!(owners.len(), 2, "both live kernels took a share: {owners:?}");
+    second.stop().await;
+    first.stop().await;
+}
