@@ -103,6 +103,9 @@ pub struct AttemptRecord {
     pub error_message: Option<String>,
     /// The delivery's status after this attempt.
     pub delivery_status: DeliveryStatus,
+    /// When the next attempt is due (epoch milliseconds), for a delivery that stays pending: whoever sends it
+    /// next (this kernel after a restart, or another after a takeover) honours the backoff.
+    pub next_attempt_at_ms: Option<i64>,
     /// The request's headers as a JSON object, secrets masked (empty when nothing was sent).
     pub request_headers: String,
     /// The first [`crate::request::MAX_LOGGED_BODY_BYTES`] of the request body.
@@ -113,15 +116,41 @@ pub struct AttemptRecord {
     pub response_body: Option<bytes::Bytes>,
 }
 
-/// A webhook's run-time state after a delivery changed it: what survives a restart of its failure limit.
+/// A webhook's run-time state after a delivery changed it: what survives a restart of its failure limit, and
+/// what every kernel sharing the database counts together. The store applies it as a change (a success resets
+/// the stored count, each failure adds one to it), never as an overwrite, so that kernels never undo each
+/// other's counts, and a stored disable is never cleared by it (only by `enable`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebhookStateRecord {
     /// The webhook.
     pub webhook_id: WebhookId,
-    /// Its consecutive failed deliveries.
+    /// Its consecutive failed deliveries as this kernel counts them.
     pub consecutive_failures: u32,
     /// Why it is disabled at run time (`5 consecutive failures`, `410 Gone from example.com`); `None` when it is not.
     pub disabled_reason: Option<String>,
+    /// True when a successful delivery reset the count first.
+    pub is_reset: bool,
+    /// Failed deliveries added to the count (after the reset, if any).
+    pub num_failures_added: u32,
+    /// The webhook's `x-failureLimit` (0: none): the store disables it when the shared count reaches it.
+    pub failure_limit: u32,
+}
+
+impl WebhookStateRecord {
+    /// Folds a later change of the same webhook into this one.
+    fn absorb(&mut self, later: WebhookStateRecord) {
+        if later.is_reset {
+            self.is_reset = true;
+            self.num_failures_added = later.num_failures_added;
+        } else {
+            self.num_failures_added = self.num_failures_added.saturating_add(later.num_failures_added);
+        }
+        self.consecutive_failures = later.consecutive_failures;
+        self.failure_limit = later.failure_limit;
+        if self.disabled_reason.is_none() {
+            self.disabled_reason = later.disabled_reason;
+        }
+    }
 }
 
 /// What one transaction writes.
@@ -366,13 +395,20 @@ async fn run(
     }
 }
 
-/// The last state of each webhook, in the order of their last change: earlier ones are outdated.
+/// One change per webhook, the changes of each folded together in order, in the order of their last change.
 fn latest_states(states: Vec<WebhookStateRecord>) -> Vec<WebhookStateRecord> {
-    let mut seen = std::collections::HashSet::with_capacity(states.len());
-    let mut latest: Vec<WebhookStateRecord> =
-        states.into_iter().rev().filter(|state| seen.insert(state.webhook_id.clone())).collect();
-    latest.reverse();
-    latest
+    let mut folded: Vec<WebhookStateRecord> = Vec::with_capacity(states.len());
+    for state in states {
+        match folded.iter().position(|earlier| earlier.webhook_id == state.webhook_id) {
+            Some(index) => {
+                let mut earlier = folded.remove(index);
+                earlier.absorb(state);
+                folded.push(earlier);
+            }
+            None => folded.push(state),
+        }
+    }
+    folded
 }
 
 /// How long to wait before writing again after `num_failures` transient failures in a row.
@@ -511,6 +547,9 @@ mod tests {
             webhook_id: webhook_id.clone(),
             consecutive_failures,
             disabled_reason,
+            is_reset: false,
+            num_failures_added: 1,
+            failure_limit: 3,
         })
     }
 
@@ -529,6 +568,7 @@ mod tests {
         let written: Vec<(&WebhookId, u32)> =
             states.iter().map(|state| (&state.webhook_id, state.consecutive_failures)).collect();
         assert_eq!(written, [(&second, 1), (&first, 3)]);
+        assert_eq!(states[1].num_failures_added, 3, "the changes of one webhook fold together");
         assert_eq!(states[1].disabled_reason.as_deref(), Some("3 consecutive failures"));
         assert_eq!(store.num_batches.load(Ordering::SeqCst), 1, "one transaction with the event");
     }

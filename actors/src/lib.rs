@@ -8,6 +8,7 @@
 //! - [`bus::EventBus`]: fans events out to subscribers by group and name prefix.
 //! - [`journal`]: batches every durable write (group commit) through the [`journal::JournalStore`] trait, which the
 //!   kernel implements over SQL.
+//! - [`ownership::Ownership`]: what this kernel may send when several share a database (attempt gate, fencing).
 //! - [`signing`]: Standard Webhooks signatures of the requests of webhooks with `x-signing`.
 //!
 //! Nothing here knows SQL or gRPC transport; the kernel adapts both.
@@ -29,6 +30,7 @@ pub mod index;
 pub mod journal;
 pub mod messages;
 pub mod metrics;
+pub mod ownership;
 pub mod policy;
 pub mod request;
 pub mod signing;

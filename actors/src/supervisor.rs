@@ -126,6 +126,8 @@ pub struct Services {
     pub settings: Arc<ActorSettings>,
     /// The metrics (the journal's).
     pub metrics: Arc<Metrics>,
+    /// What this kernel may send (the attempt gate and deliveries lost to another kernel).
+    pub ownership: Arc<crate::ownership::Ownership>,
 }
 
 impl Services {
@@ -135,6 +137,7 @@ impl Services {
         journal: Journal,
         egress: EgressPolicy,
         tls: rustls::ClientConfig,
+        ownership: Arc<crate::ownership::Ownership>,
     ) -> std::io::Result<Arc<Services>> {
         let runtime = ActorRuntime::start(settings.num_arbiters)?;
         let settings = Arc::new(settings);
@@ -145,6 +148,7 @@ impl Services {
             index: Arc::new(WebhookIndex::default()),
             bus: Arc::new(EventBus::default()),
             metrics: metrics.clone(),
+            ownership,
             journal,
             supervisor: Supervisor {
                 inner: Arc::new(SupervisorInner {

@@ -57,6 +57,9 @@ pub const DEFAULT_MAX_PIN_RESPONSE_BYTES: usize = 64 * 1024;
 pub const QUOTA_CLASS: &str = "QUOTA";
 /// The error class recorded for a delivery dropped because its webhook was disabled at run time.
 pub const DISABLED_CLASS: &str = "DISABLED";
+/// How long a delivery waits before the attempt gate is looked at again, while this kernel's lease is not surely
+/// held (see [`crate::ownership`]).
+const OWNERSHIP_RECHECK: Duration = Duration::from_millis(200);
 
 /// One delivery on its way through the webhook's policies.
 #[derive(Debug)]
@@ -197,6 +200,16 @@ impl WebhookActor {
     /// Makes one attempt: renders (and signs) the request and hands it to the destination's host actor. A delivery
     /// whose webhook was disabled at run time meanwhile is dropped instead.
     fn attempt(&mut self, delivery: Delivery, ctx: &mut Context<Self>) {
+        let ownership = &self.services.ownership;
+        if ownership.take_lost(&delivery.dispatch.delivery_id) {
+            // Another kernel owns it now and sends it: forgotten here (its admission is given back on drop).
+            tracing::info!(webhook_id = %self.id, delivery_id = %delivery.dispatch.delivery_id, "delivery taken over by another kernel; forgotten here");
+            return;
+        }
+        if !ownership.may_start_attempts() {
+            // The lease is not surely held: wait, never send what another kernel may be taking over.
+            return self.postpone(delivery, OWNERSHIP_RECHECK, ctx);
+        }
         let dispatch = &delivery.dispatch;
         let webhook = &dispatch.webhook;
         if webhook.runtime.is_disabled() {
@@ -270,14 +283,14 @@ impl WebhookActor {
         }
         delivery.num_tries += 1;
         if let Some(delay) = self.retry_delay(&delivery, &outcome) {
-            self.record(&delivery.dispatch, &target, &outcome, DeliveryStatus::Pending);
+            self.record(&delivery.dispatch, &target, &outcome, DeliveryStatus::Pending, Some(due_at_ms(delay)));
             if outcome.sent {
                 self.report_sent(&delivery.dispatch);
             }
             return self.try_again_later(delivery, delay, ctx);
         }
         let status = if outcome.failure.is_none() { DeliveryStatus::Succeeded } else { DeliveryStatus::Failed };
-        self.record(&delivery.dispatch, &target, &outcome, status);
+        self.record(&delivery.dispatch, &target, &outcome, status, None);
         self.report(&delivery.dispatch, &outcome);
         self.count(&delivery.dispatch.webhook, &target, &outcome);
     }
@@ -293,7 +306,7 @@ impl WebhookActor {
     ) {
         let delay = self.services.settings.sleep_retry_delays.get(delivery.num_sleeps as usize).copied();
         let status = if delay.is_some() { DeliveryStatus::Pending } else { DeliveryStatus::Skipped };
-        self.record(&delivery.dispatch, target, outcome, status);
+        self.record(&delivery.dispatch, target, outcome, status, delay.map(due_at_ms));
         self.report(&delivery.dispatch, outcome);
         if let Some(delay) = delay {
             delivery.num_sleeps += 1;
@@ -307,6 +320,11 @@ impl WebhookActor {
         // Waiting for a retry, it no longer counts among the webhook's deliveries in memory: a destination that
         // fails must not pause the devices that feed it for the length of its retry delays.
         delivery.dispatch.admission = None;
+        self.postpone(delivery, delay, ctx);
+    }
+
+    /// Puts a delivery aside until `delay` has passed, then sends it (its attempt number unchanged).
+    fn postpone(&mut self, delivery: Delivery, delay: Duration, ctx: &mut Context<Self>) {
         let number = self.next_retry_number;
         self.next_retry_number += 1;
         self.retries.insert((tokio::time::Instant::now() + delay, number), delivery);
@@ -366,8 +384,10 @@ impl WebhookActor {
     fn count(&self, webhook: &CompiledWebhook, target: &Target, outcome: &AttemptOutcome) {
         let runtime = &webhook.runtime;
         if outcome.failure.is_none() {
-            if runtime.record_success() {
-                self.save_state(webhook);
+            // With a failure limit, every success is journaled: the count is shared by every kernel on the
+            // database, and another kernel's failures may be what it resets.
+            if runtime.record_success() || webhook.failure_limit > 0 {
+                self.save_state(webhook, true, 0);
             }
             return;
         }
@@ -387,15 +407,19 @@ impl WebhookActor {
             let name = format!("webhook-disabled/{}", webhook.id);
             self.services.bus.publish(&Arc::new(Event::new(webhook.group_id.clone(), None, name, reason, 0)));
         }
-        self.save_state(webhook);
+        self.save_state(webhook, false, 1);
     }
 
-    /// Journals the webhook's run-time state.
-    fn save_state(&self, webhook: &CompiledWebhook) {
+    /// Journals a change of the webhook's run-time state: a reset of its failure count (a success), failures
+    /// added to it, and the reason it is disabled, if it is.
+    fn save_state(&self, webhook: &CompiledWebhook, is_reset: bool, num_failures_added: u32) {
         self.journal(JournalEntry::WebhookState(WebhookStateRecord {
             webhook_id: webhook.id.clone(),
             consecutive_failures: webhook.runtime.consecutive_failures(),
             disabled_reason: webhook.runtime.disabled_reason(),
+            is_reset,
+            num_failures_added,
+            failure_limit: webhook.failure_limit,
         }));
     }
 
@@ -417,6 +441,7 @@ impl WebhookActor {
             error_class: Some(class),
             error_message: Some(message.clone()),
             delivery_status: DeliveryStatus::Dropped,
+            next_attempt_at_ms: None,
             request_headers: String::new(),
             request_body: bytes::Bytes::new(),
             response_headers: None,
@@ -425,8 +450,15 @@ impl WebhookActor {
         self.report_error(dispatch, &message);
     }
 
-    /// Records an attempt and the delivery's status after it.
-    fn record(&self, dispatch: &Dispatch, target: &Target, outcome: &AttemptOutcome, status: DeliveryStatus) {
+    /// Records an attempt, the delivery's status after it and, when it stays pending, when its next attempt is due.
+    fn record(
+        &self,
+        dispatch: &Dispatch,
+        target: &Target,
+        outcome: &AttemptOutcome,
+        status: DeliveryStatus,
+        next_attempt_at_ms: Option<i64>,
+    ) {
         self.journal(JournalEntry::Attempt(AttemptRecord {
             delivery_id: dispatch.delivery_id.clone(),
             webhook_id: dispatch.webhook.id.clone(),
@@ -440,6 +472,7 @@ impl WebhookActor {
             error_class: outcome.failure.as_ref().map(|failure| failure.class.as_str()),
             error_message: outcome.failure.as_ref().map(|failure| failure.message.clone()),
             delivery_status: status,
+            next_attempt_at_ms,
             request_headers: target.logged_headers.clone(),
             request_body: target.logged_body.clone(),
             response_headers: outcome
@@ -582,6 +615,11 @@ impl WebhookActor {
     }
 }
 
+/// When an attempt put off by `delay` is due, epoch milliseconds.
+fn due_at_ms(delay: Duration) -> i64 {
+    time::now_ms().saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2))
+}
+
 /// The device that alone may receive a webhook's responses and errors: the triggering device, unless the webhook
 /// answers the whole group (`x-onlyTriggeringDevice: false`). The name prefix already keeps `<device id>/hook-*`
 /// topics to that device; the recipient does the same for custom topics, whatever they are.
@@ -702,6 +740,34 @@ impl Handler<Attempted> for WebhookActor {
             outcome.failure = None;
         }
         self.conclude(attempted.delivery, attempted.target, outcome, ctx);
+    }
+}
+
+/// Deliver a delivery taken from the database (start-up recovery, a takeover, replay) at its stored due time
+/// (kernel -> webhook actor): at once when it has none or it has passed, otherwise when it comes.
+#[derive(Debug, actix::Message)]
+#[rtype(result = "()")]
+pub struct DispatchAt {
+    /// The delivery; its `attempt` is the number of the next attempt.
+    pub dispatch: Dispatch,
+    /// When the next attempt is due, epoch milliseconds.
+    pub due_at_ms: Option<i64>,
+}
+
+impl Handler<DispatchAt> for WebhookActor {
+    type Result = ();
+
+    fn handle(&mut self, message: DispatchAt, ctx: &mut Self::Context) {
+        let DispatchAt { mut dispatch, due_at_ms } = message;
+        let num_tries = dispatch.attempt.saturating_sub(1);
+        let wait = due_at_ms.map_or(0, |due| due.saturating_sub(time::now_ms()));
+        if wait <= 0 {
+            return self.admit(Delivery { dispatch, num_tries, num_sleeps: 0 }, ctx);
+        }
+        // Waiting for its due time, it takes no place among the webhook's deliveries in memory, as a retry.
+        dispatch.admission = None;
+        let delay = Duration::from_millis(u64::try_from(wait).unwrap_or(0));
+        self.postpone(Delivery { dispatch, num_tries, num_sleeps: 0 }, delay, ctx);
     }
 }
 

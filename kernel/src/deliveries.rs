@@ -172,6 +172,7 @@ impl Kernel {
         loop {
             let page = attempts::reopen_deliveries(
                 self.store.pool(),
+                self.membership.node_id(),
                 webhook_id,
                 since_ms,
                 statuses,
@@ -179,12 +180,12 @@ impl Kernel {
                 recovery::PAGE_SIZE,
             )
             .await?;
-            let Some(last) = page.last() else {
+            let Some(last) = page.last_selected.clone() else {
                 break;
             };
-            after = last.delivery_id.to_string();
-            let is_last_page = (page.len() as i64) < recovery::PAGE_SIZE;
-            num_replayed += recovery::dispatch(self, page).await as u64;
+            after = last;
+            let is_last_page = (page.num_selected as i64) < recovery::PAGE_SIZE;
+            num_replayed += recovery::dispatch(self, page.deliveries).await as u64;
             if is_last_page {
                 break;
             }
@@ -198,10 +199,16 @@ impl Kernel {
         let attempt = attempts::get_attempt(self.store.pool(), attempt_id)
             .await?
             .ok_or_else(|| KernelError::NotFound(format!("attempt {attempt_id} not found")))?;
-        let delivery = attempts::reopen_delivery(self.store.pool(), &attempt.delivery_id)
-            .await?
-            .ok_or_else(|| KernelError::NotFound(format!("the delivery of attempt {attempt_id} no longer exists")))?;
-        Ok(recovery::dispatch(self, vec![delivery]).await as u64)
+        let now = crate::cluster::database_now(self.store.backend());
+        match attempts::reopen_delivery(self.store.pool(), self.membership.node_id(), now, &attempt.delivery_id).await?
+        {
+            attempts::Reopened::Ready(delivery) => Ok(recovery::dispatch(self, vec![*delivery]).await as u64),
+            // Its owner sends it; a second sender would deliver it twice.
+            attempts::Reopened::AlreadyPending => Ok(0),
+            attempts::Reopened::Missing => {
+                Err(KernelError::NotFound(format!("the delivery of attempt {attempt_id} no longer exists")))
+            }
+        }
     }
 }
 

@@ -9,6 +9,7 @@
 pub mod access;
 pub mod admin;
 pub mod auth;
+pub mod cluster;
 pub mod console;
 pub mod deliveries;
 pub mod error;
@@ -67,6 +68,8 @@ pub struct Kernel {
     pub shutting_down: tokio::sync::watch::Receiver<bool>,
     /// The egress rules, to refuse at create time a webhook whose URL names a refused literal address.
     pub egress: Arc<EgressPolicy>,
+    /// This kernel's membership of the kernels sharing the database: its id, lease and ownership.
+    pub membership: Arc<cluster::Membership>,
 }
 
 /// Runs the kernel on `listener` until `shutdown` completes, then stops cleanly: the server stops accepting,
@@ -123,14 +126,20 @@ pub async fn run_with_listeners(
     let _ = rustls::crypto::ring::default_provider().install_default();
     let address = listener.local_addr().context("listener has no address")?;
     let actor_settings = settings.actor_settings().map_err(anyhow::Error::msg)?;
+    // Held until the end of the run: a second kernel on the same SQLite file is refused at its start.
+    let _sqlite_lock = cluster::SqliteLock::acquire(&settings.database)?;
     let store = Store::connect(&settings.database).await?;
+    let membership = cluster::Membership::register(&store, Duration::from_secs(settings.cluster_lease_secs.max(1)))
+        .await
+        .context("registering this kernel")?;
+    let ownership = membership.ownership().clone();
 
-    let sql_journal = Arc::new(store::journal::SqlJournal::new(store.pool().clone()));
+    let sql_journal = Arc::new(store::journal::SqlJournal::with_ownership(store.pool().clone(), ownership.clone()));
     let (journal, journal_task) = Journal::start_with_metrics(sql_journal, JOURNAL_CAPACITY, Arc::default());
     let tls = hookwire_actors::host::default_tls_config().context("TLS configuration")?;
     let egress = EgressPolicy::new(settings.allow_destination.clone());
-    let services =
-        Services::start(actor_settings, journal, egress.clone(), tls).context("starting the actor system")?;
+    let services = Services::start(actor_settings, journal, egress.clone(), tls, ownership)
+        .context("starting the actor system")?;
 
     let root_token = match &settings.root_token {
         Some(token) if !token.is_empty() => token.clone(),
@@ -148,11 +157,17 @@ pub async fn run_with_listeners(
         admin: auth::AdminAuth::with_cache_ttl(&root_token, Duration::from_secs(settings.token_cache_secs)),
         shutting_down,
         egress: Arc::new(egress),
+        membership: membership.clone(),
     });
     // Noted before loading, so that a change made meanwhile through another kernel is seen by the first look.
     let fingerprint = store::webhooks::fingerprint(store.pool()).await?;
     let num_webhooks = kernel.load_index().await?;
-    let recovery = tokio::spawn(recovery::redeliver_pending(kernel.clone()));
+    let heartbeat = tokio::spawn(membership.clone().keep_alive());
+    // Its first round is the start-up recovery: deliveries with no live owner, at their due times.
+    let rescuer = tokio::spawn(cluster::rescue(kernel.clone(), settings.database.clone()));
+    // One kernel on SQLite: its webhooks' state is its own, nothing to read back.
+    let state_sync = (store.backend() == store::Backend::Postgres)
+        .then(|| tokio::spawn(cluster::sync_webhook_states(kernel.clone())));
     let index_sync = (settings.index_refresh_ms > 0).then(|| {
         tokio::spawn(sync_index(kernel.clone(), Duration::from_millis(settings.index_refresh_ms), fingerprint))
     });
@@ -225,8 +240,14 @@ pub async fn run_with_listeners(
     // The server drains open calls before it returns, so the long-lived ones must end first: stopping the actors
     // ends device sessions, and the watch ends admin event streams.
     let supervisor = services.supervisor.clone();
+    let lease_lost = membership.lease_lost();
+    let is_lease_lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let noted_lease_lost = is_lease_lost.clone();
     let shutdown = async move {
-        shutdown.await;
+        tokio::select! {
+            _ = shutdown => {}
+            _ = lease_lost => noted_lease_lost.store(true, std::sync::atomic::Ordering::SeqCst),
+        }
         tracing::info!("shutting down");
         supervisor.stop();
         let _ = begin_shutdown.send(true);
@@ -241,8 +262,11 @@ pub async fn run_with_listeners(
     );
     let served = router.serve_with_incoming_shutdown(incoming, shutdown).await;
 
-    recovery.abort();
+    rescuer.abort();
     pruning.abort();
+    if let Some(task) = state_sync {
+        task.abort();
+    }
     if let Some(task) = index_sync {
         task.abort();
     }
@@ -260,11 +284,26 @@ pub async fn run_with_listeners(
     if tokio::time::timeout(Duration::from_secs(10), journal_task).await.is_err() {
         tracing::warn!("journal did not finish within 10 s; unwritten attempts will be retried after the next start");
     }
+    heartbeat.abort();
+    let is_lease_lost = is_lease_lost.load(std::sync::atomic::Ordering::SeqCst);
+    if !is_lease_lost {
+        // Hands this kernel's pending deliveries to the others at once, rather than after its lease.
+        match membership.release().await {
+            Ok(num_released) => tracing::info!(num_released, "pending deliveries released to the other kernels"),
+            Err(error) => {
+                tracing::warn!(%error, "could not release pending deliveries; they are claimed after the lease")
+            }
+        }
+    }
+    drop(membership);
     store.close().await;
     if let Some(path) = &settings.ready_file {
         let _ = std::fs::remove_file(path);
     }
     served.context("gRPC server")?;
+    if is_lease_lost {
+        anyhow::bail!("stopped: this kernel's lease expired and its deliveries were taken over by other kernels");
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -1,65 +1,61 @@
-//! Recovery: after a start, every delivery the journal holds as pending (acked but not finished when the previous
-//! process stopped or crashed) is dispatched again with its original delivery id, in bounded pages. Replay uses
-//! the same dispatch.
+//! Dispatching deliveries taken from the database: those the rescuer claimed (start-up recovery, a takeover; see
+//! [`crate::cluster::rescue`]) and those a replay or resend reopened. Each goes to its webhook actor with its
+//! original delivery id, its next attempt number and its stored due time, so that the backoff of a retry is
+//! honoured whoever sends it.
 
 use crate::Kernel;
-use crate::store::journal::{PendingDelivery, drop_deliveries, pending_deliveries};
+use crate::store::journal::{PendingDelivery, drop_deliveries};
 use hookwire_actors::messages::Dispatch;
 use hookwire_actors::request::render_context;
+use hookwire_actors::time;
+use hookwire_actors::webhook::DispatchAt;
 use std::sync::Arc;
 
 /// Deliveries loaded per page.
 pub const PAGE_SIZE: i64 = 1000;
 
-/// Dispatches every pending delivery again; returns how many.
-pub async fn redeliver_pending(kernel: Arc<Kernel>) -> usize {
-    let mut after = None;
-    let mut num_dispatched = 0;
-    loop {
-        let page = match pending_deliveries(kernel.store.pool(), after.as_ref(), PAGE_SIZE).await {
-            Ok(page) => page,
-            Err(error) => {
-                tracing::error!(%error, "could not load pending deliveries; they will be retried at the next start");
-                return num_dispatched;
-            }
-        };
-        let Some(last) = page.last() else {
-            break;
-        };
-        after = Some(last.delivery_id.clone());
-        num_dispatched += dispatch(&kernel, page).await;
-    }
-    if num_dispatched > 0 {
-        tracing::info!(num_dispatched, "redelivering pending deliveries from before the restart");
-    }
-    num_dispatched
-}
-
-/// Hands deliveries to their webhook actors as new attempts (same delivery id); those whose webhook no longer
-/// exists are marked dropped. Returns how many were dispatched.
+/// Hands deliveries to their webhook actors as new attempts (same delivery id) at their due times; those whose
+/// webhook no longer exists are marked dropped. Returns how many were dispatched.
 pub async fn dispatch(kernel: &Kernel, deliveries: Vec<PendingDelivery>) -> usize {
     let mut orphans = Vec::new();
     let mut num_dispatched = 0;
+    let mut is_index_reloaded = false;
     for pending in deliveries {
-        let Some(webhook) = kernel.services.index.find(&pending.event.group_id, &pending.webhook_id) else {
+        let mut webhook = kernel.services.index.find(&pending.event.group_id, &pending.webhook_id);
+        if webhook.is_none() && !is_index_reloaded {
+            // A webhook created through another kernel moments ago may not be in this kernel's index yet: look at
+            // the database before taking its delivery for an orphan.
+            is_index_reloaded = true;
+            if let Err(error) = kernel.load_index().await {
+                tracing::warn!(%error, "could not reload the webhook index");
+            }
+            webhook = kernel.services.index.find(&pending.event.group_id, &pending.webhook_id);
+        }
+        let Some(webhook) = webhook else {
             orphans.push(pending.delivery_id);
             continue;
         };
-        // Waiting for a place among the webhook's deliveries in memory paces recovery to the delivery rate.
-        let admission = Some(webhook.runtime.admit().await);
+        let due_at_ms = pending.next_attempt_at_ms.filter(|due| *due > time::now_ms());
+        // Waiting for a place among the webhook's deliveries in memory paces recovery to the delivery rate; one
+        // that waits for its due time takes no place meanwhile, as a retry.
+        let admission = match due_at_ms {
+            None => Some(webhook.runtime.admit().await),
+            Some(_) => None,
+        };
         let context = Arc::new(render_context(&pending.event, &pending.profile));
-        kernel.services.supervisor.webhook(&webhook.id).do_send(Dispatch {
+        let dispatch = Dispatch {
             delivery_id: pending.delivery_id,
             webhook,
             event: Arc::new(pending.event),
             context,
             attempt: pending.num_attempts + 1,
             admission,
-        });
+        };
+        kernel.services.supervisor.webhook(&dispatch.webhook.id).do_send(DispatchAt { dispatch, due_at_ms });
         num_dispatched += 1;
     }
     if !orphans.is_empty()
-        && let Err(error) = drop_deliveries(kernel.store.pool(), &orphans).await
+        && let Err(error) = drop_deliveries(kernel.store.pool(), kernel.membership.node_id(), &orphans).await
     {
         tracing::warn!(%error, "could not mark deliveries of deleted webhooks as dropped");
     }

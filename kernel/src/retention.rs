@@ -103,6 +103,7 @@ mod tests {
             error_class: None,
             error_message: None,
             delivery_status: status,
+            next_attempt_at_ms: None,
             request_headers: "{}".into(),
             request_body: Default::default(),
             response_headers: None,

@@ -240,6 +240,12 @@ pub struct Settings {
     /// Mark the console's session cookie `Secure`, for a console served over TLS by a proxy in front of it
     #[arg(long, env = "HOOKWIRE_CONSOLE_SECURE_COOKIE", action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub console_secure_cookie: bool,
+    /// Seconds a kernel stays a live member of the kernels sharing its database after its last heartbeat
+    ///
+    /// A kernel heartbeats every sixth of it and stops starting attempts half of it after its last heartbeat that
+    /// succeeded; the other kernels take its pending deliveries over once it has passed.
+    #[arg(long, env = "HOOKWIRE_CLUSTER_LEASE_SECS")]
+    pub cluster_lease_secs: u64,
 }
 
 /// `console_listen`: an address, or `off` for no console. In the file and on the command line alike it is text
@@ -332,6 +338,7 @@ impl Default for Settings {
             console_session_secs: 8 * 3600,
             console_max_sessions: 1000,
             console_secure_cookie: false,
+            cluster_lease_secs: 30,
         }
     }
 }

@@ -35,7 +35,8 @@ async fn a_full_disk_fails_publishes_with_unavailable_and_the_kernel_recovers_wh
         "a full disk is an outage to retry, not bad data: {error}"
     );
     assert!(error.to_string().contains("retry"), "{error}");
-    let again = device.publish("fill", "small").await.expect_err("still full: no ack");
+    // As large as the write that failed: a smaller one may still fit in the last pages below the limit.
+    let again = device.publish("fill", data.clone()).await.expect_err("still full: no ack");
     assert_eq!(again.code(), Some(tonic::Code::Unavailable));
     admin.get_group(group.id.clone()).await.expect("reads still work: the kernel keeps running");
 

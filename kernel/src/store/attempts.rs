@@ -153,16 +153,18 @@ pub async fn daily_counts(
 }
 
 /// Selects up to `limit` of a webhook's finished deliveries in `statuses` created since a time (ids after
-/// `after`), marks them pending again in one transaction, so that a crash in the middle of a replay still
-/// delivers them after the restart, and returns them ready to dispatch.
+/// `after`), marks them pending again and owned by `owner` in one transaction, so that a crash in the middle of a
+/// replay still delivers them after the restart, and returns them ready to dispatch. A delivery that another
+/// replay reopened meanwhile (through any kernel) is left to it: one sender per delivery.
 pub async fn reopen_deliveries(
     pool: &AnyPool,
+    owner: &str,
     webhook_id: &WebhookId,
     since_ms: i64,
     statuses: &[DeliveryStatus],
     after: &str,
     limit: i64,
-) -> Result<Vec<PendingDelivery>, StoreError> {
+) -> Result<ReopenedPage, StoreError> {
     let status_list = statuses.iter().map(|status| (*status as i64).to_string()).collect::<Vec<_>>().join(", ");
     let mut transaction = pool.begin().await?;
     let sql = format!(
@@ -176,38 +178,89 @@ pub async fn reopen_deliveries(
         .bind(limit)
         .fetch_all(&mut *transaction)
         .await?;
-    let deliveries = pending_from_rows(&rows)?;
+    let mut deliveries = pending_from_rows(&rows)?;
+    let num_selected = deliveries.len();
+    let last_selected = deliveries.last().map(|delivery| delivery.delivery_id.to_string());
     let now = time::now_ms();
+    let mut reopened = Vec::with_capacity(deliveries.len());
     for delivery in &deliveries {
-        sqlx::query("UPDATE deliveries SET status = $1, updated_at = $2 WHERE id = $3")
-            .bind(DeliveryStatus::Pending as i64)
-            .bind(now)
-            .bind(delivery.delivery_id.as_str())
-            .execute(&mut *transaction)
-            .await?;
+        let result = sqlx::query(
+            "UPDATE deliveries SET status = $1, updated_at = $2, owner = $3, next_attempt_at = NULL \
+             WHERE id = $4 AND status <> $1",
+        )
+        .bind(DeliveryStatus::Pending as i64)
+        .bind(now)
+        .bind(owner)
+        .bind(delivery.delivery_id.as_str())
+        .execute(&mut *transaction)
+        .await?;
+        reopened.push(result.rows_affected() == 1);
     }
     transaction.commit().await?;
-    Ok(deliveries)
+    let mut is_reopened = reopened.into_iter();
+    deliveries.retain_mut(|delivery| {
+        delivery.next_attempt_at_ms = None;
+        is_reopened.next().unwrap_or(false)
+    });
+    Ok(ReopenedPage { deliveries, num_selected, last_selected })
 }
 
-/// Marks the delivery of an attempt pending again and returns it ready to dispatch.
-pub async fn reopen_delivery(pool: &AnyPool, delivery_id: &str) -> Result<Option<PendingDelivery>, StoreError> {
+/// A page of [`reopen_deliveries`].
+#[derive(Debug)]
+pub struct ReopenedPage {
+    /// The deliveries reopened, ready to dispatch.
+    pub deliveries: Vec<PendingDelivery>,
+    /// How many the page selected (reopened or left to another replay).
+    pub num_selected: usize,
+    /// The id of the last one selected, where the next page starts.
+    pub last_selected: Option<String>,
+}
+
+/// What [`reopen_delivery`] found.
+#[derive(Debug)]
+pub enum Reopened {
+    /// Pending again, owned by the caller, ready to dispatch.
+    Ready(Box<PendingDelivery>),
+    /// Still pending, with a live owner (this kernel or another) that sends it: reopening it would make a second
+    /// sender.
+    AlreadyPending,
+    /// No such delivery.
+    Missing,
+}
+
+/// Marks the delivery of an attempt pending again, owned by `owner`, and returns it ready to dispatch; unless it
+/// is still pending with a live owner (`database_now` is the database's clock as SQL, for the leases).
+pub async fn reopen_delivery(
+    pool: &AnyPool,
+    owner: &str,
+    database_now: &str,
+    delivery_id: &str,
+) -> Result<Reopened, StoreError> {
     let mut transaction = pool.begin().await?;
     let rows = sqlx::query(AssertSqlSafe(format!("{PENDING_SELECT} WHERE d.id = $1")))
         .bind(delivery_id)
         .fetch_all(&mut *transaction)
         .await?;
-    let delivery = pending_from_rows(&rows)?.into_iter().next();
-    if delivery.is_some() {
-        sqlx::query("UPDATE deliveries SET status = $1, updated_at = $2 WHERE id = $3")
-            .bind(DeliveryStatus::Pending as i64)
-            .bind(time::now_ms())
-            .bind(delivery_id)
-            .execute(&mut *transaction)
-            .await?;
-    }
+    let Some(mut delivery) = pending_from_rows(&rows)?.into_iter().next() else {
+        return Ok(Reopened::Missing);
+    };
+    let result = sqlx::query(AssertSqlSafe(format!(
+        "UPDATE deliveries SET status = $1, updated_at = $2, owner = $3, next_attempt_at = NULL WHERE id = $4 \
+         AND (status <> $1 OR owner IS NULL OR owner IN (SELECT k.id FROM kernels k WHERE k.stopped_at IS NOT NULL \
+         OR k.heartbeat_at + k.lease_ms < {database_now}))"
+    )))
+    .bind(DeliveryStatus::Pending as i64)
+    .bind(time::now_ms())
+    .bind(owner)
+    .bind(delivery_id)
+    .execute(&mut *transaction)
+    .await?;
     transaction.commit().await?;
-    Ok(delivery)
+    if result.rows_affected() == 0 {
+        return Ok(Reopened::AlreadyPending);
+    }
+    delivery.next_attempt_at_ms = None;
+    Ok(Reopened::Ready(Box::new(delivery)))
 }
 
 /// Rows one pruning statement deletes at most, so that pruning never holds a long write lock.

@@ -5,10 +5,12 @@ use super::{Backend, StoreError, insert_values_sql, values_rows};
 use futures::future::BoxFuture;
 use hookwire_actors::event::Event;
 use hookwire_actors::ids::{DeliveryId, DeviceId, EventId, GroupId, WebhookId};
-use hookwire_actors::journal::{DeliveryStatus, JournalBatch, JournalError, JournalStore};
+use hookwire_actors::journal::{AttemptRecord, DeliveryStatus, JournalBatch, JournalError, JournalStore};
+use hookwire_actors::ownership::Ownership;
 use hookwire_actors::request::DeviceProfile;
 use hookwire_actors::time;
 use sqlx::{AnyPool, AssertSqlSafe, Row};
+use std::sync::Arc;
 
 /// Rows per multi-row INSERT, well under both databases' bound-parameter limits.
 const ROWS_PER_STATEMENT: usize = 256;
@@ -30,25 +32,35 @@ fn statement_chunks<T>(rows: &[T]) -> impl Iterator<Item = &[T]> {
     })
 }
 
-/// The journal store over SQL.
+/// The journal store over SQL. Deliveries are inserted with this kernel as their owner, and every outcome of a
+/// delivery written afterwards is fenced by that ownership: a delivery another kernel took over is not updated,
+/// its attempt is not recorded, and it is marked lost so that the webhook actor forgets it (see
+/// [`hookwire_actors::ownership`]).
 #[derive(Debug, Clone)]
 pub struct SqlJournal {
     pool: AnyPool,
     backend: Backend,
+    ownership: Arc<Ownership>,
 }
 
 impl SqlJournal {
-    /// A journal writing to `pool`.
+    /// A journal writing to `pool` for a kernel alone on its database (owner `local`).
     pub fn new(pool: AnyPool) -> Self {
+        SqlJournal::with_ownership(pool, Arc::default())
+    }
+
+    /// A journal writing to `pool` on behalf of the kernel whose ownership is `ownership`.
+    pub fn with_ownership(pool: AnyPool, ownership: Arc<Ownership>) -> Self {
         let is_sqlite = pool.connect_options().database_url.scheme().starts_with("sqlite");
         let backend = if is_sqlite { Backend::Sqlite } else { Backend::Postgres };
-        SqlJournal { pool, backend }
+        SqlJournal { pool, backend, ownership }
     }
 
     async fn write(&self, batch: &JournalBatch) -> Result<(), StoreError> {
         // Not getting a transaction at all means the database is unreachable, whatever the error says: transient.
         let mut transaction = self.pool.begin().await.map_err(|error| StoreError::Unavailable(error.to_string()))?;
         let now = time::now_ms();
+        let owner = self.ownership.node_id();
 
         for records in statement_chunks(&batch.events) {
             let sql = insert_values_sql(
@@ -79,6 +91,9 @@ impl SqlJournal {
         for attempt in &batch.attempts {
             last_attempts.insert(attempt.delivery_id.as_str(), attempt);
         }
+        // The deliveries whose attempts this kernel may record: those it inserts now, and those the fenced update
+        // below finds still its own.
+        let mut owned = std::collections::HashSet::with_capacity(batch.attempts.len());
 
         let deliveries: Vec<_> = batch
             .events
@@ -88,16 +103,21 @@ impl SqlJournal {
         for rows in statement_chunks(&deliveries) {
             let sql = insert_values_sql(
                 self.backend,
-                "deliveries (id, event_id, webhook_id, status, num_attempts, created_at, updated_at)",
-                7,
+                "deliveries (id, event_id, webhook_id, status, num_attempts, created_at, updated_at, owner, \
+                 next_attempt_at)",
+                9,
                 rows.len(),
             );
             let mut query = sqlx::query(AssertSqlSafe(sql));
             for (record, delivery) in rows {
-                let (status, num_attempts, updated_at) = match last_attempts.remove(delivery.id.as_str()) {
-                    Some(attempt) => (attempt.delivery_status, i64::from(attempt.attempt), now),
-                    None => (DeliveryStatus::Pending, 0, record.event.published_at_ms),
-                };
+                let (status, num_attempts, updated_at, next_attempt_at) =
+                    match last_attempts.remove(delivery.id.as_str()) {
+                        Some(attempt) => {
+                            (attempt.delivery_status, i64::from(attempt.attempt), now, attempt.next_attempt_at_ms)
+                        }
+                        None => (DeliveryStatus::Pending, 0, record.event.published_at_ms, None),
+                    };
+                owned.insert(delivery.id.as_str());
                 query = query
                     .bind(delivery.id.as_str())
                     .bind(record.event.id.as_str())
@@ -105,12 +125,58 @@ impl SqlJournal {
                     .bind(status as i64)
                     .bind(num_attempts)
                     .bind(record.event.published_at_ms)
-                    .bind(updated_at);
+                    .bind(updated_at)
+                    .bind(owner)
+                    .bind(next_attempt_at);
             }
             query.execute(&mut *transaction).await?;
         }
 
-        for attempts in statement_chunks(&batch.attempts) {
+        // The other deliveries' status after their last attempt of the batch, in one statement per chunk rather
+        // than one per attempt, fenced by the owner: the rows that come back are still this kernel's.
+        let updates: Vec<_> = last_attempts.into_values().collect();
+        let mut lost = Vec::new();
+        for attempts in statement_chunks(&updates) {
+            let mut sql = String::from("WITH v (id, status, num_attempts, next_attempt_at) AS (VALUES ");
+            values_rows(&mut sql, self.backend, 4, attempts.len(), 0);
+            sql.push_str(
+                ") UPDATE deliveries SET status = v.status, num_attempts = v.num_attempts, \
+                 next_attempt_at = v.next_attempt_at, updated_at = ",
+            );
+            match self.backend {
+                Backend::Sqlite => sql.push_str("? FROM v WHERE deliveries.id = v.id AND deliveries.owner = ?"),
+                Backend::Postgres => sql.push_str(&format!(
+                    "${} FROM v WHERE deliveries.id = v.id AND deliveries.owner = ${}",
+                    attempts.len() * 4 + 1,
+                    attempts.len() * 4 + 2
+                )),
+            }
+            sql.push_str(" RETURNING deliveries.id");
+            let mut query = sqlx::query(AssertSqlSafe(sql));
+            for attempt in attempts {
+                query = query
+                    .bind(attempt.delivery_id.as_str())
+                    .bind(attempt.delivery_status as i64)
+                    .bind(i64::from(attempt.attempt))
+                    .bind(attempt.next_attempt_at_ms);
+            }
+            let rows = query.bind(now).bind(owner).fetch_all(&mut *transaction).await?;
+            let kept: std::collections::HashSet<String> =
+                rows.iter().map(|row| row.try_get::<String, _>(0)).collect::<Result<_, _>>()?;
+            for attempt in attempts {
+                match kept.get(attempt.delivery_id.as_str()) {
+                    Some(_) => {
+                        owned.insert(attempt.delivery_id.as_str());
+                    }
+                    None => lost.push(attempt.delivery_id.clone()),
+                }
+            }
+        }
+
+        // Attempts of deliveries this kernel no longer owns are not recorded: their new owner records its own.
+        let attempts: Vec<&AttemptRecord> =
+            batch.attempts.iter().filter(|attempt| owned.contains(attempt.delivery_id.as_str())).collect();
+        for attempts in statement_chunks(&attempts) {
             let sql = insert_values_sql(
                 self.backend,
                 "attempts (delivery_id, webhook_id, event_id, attempt, started_at, duration_ms, request_method, request_url, \
@@ -141,43 +207,40 @@ impl SqlJournal {
             }
             query.execute(&mut *transaction).await?;
         }
-        // The other deliveries' status after their last attempt of the batch, in one statement per chunk rather
-        // than one per attempt.
-        let updates: Vec<_> = last_attempts.into_values().collect();
-        for attempts in statement_chunks(&updates) {
-            let mut sql = String::from("WITH v (id, status, num_attempts) AS (VALUES ");
-            values_rows(&mut sql, self.backend, 3, attempts.len(), 0);
-            sql.push_str(") UPDATE deliveries SET status = v.status, num_attempts = v.num_attempts, updated_at = ");
-            match self.backend {
-                Backend::Sqlite => sql.push('?'),
-                Backend::Postgres => sql.push_str(&format!("${}", attempts.len() * 3 + 1)),
-            }
-            sql.push_str(" FROM v WHERE deliveries.id = v.id");
-            let mut query = sqlx::query(AssertSqlSafe(sql));
-            for attempt in attempts {
-                query = query
-                    .bind(attempt.delivery_id.as_str())
-                    .bind(attempt.delivery_status as i64)
-                    .bind(i64::from(attempt.attempt));
-            }
-            query.bind(now).execute(&mut *transaction).await?;
-        }
         for state in &batch.webhook_states {
-            // A webhook deleted meanwhile has no state to keep: the guard skips it rather than fail the batch.
+            // Applied as a change, never as an overwrite: every kernel on the database counts into the same row, a
+            // success resets it, and the row is disabled when the shared count reaches the limit. A stored disable
+            // is never cleared here (only by `enable`). A webhook deleted meanwhile has no state to keep: the guard
+            // skips it rather than fail the batch. The disable reason for 410 Gone is the kernel's; the limit's
+            // reason is computed from the shared count.
+            let gone_reason = state.disabled_reason.as_deref().filter(|reason| reason.starts_with("410 Gone"));
             sqlx::query(
                 "INSERT INTO webhook_state (webhook_id, consecutive_failures, disabled_reason, updated_at) \
-                 SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM webhooks WHERE id = $1) \
-                 ON CONFLICT (webhook_id) DO UPDATE SET consecutive_failures = excluded.consecutive_failures, \
-                 disabled_reason = excluded.disabled_reason, updated_at = excluded.updated_at",
+                 SELECT $1, $2, COALESCE($3, CASE WHEN $5 > 0 AND $2 >= $5 \
+                 THEN CAST($2 AS TEXT) || ' consecutive failures' END), $4 \
+                 WHERE EXISTS (SELECT 1 FROM webhooks WHERE id = $1) \
+                 ON CONFLICT (webhook_id) DO UPDATE SET \
+                 consecutive_failures = CASE WHEN $6 = 1 THEN $2 ELSE webhook_state.consecutive_failures + $2 END, \
+                 disabled_reason = COALESCE(webhook_state.disabled_reason, $3, CASE WHEN $5 > 0 AND \
+                 (CASE WHEN $6 = 1 THEN $2 ELSE webhook_state.consecutive_failures + $2 END) >= $5 \
+                 THEN CAST((CASE WHEN $6 = 1 THEN $2 ELSE webhook_state.consecutive_failures + $2 END) AS TEXT) \
+                 || ' consecutive failures' END), \
+                 updated_at = $4",
             )
             .bind(state.webhook_id.as_str())
-            .bind(i64::from(state.consecutive_failures))
-            .bind(state.disabled_reason.as_deref())
+            .bind(i64::from(state.num_failures_added))
+            .bind(gone_reason)
             .bind(now)
+            .bind(i64::from(state.failure_limit))
+            .bind(i64::from(state.is_reset))
             .execute(&mut *transaction)
             .await?;
         }
         transaction.commit().await?;
+        if !lost.is_empty() {
+            tracing::warn!(num_lost = lost.len(), first = %lost[0], "deliveries owned by another kernel now; their outcomes here are not recorded and they are forgotten");
+            self.ownership.mark_lost(lost);
+        }
         Ok(())
     }
 }
@@ -203,6 +266,8 @@ pub struct PendingDelivery {
     pub webhook_id: WebhookId,
     /// Attempts made so far.
     pub num_attempts: u32,
+    /// When the next attempt is due (epoch milliseconds), when an attempt that will be retried set it.
+    pub next_attempt_at_ms: Option<i64>,
     /// The event.
     pub event: Event,
     /// The publishing device's template variables.
@@ -225,7 +290,7 @@ pub async fn pending_deliveries(
 }
 
 /// The columns of a delivery with its event and device, as [`pending_from_rows`] reads them.
-pub(crate) const PENDING_SELECT: &str = "SELECT d.id AS delivery_id, d.webhook_id, d.num_attempts, e.id AS event_id, e.group_id, e.device_id, e.name, \
+pub(crate) const PENDING_SELECT: &str = "SELECT d.id AS delivery_id, d.webhook_id, d.num_attempts, d.next_attempt_at, e.id AS event_id, e.group_id, e.device_id, e.name, \
             e.data, e.published_at, e.ttl, v.product_id, v.firmware_version, v.owner \
      FROM deliveries d JOIN events e ON e.id = d.event_id LEFT JOIN devices v ON v.id = e.device_id";
 
@@ -240,6 +305,7 @@ pub(crate) fn pending_from_rows(rows: &[sqlx::any::AnyRow]) -> Result<Vec<Pendin
                 delivery_id: DeliveryId::from_trusted(row.try_get("delivery_id")?),
                 webhook_id: WebhookId::from_trusted(row.try_get("webhook_id")?),
                 num_attempts: u32::try_from(row.try_get::<i64, _>("num_attempts")?).unwrap_or(0),
+                next_attempt_at_ms: row.try_get("next_attempt_at")?,
                 profile: DeviceProfile {
                     id: device_id.clone(),
                     product_id: text("product_id")?,
@@ -261,15 +327,16 @@ pub(crate) fn pending_from_rows(rows: &[sqlx::any::AnyRow]) -> Result<Vec<Pendin
         .map_err(StoreError::from)
 }
 
-/// Marks deliveries whose webhook no longer exists as dropped.
-pub async fn drop_deliveries(pool: &AnyPool, ids: &[DeliveryId]) -> Result<(), StoreError> {
+/// Marks deliveries whose webhook no longer exists as dropped, those that `owner` owns.
+pub async fn drop_deliveries(pool: &AnyPool, owner: &str, ids: &[DeliveryId]) -> Result<(), StoreError> {
     let now = time::now_ms();
     let mut transaction = pool.begin().await?;
     for id in ids {
-        sqlx::query("UPDATE deliveries SET status = $1, updated_at = $2 WHERE id = $3")
+        sqlx::query("UPDATE deliveries SET status = $1, updated_at = $2 WHERE id = $3 AND owner = $4")
             .bind(DeliveryStatus::Dropped as i64)
             .bind(now)
             .bind(id.as_str())
+            .bind(owner)
             .execute(&mut *transaction)
             .await?;
     }
@@ -281,7 +348,7 @@ pub async fn drop_deliveries(pool: &AnyPool, ids: &[DeliveryId]) -> Result<(), S
 mod tests {
     use super::*;
     use crate::store::Store;
-    use hookwire_actors::journal::{AttemptRecord, DeliveryRecord, EventRecord};
+    use hookwire_actors::journal::{DeliveryRecord, EventRecord};
 
     fn attempt(delivery: &DeliveryRecord, event: &Event, number: u32, status: DeliveryStatus) -> AttemptRecord {
         AttemptRecord {
@@ -297,6 +364,7 @@ mod tests {
             error_class: None,
             error_message: None,
             delivery_status: status,
+            next_attempt_at_ms: None,
             request_headers: "{}".into(),
             request_body: Default::default(),
             response_headers: None,
@@ -352,6 +420,60 @@ mod tests {
         let pending = pending_deliveries(store.pool(), None, 10).await.unwrap();
         let pending: Vec<_> = pending.iter().map(|pending| &pending.delivery_id).collect();
         assert_eq!(pending, [&untouched.id]);
+    }
+
+    #[tokio::test]
+    async fn an_outcome_of_a_delivery_another_kernel_took_over_is_not_written_and_the_delivery_is_marked_lost() {
+        let directory = tempfile::tempdir().unwrap();
+        let store = Store::connect(&format!("sqlite://{}", directory.path().join("db").display())).await.unwrap();
+        let ownership = Arc::new(Ownership::always_open("knl_a"));
+        let journal = SqlJournal::with_ownership(store.pool().clone(), ownership.clone());
+        let event = Event::new(GroupId::generate(), None, "x".into(), "data".into(), 0);
+        let [kept, taken] =
+            std::array::from_fn(|_| DeliveryRecord { id: DeliveryId::generate(), webhook_id: WebhookId::generate() });
+        let mut first_attempt = attempt(&kept, &event, 1, DeliveryStatus::Pending);
+        first_attempt.next_attempt_at_ms = Some(42);
+        let first = JournalBatch {
+            events: vec![EventRecord {
+                event: std::sync::Arc::new(event.clone()),
+                deliveries: vec![kept.clone(), taken.clone()],
+            }],
+            attempts: vec![first_attempt],
+            webhook_states: Vec::new(),
+        };
+        journal.write_batch(&first).await.unwrap();
+        let row = sqlx::query("SELECT owner, next_attempt_at FROM deliveries WHERE id = $1")
+            .bind(kept.id.as_str())
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(row.try_get::<String, _>("owner").unwrap(), "knl_a", "the journal's insert sets the owner");
+        assert_eq!(row.try_get::<i64, _>("next_attempt_at").unwrap(), 42, "and the due time of the next attempt");
+
+        // Another kernel claims one of them.
+        sqlx::query("UPDATE deliveries SET owner = 'knl_b' WHERE id = $1")
+            .bind(taken.id.as_str())
+            .execute(store.pool())
+            .await
+            .unwrap();
+        let second = JournalBatch {
+            attempts: vec![
+                attempt(&kept, &event, 2, DeliveryStatus::Succeeded),
+                attempt(&taken, &event, 1, DeliveryStatus::Succeeded),
+            ],
+            ..JournalBatch::default()
+        };
+        journal.write_batch(&second).await.unwrap();
+        assert_eq!(status(&store, &kept).await, (DeliveryStatus::Succeeded as i64, 2));
+        assert_eq!(status(&store, &taken).await, (DeliveryStatus::Pending as i64, 0), "its new owner's to write");
+        let recorded = sqlx::query("SELECT COUNT(*) AS n FROM attempts WHERE delivery_id = $1")
+            .bind(taken.id.as_str())
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(recorded.try_get::<i64, _>("n").unwrap(), 0, "the lost attempt is not recorded");
+        assert!(ownership.take_lost(&taken.id), "the webhook actor is told to forget it");
+        assert!(!ownership.take_lost(&kept.id));
     }
 
     #[test]
