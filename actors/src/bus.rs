@@ -5,12 +5,17 @@
 //! kernel: the loss is counted and reported to it. Events addressed to a device (named `<device id>/...`, or
 //! published with a recipient through [`EventBus::publish_to`]) reach only that device's sessions and admin
 //! subscribers, whatever prefix other devices subscribed to.
+//!
+//! With several kernels on one database, the kernel installs an outbox ([`EventBus::forward`]): every event
+//! published here is also offered to it, without waiting (a full outbox loses the event for the other kernels and
+//! counts it), and events received from other kernels come in through [`EventBus::publish_received`], which
+//! reaches local subscribers only, so that nothing loops back out.
 
 use crate::event::SharedEvent;
 use crate::ids::{DeviceId, GroupId};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use tokio::sync::mpsc;
 
 /// Where one subscriber's events go.
@@ -41,11 +46,22 @@ struct Subscription {
     sink: Arc<Sink>,
 }
 
+/// An event leaving for the other kernels, with the device it is addressed to (see [`EventBus::publish_to`]).
+pub type Outgoing = (SharedEvent, Option<DeviceId>);
+
+/// The queue of events for the other kernels.
+#[derive(Debug)]
+struct Outbox {
+    sender: mpsc::Sender<Outgoing>,
+    num_dropped: Arc<AtomicU64>,
+}
+
 /// The bus.
 #[derive(Debug, Default)]
 pub struct EventBus {
     groups: RwLock<HashMap<GroupId, Vec<Subscription>>>,
     next_sink_id: AtomicU64,
+    outbox: OnceLock<Outbox>,
 }
 
 /// Removes a sink's subscriptions when dropped.
@@ -115,9 +131,20 @@ impl EventBus {
         }
     }
 
-    /// True when anyone subscribes to events of the group: events about deliveries need not be made otherwise.
+    /// Sends every event published from now on to other kernels too: returns the outbox's receiving end (at most
+    /// `capacity` events wait in it; more are dropped) and its drop counter. `None` when an outbox is already set.
+    pub fn forward(&self, capacity: usize) -> Option<(mpsc::Receiver<Outgoing>, Arc<AtomicU64>)> {
+        let (sender, receiver) = mpsc::channel(capacity.max(1));
+        let num_dropped = Arc::new(AtomicU64::new(0));
+        self.outbox.set(Outbox { sender, num_dropped: num_dropped.clone() }).ok()?;
+        Some((receiver, num_dropped))
+    }
+
+    /// True when anyone may want events of the group: a local subscriber, or, with an outbox, possibly another
+    /// kernel's. Events about deliveries need not be made otherwise.
     pub fn has_subscribers(&self, group_id: &GroupId) -> bool {
-        self.groups.read().unwrap_or_else(|poison| poison.into_inner()).contains_key(group_id)
+        self.outbox.get().is_some()
+            || self.groups.read().unwrap_or_else(|poison| poison.into_inner()).contains_key(group_id)
     }
 
     /// Offers an event to every matching subscriber of its group, without waiting for any of them.
@@ -129,6 +156,17 @@ impl EventBus {
     /// subscribers) may receive it, whatever its name. This addresses events whose name cannot carry the device
     /// id, such as a Blynk pin response named exactly after the pin.
     pub fn publish_to(&self, event: &SharedEvent, recipient: Option<&DeviceId>) {
+        self.publish_received(event, recipient);
+        if let Some(outbox) = self.outbox.get()
+            && let Err(mpsc::error::TrySendError::Full(_)) = outbox.sender.try_send((event.clone(), recipient.cloned()))
+        {
+            outbox.num_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Offers an event received from another kernel to local subscribers only, like [`EventBus::publish_to`]
+    /// (it is not sent back out).
+    pub fn publish_received(&self, event: &SharedEvent, recipient: Option<&DeviceId>) {
         let groups = self.groups.read().unwrap_or_else(|poison| poison.into_inner());
         let Some(subscriptions) = groups.get(&event.group_id) else {
             return;
@@ -222,5 +260,31 @@ mod tests {
         drop(guard);
         assert!(bus.groups.read().unwrap().is_empty());
         assert!(!bus.has_subscribers(&group));
+    }
+
+    #[tokio::test]
+    async fn with_an_outbox_published_events_leave_once_received_ones_stay_local_and_overflow_is_counted() {
+        let bus = Arc::new(EventBus::default());
+        let group = GroupId::generate();
+        assert!(!bus.has_subscribers(&group));
+        let (mut outbox, num_dropped) = bus.forward(2).unwrap();
+        assert!(bus.forward(2).is_none(), "one outbox");
+        assert!(bus.has_subscribers(&group), "another kernel may subscribe");
+        let (local, mut local_rx) = bus.sink(group.clone(), None, 8);
+        local.subscribe("");
+        let alice = DeviceId::generate();
+
+        bus.publish_to(&event(&group, "V0"), Some(&alice));
+        bus.publish_received(&event(&group, "from-elsewhere"), None);
+        bus.publish(&event(&group, "second"));
+        bus.publish(&event(&group, "over"));
+
+        let (sent, recipient) = outbox.recv().await.unwrap();
+        assert_eq!((sent.name.as_str(), recipient), ("V0", Some(alice)));
+        assert_eq!(outbox.recv().await.unwrap().0.name, "second");
+        assert!(outbox.try_recv().is_err(), "a received event is not sent again; the full outbox dropped one");
+        assert_eq!(num_dropped.load(Ordering::Relaxed), 1);
+        let names: Vec<String> = (0..4).map(|_| local_rx.try_recv().unwrap().name.clone()).collect();
+        assert_eq!(names, ["V0", "from-elsewhere", "second", "over"], "local subscribers get everything");
     }
 }

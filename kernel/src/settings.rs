@@ -225,6 +225,16 @@ pub struct Settings {
     /// `access`, `credential`.
     #[arg(long, env = "HOOKWIRE_MASK_NAMES", value_delimiter = ',')]
     pub mask_names: Vec<String>,
+    /// Events waiting to be sent to the other kernels on the same PostgreSQL database
+    ///
+    /// Published events and `hook-*` events cross kernels through `LISTEN/NOTIFY` (docs/cluster.md). Over this,
+    /// events are not sent to the other kernels (local subscribers still get them), counted in
+    /// `hookwire_cluster_events{outcome="dropped"}` and logged. Not used on SQLite.
+    #[arg(long, env = "HOOKWIRE_CLUSTER_EVENTS_QUEUE")]
+    pub cluster_events_queue: usize,
+    /// Milliseconds between two batches of events sent to the other kernels (one `NOTIFY` per batch)
+    #[arg(long, env = "HOOKWIRE_CLUSTER_EVENTS_BATCH_MS")]
+    pub cluster_events_batch_ms: u64,
 }
 
 impl Default for Settings {
@@ -274,6 +284,8 @@ impl Default for Settings {
             max_host_actors: hookwire_actors::host::DEFAULT_MAX_HOST_ACTORS,
             max_host_series: hookwire_actors::metrics::DEFAULT_MAX_HOST_SERIES,
             mask_names: Vec::new(),
+            cluster_events_queue: 65_536,
+            cluster_events_batch_ms: 5,
         }
     }
 }

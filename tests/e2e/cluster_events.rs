@@ -1,0 +1,154 @@
+//! Events across kernels (issue 14 point 6, docs/cluster.md "Events across kernels"): two kernels on one
+//! PostgreSQL database; what happens on one reaches the subscribers of the other (admin `Subscribe` streams and
+//! device sessions), once, and a device's private `hook-*` events reach only that device. Skipped (with the reason
+//! printed) without `HOOKWIRE_TEST_POSTGRES`.
+
+use crate::support::{QUIET, sync};
+use hookwire_client::DeviceSession;
+use hookwire_client::EventStream;
+use hookwire_client::proto::Event;
+use hookwire_tests::{FakeReceiver, TestKernel};
+use serde_json::json;
+use sqlx::Row as _;
+use std::time::Duration;
+
+/// Two kernels on one fresh PostgreSQL database (the first configured by `configure`), or `None` (the reason
+/// printed) without one.
+async fn two_kernels(
+    configure: impl FnOnce(&mut hookwire_kernel::settings::Settings),
+) -> Option<(TestKernel, TestKernel)> {
+    let first = TestKernel::spawn_with(configure).await;
+    if !first.settings.database.starts_with("postgres") {
+        eprintln!(
+            "skipped: events cross kernels on a shared PostgreSQL database only; run it with HOOKWIRE_TEST_POSTGRES"
+        );
+        first.stop().await;
+        return None;
+    }
+    let database = first.settings.database.clone();
+    let second = TestKernel::spawn_with(|settings| settings.database = database).await;
+    Some((first, second))
+}
+
+/// Reads a session's events until none arrives for [`QUIET`] (10 s at most in all).
+async fn session_events(session: &mut DeviceSession) -> Vec<Event> {
+    let mut events = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while let Ok(event) =
+        tokio::time::timeout_at(deadline.min(tokio::time::Instant::now() + QUIET), session.next_event()).await
+    {
+        events.push(event.expect("session open").expect("session not ended"));
+    }
+    events
+}
+
+/// Reads a stream's events until `last` arrives, then until none arrives for [`QUIET`].
+async fn stream_events(stream: &mut EventStream, last: &str) -> Vec<Event> {
+    let mut events: Vec<Event> = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while !events.iter().any(|event| event.name == last) {
+            events.push(stream.next().await.expect("stream open").expect("stream not ended"));
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no event named {last} within 10 s; got {:?}", names(&events)));
+    while let Ok(event) = tokio::time::timeout(QUIET, stream.next()).await {
+        events.push(event.expect("stream open").expect("stream not ended"));
+    }
+    events
+}
+
+fn names(events: &[Event]) -> Vec<&str> {
+    events.iter().map(|event| event.name.as_str()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribe_on_one_kernel_sees_the_events_and_hook_events_made_on_another_once_each() {
+    let Some((a, b)) = two_kernels(|_| {}).await else { return };
+    let receiver = FakeReceiver::start().await;
+    receiver.respond(200, "thanks");
+    let fixture = a.fixture().await;
+    fixture.webhook(json!({"event": "demo", "url": receiver.base_url})).await;
+    let device = &fixture.device_id;
+    let mut on_b = b.admin().await.subscribe(fixture.group_id.clone(), "").await.unwrap();
+    let mut on_a = a.admin().await.subscribe(fixture.group_id.clone(), "").await.unwrap();
+
+    a.device(&fixture.device_token).await.publish("demo", "x").await.unwrap();
+
+    let response = format!("{device}/hook-response/demo/0");
+    let expected = ["demo", "hook-sent/demo", response.as_str()];
+    let seen_on_b = stream_events(&mut on_b, &response).await;
+    assert_eq!(names(&seen_on_b), expected, "B sees A's event and A's hook events, once each, in order");
+    assert_eq!(seen_on_b[0].data, "x");
+    assert_eq!(seen_on_b[0].device_id, *device);
+    assert_eq!(seen_on_b[2].data, "thanks");
+    let seen_on_a = stream_events(&mut on_a, &response).await;
+    assert_eq!(names(&seen_on_a), expected, "nothing comes back to A from B");
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_session_on_one_kernel_gets_the_hook_response_of_its_event_delivered_by_another_and_only_it() {
+    let Some((a, b)) = two_kernels(|_| {}).await else { return };
+    let receiver = FakeReceiver::start().await;
+    receiver.respond(200, "for you");
+    let fixture = a.fixture().await;
+    fixture.webhook(json!({"event": "demo", "url": receiver.base_url})).await;
+    let device = &fixture.device_id;
+    let (_, other_token) = fixture.another_device().await;
+    // The device has a session on each kernel: it publishes on A and listens on B too.
+    let mut publisher = a.device(&fixture.device_token).await.open_session().await.unwrap();
+    publisher.subscribe(format!("{device}/hook-")).await.unwrap();
+    sync(&mut publisher).await;
+    let mut listener = b.device(&fixture.device_token).await.open_session().await.unwrap();
+    listener.subscribe(format!("{device}/hook-")).await.unwrap();
+    sync(&mut listener).await;
+    let mut other = b.device(&other_token).await.open_session().await.unwrap();
+    other.subscribe("").await.unwrap();
+    sync(&mut other).await;
+
+    publisher.publish("demo", "x").await.unwrap();
+
+    let response = format!("{device}/hook-response/demo/0");
+    let on_b = session_events(&mut listener).await;
+    assert_eq!(names(&on_b), [response.as_str()], "the session on B gets the response delivered by A, once");
+    assert_eq!(on_b[0].data, "for you");
+    let on_a = session_events(&mut publisher).await;
+    assert_eq!(names(&on_a), [response.as_str()], "the session on A gets it once, nothing comes back from B");
+    let on_other = session_events(&mut other).await;
+    assert_eq!(
+        names(&on_other),
+        ["demo", "hook-sent/demo"],
+        "another device of the group sees the group's events, not the private response"
+    );
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_too_large_for_a_notify_cross_through_the_table() {
+    let Some((a, b)) = two_kernels(|settings| settings.max_response_event_bytes = 30_000).await else { return };
+    let receiver = FakeReceiver::start().await;
+    let body: String = (0..20_000).map(|index| char::from(b'a' + (index % 26) as u8)).collect();
+    receiver.respond(200, body.clone());
+    let fixture = a.fixture().await;
+    fixture.webhook(json!({"event": "big", "url": receiver.base_url, "unchunked": true})).await;
+    let device = &fixture.device_id;
+    let mut on_b =
+        b.admin().await.subscribe(fixture.group_id.clone(), format!("{device}/hook-response/")).await.unwrap();
+
+    a.device(&fixture.device_token).await.publish("big", "x").await.unwrap();
+
+    let response = format!("{device}/hook-response/big/0");
+    let seen = stream_events(&mut on_b, &response).await;
+    assert_eq!(names(&seen), [response.as_str()]);
+    assert_eq!(seen[0].data, body, "20,000 bytes, more than a NOTIFY carries, arrive whole");
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&a.settings.database).await.unwrap();
+    let rows = sqlx::query("SELECT COUNT(*) FROM cluster_events").fetch_one(&pool).await.unwrap();
+    assert!(rows.get::<i64, _>(0) >= 1, "the batch went through the table");
+    pool.close().await;
+    a.stop().await;
+    b.stop().await;
+}
