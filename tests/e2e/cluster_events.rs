@@ -152,3 +152,39 @@ async fn events_too_large_for_a_notify_cross_through_the_table() {
     a.stop().await;
     b.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_cross_again_once_the_listening_connections_were_terminated() {
+    let Some((a, b)) = two_kernels(|_| {}).await else { return };
+    let fixture = a.fixture().await;
+    let mut on_b = b.admin().await.subscribe(fixture.group_id.clone(), "ping/").await.unwrap();
+    let publisher = a.device(&fixture.device_token).await;
+    publisher.publish("ping/before", "").await.unwrap();
+    assert_eq!(names(&stream_events(&mut on_b, "ping/before").await), ["ping/before"]);
+
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&a.settings.database).await.unwrap();
+    let terminated = sqlx::query(
+        "SELECT COUNT(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid() AND query LIKE 'LISTEN \"hookwire_events\"%') t",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(terminated.get::<i64, _>(0) >= 2, "both kernels' listening connections were terminated");
+    pool.close().await;
+
+    // What was sent while B was not listening is lost (and counted); once B listens again, events cross again.
+    let mut crossed = None;
+    for attempt in 0..50 {
+        let name = format!("ping/{attempt}");
+        publisher.publish(name.clone(), "").await.unwrap();
+        if let Ok(event) = tokio::time::timeout(Duration::from_millis(200), on_b.next()).await {
+            crossed = Some(event.expect("stream open").expect("stream not ended").name);
+            break;
+        }
+    }
+    assert!(crossed.is_some(), "no event crossed after the listeners were terminated");
+    a.stop().await;
+    b.stop().await;
+}
