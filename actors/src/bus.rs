@@ -140,11 +140,16 @@ impl EventBus {
         Some((receiver, num_dropped))
     }
 
+    /// True when events published here also go to other kernels (an outbox is set): an event every kernel makes
+    /// on its own, such as one learnt from the database, need then not be published by each of them.
+    pub fn forwards(&self) -> bool {
+        self.outbox.get().is_some()
+    }
+
     /// True when anyone may want events of the group: a local subscriber, or, with an outbox, possibly another
     /// kernel's. Events about deliveries need not be made otherwise.
     pub fn has_subscribers(&self, group_id: &GroupId) -> bool {
-        self.outbox.get().is_some()
-            || self.groups.read().unwrap_or_else(|poison| poison.into_inner()).contains_key(group_id)
+        self.forwards() || self.groups.read().unwrap_or_else(|poison| poison.into_inner()).contains_key(group_id)
     }
 
     /// Offers an event to every matching subscriber of its group, without waiting for any of them.
