@@ -12,12 +12,16 @@
 //!   batches (by a node id drawn at start) and publishes the others' events on its bus with
 //!   [`EventBus::publish_received`], which reaches local subscribers only: nothing is sent back out, so each
 //!   subscriber gets an event once whichever kernel made it, in the order that kernel sent it.
+//! - **Presence**: only events of groups that another kernel has subscribers for leave. Each kernel announces the
+//!   groups it has subscribers for on the same channel every [`ANNOUNCE_INTERVAL`], and at once when a group gets
+//!   its first local subscriber; an announcement holds for `hookwire_actors::bus::REMOTE_PRESENCE`. Without
+//!   subscribers anywhere, no `hook-*` event is made, as on one kernel.
 //! - **Gaps**: `NOTIFY` is not stored. When the listening connection drops, the listener reconnects (and listens
 //!   again) at once, but what the other kernels sent meanwhile is lost for this kernel's subscribers: each gap is
 //!   logged and counted (`outcome="listener_gap"`), as are batches whose row was pruned before it was read
 //!   (`outcome="lost"`).
 
-use hookwire_actors::bus::{EventBus, Outgoing};
+use hookwire_actors::bus::{EventBus, Forwarding, Outgoing};
 use hookwire_actors::event::Event;
 use hookwire_actors::ids::{DeviceId, EventId, GroupId};
 use hookwire_actors::metrics::Metrics;
@@ -26,7 +30,7 @@ use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 
 /// The `NOTIFY` channel of events between kernels.
@@ -40,6 +44,8 @@ const MAX_BATCH_EVENTS: usize = 4096;
 pub const ROW_TTL_SECS: u64 = 60;
 /// Time between two prunings of `cluster_events`.
 const PRUNE_INTERVAL: Duration = Duration::from_secs(10);
+/// Time between two announcements of the groups this kernel has subscribers for.
+pub const ANNOUNCE_INTERVAL: Duration = Duration::from_secs(1);
 /// Time to wait before listening again after the listener failed to reconnect.
 const RECONNECT_PAUSE: Duration = Duration::from_millis(500);
 
@@ -68,6 +74,9 @@ struct Notice {
     events: Vec<WireEvent>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     row: Option<i64>,
+    /// Groups the sender has subscribers for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    groups: Vec<String>,
 }
 
 impl WireEvent {
@@ -138,13 +147,14 @@ pub async fn start(
     let pool = PgPoolOptions::new().max_connections(2).connect(url).await?;
     let mut listener = PgListener::connect(url).await?;
     listener.listen(CHANNEL).await?;
-    let Some((outbox, num_dropped)) = bus.forward(queue) else {
+    let Some(Forwarding { outbox, num_dropped, announce }) = bus.forward(queue) else {
         anyhow::bail!("the event bus already forwards its events");
     };
+    let announcing = tokio::spawn(announce_groups(bus.clone(), announce, pool.clone(), node.clone()));
     let receiving = tokio::spawn(receive(listener, pool.clone(), node.clone(), bus, metrics.clone()));
     let sending = tokio::spawn(send(outbox, num_dropped, pool, node.clone(), metrics, batch_interval));
     tracing::info!(%node, "events cross kernels through LISTEN/NOTIFY");
-    Ok(ClusterEvents { node, tasks: vec![receiving, sending] })
+    Ok(ClusterEvents { node, tasks: vec![announcing, receiving, sending] })
 }
 
 /// Drains the outbox into batches until the bus is gone.
@@ -187,10 +197,45 @@ async fn send(
     }
 }
 
+/// Announces the groups with local subscribers every [`ANNOUNCE_INTERVAL`], and at once when one is new, in
+/// payloads that fit a `NOTIFY`.
+async fn announce_groups(bus: Arc<EventBus>, announce: Arc<Notify>, pool: PgPool, node: String) {
+    loop {
+        let groups = bus.local_groups();
+        let mut notice = Notice { node: node.clone(), events: Vec::new(), row: None, groups: Vec::new() };
+        let mut size = node.len() + 32;
+        for group_id in groups {
+            // A group id is a few tens of bytes: well within the margin below 8000.
+            if size + group_id.as_str().len() + 3 >= MAX_NOTIFY_BYTES {
+                notify(&pool, &notice).await;
+                (notice.groups, size) = (Vec::new(), node.len() + 32);
+            }
+            size += group_id.as_str().len() + 3;
+            notice.groups.push(group_id.to_string());
+        }
+        if !notice.groups.is_empty() {
+            notify(&pool, &notice).await;
+        }
+        let _ = tokio::time::timeout(ANNOUNCE_INTERVAL, announce.notified()).await;
+    }
+}
+
+/// Sends one notice, logging a failure (the next announcement repairs it).
+async fn notify(pool: &PgPool, notice: &Notice) {
+    let payload = serde_json::to_string(notice).unwrap_or_default();
+    if let Err(error) = sqlx::query("SELECT pg_notify($1, $2)").bind(CHANNEL).bind(payload).execute(pool).await {
+        tracing::warn!(%error, "could not announce this kernel's subscribed groups to the other kernels");
+    }
+}
+
 /// Sends one batch: inline in a `NOTIFY` when it fits, else through a row of `cluster_events`.
 async fn send_batch(pool: &PgPool, node: &str, batch: &[Outgoing]) -> Result<(), sqlx::Error> {
-    let notice =
-        Notice { node: node.to_owned(), events: batch.iter().map(WireEvent::from_outgoing).collect(), row: None };
+    let notice = Notice {
+        node: node.to_owned(),
+        events: batch.iter().map(WireEvent::from_outgoing).collect(),
+        row: None,
+        groups: Vec::new(),
+    };
     let payload = serde_json::to_string(&notice).unwrap_or_default();
     let payload = if payload.len() < MAX_NOTIFY_BYTES {
         payload
@@ -201,7 +246,8 @@ async fn send_batch(pool: &PgPool, node: &str, batch: &[Outgoing]) -> Result<(),
                 .bind(&payload)
                 .fetch_one(pool)
                 .await?;
-        serde_json::to_string(&Notice { node: node.to_owned(), events: Vec::new(), row: Some(row) }).unwrap_or_default()
+        serde_json::to_string(&Notice { node: node.to_owned(), events: Vec::new(), row: Some(row), groups: Vec::new() })
+            .unwrap_or_default()
     };
     sqlx::query("SELECT pg_notify($1, $2)").bind(CHANNEL).bind(payload).execute(pool).await?;
     Ok(())
@@ -244,6 +290,9 @@ async fn publish_notice(payload: &str, pool: &PgPool, node: &str, bus: &EventBus
     };
     if notice.node == node {
         return 0;
+    }
+    if !notice.groups.is_empty() {
+        bus.note_remote_groups(notice.groups.iter().filter_map(|group_id| GroupId::parse(group_id).ok()));
     }
     let events = match notice.row {
         None => notice.events,
@@ -289,7 +338,8 @@ mod tests {
         let event =
             Event::new(GroupId::generate(), Some(device.clone()), "x/hook-response/0".into(), "é\n\"".into(), 0);
         let outgoing: Outgoing = (Arc::new(event.clone()), Some(device.clone()));
-        let notice = Notice { node: "n".into(), events: vec![WireEvent::from_outgoing(&outgoing)], row: None };
+        let events = vec![WireEvent::from_outgoing(&outgoing)];
+        let notice = Notice { node: "n".into(), events, row: None, groups: Vec::new() };
         let back: Notice = serde_json::from_str(&serde_json::to_string(&notice).unwrap()).unwrap();
         let (received, recipient) = back.events.into_iter().next().unwrap().into_event().unwrap();
         assert_eq!(received, event);

@@ -4,9 +4,8 @@
 //! printed) without `HOOKWIRE_TEST_POSTGRES`.
 
 use crate::support::{QUIET, sync};
-use hookwire_client::DeviceSession;
-use hookwire_client::EventStream;
 use hookwire_client::proto::Event;
+use hookwire_client::{DeviceClient, DeviceSession, EventStream};
 use hookwire_tests::{FakeReceiver, TestKernel};
 use serde_json::json;
 use sqlx::Row as _;
@@ -58,8 +57,23 @@ async fn stream_events(stream: &mut EventStream, last: &str) -> Vec<Event> {
     events
 }
 
+/// The names of `events`, but for the warm-up events of [`until_heard`].
 fn names(events: &[Event]) -> Vec<&str> {
-    events.iter().map(|event| event.name.as_str()).collect()
+    events.iter().map(|event| event.name.as_str()).filter(|name| !name.starts_with("warmup/")).collect()
+}
+
+/// Opens a stream on `b` for the group's `warmup/` events and publishes them through `publisher`, a client of the
+/// other kernel, until one arrives: from then on, the other kernel knows that `b` has subscribers for the group
+/// (kernels announce theirs every second, and at once for a new group) and sends it the group's events.
+async fn until_heard(b: &TestKernel, group_id: &str, publisher: &DeviceClient) -> EventStream {
+    let mut stream = b.admin().await.subscribe(group_id.to_owned(), "warmup/").await.unwrap();
+    for attempt in 0..100 {
+        publisher.publish(format!("warmup/{attempt}"), "").await.unwrap();
+        if tokio::time::timeout(Duration::from_millis(100), stream.next()).await.is_ok() {
+            return stream;
+        }
+    }
+    panic!("the other kernel never sent this group's events to this one");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -72,13 +86,16 @@ async fn subscribe_on_one_kernel_sees_the_events_and_hook_events_made_on_another
     let device = &fixture.device_id;
     let mut on_b = b.admin().await.subscribe(fixture.group_id.clone(), "").await.unwrap();
     let mut on_a = a.admin().await.subscribe(fixture.group_id.clone(), "").await.unwrap();
+    let publisher = a.device(&fixture.device_token).await;
+    let _warmup = until_heard(&b, &fixture.group_id, &publisher).await;
 
-    a.device(&fixture.device_token).await.publish("demo", "x").await.unwrap();
+    publisher.publish("demo", "x").await.unwrap();
 
     let response = format!("{device}/hook-response/demo/0");
     let expected = ["demo", "hook-sent/demo", response.as_str()];
     let seen_on_b = stream_events(&mut on_b, &response).await;
     assert_eq!(names(&seen_on_b), expected, "B sees A's event and A's hook events, once each, in order");
+    let seen_on_b: Vec<Event> = seen_on_b.into_iter().filter(|event| !event.name.starts_with("warmup/")).collect();
     assert_eq!(seen_on_b[0].data, "x");
     assert_eq!(seen_on_b[0].device_id, *device);
     assert_eq!(seen_on_b[2].data, "thanks");
@@ -107,6 +124,7 @@ async fn a_device_session_on_one_kernel_gets_the_hook_response_of_its_event_deli
     let mut other = b.device(&other_token).await.open_session().await.unwrap();
     other.subscribe("").await.unwrap();
     sync(&mut other).await;
+    let _warmup = until_heard(&b, &fixture.group_id, &a.device(&fixture.device_token).await).await;
 
     publisher.publish("demo", "x").await.unwrap();
 
@@ -137,8 +155,10 @@ async fn events_too_large_for_a_notify_cross_through_the_table() {
     let device = &fixture.device_id;
     let mut on_b =
         b.admin().await.subscribe(fixture.group_id.clone(), format!("{device}/hook-response/")).await.unwrap();
+    let publisher = a.device(&fixture.device_token).await;
+    let _warmup = until_heard(&b, &fixture.group_id, &publisher).await;
 
-    a.device(&fixture.device_token).await.publish("big", "x").await.unwrap();
+    publisher.publish("big", "x").await.unwrap();
 
     let response = format!("{device}/hook-response/big/0");
     let seen = stream_events(&mut on_b, &response).await;
@@ -159,6 +179,7 @@ async fn events_cross_again_once_the_listening_connections_were_terminated() {
     let fixture = a.fixture().await;
     let mut on_b = b.admin().await.subscribe(fixture.group_id.clone(), "ping/").await.unwrap();
     let publisher = a.device(&fixture.device_token).await;
+    let _warmup = until_heard(&b, &fixture.group_id, &publisher).await;
     publisher.publish("ping/before", "").await.unwrap();
     assert_eq!(names(&stream_events(&mut on_b, "ping/before").await), ["ping/before"]);
 
