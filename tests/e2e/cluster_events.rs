@@ -65,12 +65,13 @@ fn names(events: &[Event]) -> Vec<&str> {
 /// Opens a stream on `b` for the group's `warmup/` events and publishes them through `publisher`, a client of the
 /// other kernel, until one arrives: from then on, the other kernel knows that `b` has subscribers for the group
 /// (kernels announce theirs every second, and at once for a new group) and sends it the group's events.
-async fn until_heard(b: &TestKernel, group_id: &str, publisher: &DeviceClient) -> EventStream {
+/// Returns the stream and the number of warm-up events published.
+async fn until_heard(b: &TestKernel, group_id: &str, publisher: &DeviceClient) -> (EventStream, u64) {
     let mut stream = b.admin().await.subscribe(group_id.to_owned(), "warmup/").await.unwrap();
     for attempt in 0..100 {
         publisher.publish(format!("warmup/{attempt}"), "").await.unwrap();
         if tokio::time::timeout(Duration::from_millis(100), stream.next()).await.is_ok() {
-            return stream;
+            return (stream, attempt + 1);
         }
     }
     panic!("the other kernel never sent this group's events to this one");
@@ -87,7 +88,7 @@ async fn subscribe_on_one_kernel_sees_the_events_and_hook_events_made_on_another
     let mut on_b = b.admin().await.subscribe(fixture.group_id.clone(), "").await.unwrap();
     let mut on_a = a.admin().await.subscribe(fixture.group_id.clone(), "").await.unwrap();
     let publisher = a.device(&fixture.device_token).await;
-    let _warmup = until_heard(&b, &fixture.group_id, &publisher).await;
+    let (_warmup, _) = until_heard(&b, &fixture.group_id, &publisher).await;
 
     publisher.publish("demo", "x").await.unwrap();
 
@@ -124,7 +125,7 @@ async fn a_device_session_on_one_kernel_gets_the_hook_response_of_its_event_deli
     let mut other = b.device(&other_token).await.open_session().await.unwrap();
     other.subscribe("").await.unwrap();
     sync(&mut other).await;
-    let _warmup = until_heard(&b, &fixture.group_id, &a.device(&fixture.device_token).await).await;
+    let (_warmup, _) = until_heard(&b, &fixture.group_id, &a.device(&fixture.device_token).await).await;
 
     publisher.publish("demo", "x").await.unwrap();
 
@@ -156,7 +157,7 @@ async fn events_too_large_for_a_notify_cross_through_the_table() {
     let mut on_b =
         b.admin().await.subscribe(fixture.group_id.clone(), format!("{device}/hook-response/")).await.unwrap();
     let publisher = a.device(&fixture.device_token).await;
-    let _warmup = until_heard(&b, &fixture.group_id, &publisher).await;
+    let (_warmup, _) = until_heard(&b, &fixture.group_id, &publisher).await;
 
     publisher.publish("big", "x").await.unwrap();
 
@@ -179,7 +180,7 @@ async fn events_cross_again_once_the_listening_connections_were_terminated() {
     let fixture = a.fixture().await;
     let mut on_b = b.admin().await.subscribe(fixture.group_id.clone(), "ping/").await.unwrap();
     let publisher = a.device(&fixture.device_token).await;
-    let _warmup = until_heard(&b, &fixture.group_id, &publisher).await;
+    let (_warmup, _) = until_heard(&b, &fixture.group_id, &publisher).await;
     publisher.publish("ping/before", "").await.unwrap();
     assert_eq!(names(&stream_events(&mut on_b, "ping/before").await), ["ping/before"]);
 
@@ -206,6 +207,53 @@ async fn events_cross_again_once_the_listening_connections_were_terminated() {
         }
     }
     assert!(crossed.is_some(), "no event crossed after the listeners were terminated");
+    a.stop().await;
+    b.stop().await;
+}
+
+/// The value of the sample whose name and labels are exactly `sample` in the metrics at `url`.
+async fn scrape(url: &str, sample: &str) -> f64 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (authority, path) = rest.split_at(rest.find('/').unwrap());
+    let mut stream = tokio::net::TcpStream::connect(authority).await.unwrap();
+    stream.write_all(format!("GET {path} HTTP/1.0\r\nhost: {authority}\r\n\r\n").as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    answer.lines().find_map(|line| line.strip_prefix(sample)?.strip_prefix(' ')?.parse().ok()).unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_of_a_group_no_other_kernel_subscribes_to_stay_on_their_kernel() {
+    let Some((a, b)) = two_kernels(|settings| settings.metrics_listen = Some(([127, 0, 0, 1], 0).into())).await else {
+        return;
+    };
+    let receiver = FakeReceiver::start().await;
+    let heard = a.fixture().await;
+    let unheard = a.fixture().await;
+    unheard.webhook(json!({"event": "local", "url": receiver.base_url})).await;
+    // Only A has a subscriber for `unheard` (so A makes its hook events); B has one for `heard`.
+    let mut on_a = a.admin().await.subscribe(unheard.group_id.clone(), "").await.unwrap();
+    let heard_publisher = a.device(&heard.device_token).await;
+    let (mut on_b, num_warmups) = until_heard(&b, &heard.group_id, &heard_publisher).await;
+
+    let unheard_publisher = a.device(&unheard.device_token).await;
+    for index in 0..20 {
+        unheard_publisher.publish("local", index.to_string()).await.unwrap();
+    }
+    assert_eq!(names(&stream_events(&mut on_a, "hook-sent/local").await)[0], "local", "A's own subscriber hears");
+    heard_publisher.publish("warmup/marker", "").await.unwrap();
+    let marker = tokio::time::timeout(Duration::from_secs(10), on_b.next()).await.expect("the marker crosses");
+    assert_eq!(marker.unwrap().unwrap().name, "warmup/marker");
+    tokio::time::sleep(QUIET).await;
+
+    let metrics_url = a.metrics_url.clone().expect("a metrics endpoint");
+    let sent = scrape(&metrics_url, r#"hookwire_cluster_events_total{outcome="sent"}"#).await;
+    assert!(sent >= 1.0, "the marker was sent");
+    assert!(
+        sent <= (num_warmups + 1) as f64,
+        "only the heard group's events crossed ({sent} sent, {num_warmups} warm-ups and a marker published)"
+    );
     a.stop().await;
     b.stop().await;
 }
