@@ -60,8 +60,8 @@ pub struct DropLabels {
 /// Labels of events exchanged with the other kernels of a cluster.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ClusterEventLabels {
-    /// `sent`, `received`, `dropped` (the outbox was full), `lost` (a listener gap, or a batch pruned before it
-    /// was read).
+    /// `sent`, `received`, `dropped` (the outbox was full, or a batch could not be sent), `lost` (a batch whose
+    /// row could not be read), `listener_gap` (the listening connection was lost: a count of gaps, not events).
     pub outcome: &'static str,
 }
 
@@ -182,7 +182,7 @@ impl Metrics {
         );
         registry.register(
             "cluster_events",
-            "Events exchanged with other kernels on the same database: sent, received, dropped (outbox full), lost",
+            "Events exchanged with other kernels on the same database, by outcome (listener_gap counts gaps)",
             metrics.cluster_events.clone(),
         );
         registry.register(

@@ -3,7 +3,7 @@
 //! `webhook-disabled/...`) reaches the subscribers of every other kernel as if it had been published there.
 //!
 //! - **Out**: the bus offers each event to a bounded outbox without waiting ([`EventBus::forward`]); a full outbox
-//!   drops the event for the other kernels only, counted (`hookwire_cluster_events{outcome="dropped"}`) and logged.
+//!   drops the event for the other kernels only, counted (`hookwire_cluster_events_total{outcome="dropped"}`) and logged.
 //!   One task drains it, a batch every `cluster_events_batch_ms`, into one `NOTIFY` on [`CHANNEL`], outside any
 //!   journal transaction. A batch whose payload would not fit a `NOTIFY` (PostgreSQL refuses 8000 bytes or more)
 //!   goes into the table `cluster_events` and the `NOTIFY` carries the row's id; rows are pruned after

@@ -229,7 +229,7 @@ pub struct Settings {
     ///
     /// Published events and `hook-*` events cross kernels through `LISTEN/NOTIFY` (docs/cluster.md). Over this,
     /// events are not sent to the other kernels (local subscribers still get them), counted in
-    /// `hookwire_cluster_events{outcome="dropped"}` and logged. Not used on SQLite.
+    /// `hookwire_cluster_events_total{outcome="dropped"}` and logged. Not used on SQLite.
     #[arg(long, env = "HOOKWIRE_CLUSTER_EVENTS_QUEUE")]
     pub cluster_events_queue: usize,
     /// Milliseconds between two batches of events sent to the other kernels (one `NOTIFY` per batch)
