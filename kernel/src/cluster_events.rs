@@ -46,6 +46,9 @@ pub const ROW_TTL_SECS: u64 = 60;
 const PRUNE_INTERVAL: Duration = Duration::from_secs(10);
 /// Time between two announcements of the groups this kernel has subscribers for.
 pub const ANNOUNCE_INTERVAL: Duration = Duration::from_secs(1);
+/// Time a batch waits for a connection before it is dropped (the database is down): the outbox keeps filling
+/// meanwhile, and what does not fit is dropped and counted.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Time to wait before listening again after the listener failed to reconnect.
 const RECONNECT_PAUSE: Duration = Duration::from_millis(500);
 
@@ -144,7 +147,7 @@ pub async fn start(
     batch_interval: Duration,
 ) -> anyhow::Result<ClusterEvents> {
     let node = format!("evn_{}", uuid::Uuid::now_v7().simple());
-    let pool = PgPoolOptions::new().max_connections(2).connect(url).await?;
+    let pool = PgPoolOptions::new().max_connections(2).acquire_timeout(ACQUIRE_TIMEOUT).connect(url).await?;
     let mut listener = PgListener::connect(url).await?;
     listener.listen(CHANNEL).await?;
     let Some(Forwarding { outbox, num_dropped, announce }) = bus.forward(queue) else {
