@@ -5,13 +5,24 @@
 //! kernel: the loss is counted and reported to it. Events addressed to a device (named `<device id>/...`, or
 //! published with a recipient through [`EventBus::publish_to`]) reach only that device's sessions and admin
 //! subscribers, whatever prefix other devices subscribed to.
+//!
+//! With several kernels on one database, the kernel installs an outbox ([`EventBus::forward`]): every event
+//! published here is also offered to it, without waiting (a full outbox loses the event for the other kernels and
+//! counts it), and events received from other kernels come in through [`EventBus::publish_received`], which
+//! reaches local subscribers only, so that nothing loops back out. Only events of groups that another kernel
+//! subscribes to leave: kernels announce the groups they have subscribers for ([`EventBus::local_groups`],
+//! [`EventBus::note_remote_groups`]), and an announcement holds for [`REMOTE_PRESENCE`].
 
 use crate::event::SharedEvent;
 use crate::ids::{DeviceId, GroupId};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
-use tokio::sync::mpsc;
+use std::sync::{Arc, OnceLock, RwLock};
+use std::time::{Duration, Instant};
+use tokio::sync::{Notify, mpsc};
+
+/// How long another kernel's announcement that it has subscribers for a group holds, unless renewed.
+pub const REMOTE_PRESENCE: Duration = Duration::from_secs(3);
 
 /// Where one subscriber's events go.
 #[derive(Debug)]
@@ -41,11 +52,44 @@ struct Subscription {
     sink: Arc<Sink>,
 }
 
+/// An event leaving for the other kernels, with the device it is addressed to (see [`EventBus::publish_to`]).
+pub type Outgoing = (SharedEvent, Option<DeviceId>);
+
+/// The queue of events for the other kernels, and which groups they want.
+#[derive(Debug)]
+struct Outbox {
+    sender: mpsc::Sender<Outgoing>,
+    num_dropped: Arc<AtomicU64>,
+    /// Woken when a group gets its first local subscriber, so that the other kernels hear of it at once.
+    announce: Arc<Notify>,
+    /// The groups other kernels have subscribers for, until when.
+    remote: RwLock<HashMap<GroupId, Instant>>,
+}
+
+impl Outbox {
+    fn wants(&self, group_id: &GroupId) -> bool {
+        let remote = self.remote.read().unwrap_or_else(|poison| poison.into_inner());
+        remote.get(group_id).is_some_and(|until| *until > Instant::now())
+    }
+}
+
+/// The receiving end of the outbox ([`EventBus::forward`]).
+#[derive(Debug)]
+pub struct Forwarding {
+    /// Events to send, at most the outbox's capacity.
+    pub outbox: mpsc::Receiver<Outgoing>,
+    /// Events dropped because the outbox was full.
+    pub num_dropped: Arc<AtomicU64>,
+    /// Notified when a group gets its first local subscriber: announce the local groups.
+    pub announce: Arc<Notify>,
+}
+
 /// The bus.
 #[derive(Debug, Default)]
 pub struct EventBus {
     groups: RwLock<HashMap<GroupId, Vec<Subscription>>>,
     next_sink_id: AtomicU64,
+    outbox: OnceLock<Outbox>,
 }
 
 /// Removes a sink's subscriptions when dropped.
@@ -109,15 +153,58 @@ impl EventBus {
 
     fn subscribe(&self, group_id: &GroupId, prefix: &str, sink: &Arc<Sink>) {
         let mut groups = self.groups.write().unwrap_or_else(|poison| poison.into_inner());
+        if let Some(outbox) = self.outbox.get()
+            && !groups.contains_key(group_id)
+        {
+            outbox.announce.notify_one();
+        }
         let subscriptions = groups.entry(group_id.clone()).or_default();
         if !subscriptions.iter().any(|s| s.sink.id == sink.id && s.prefix == prefix) {
             subscriptions.push(Subscription { prefix: prefix.to_owned(), sink: sink.clone() });
         }
     }
 
-    /// True when anyone subscribes to events of the group: events about deliveries need not be made otherwise.
+    /// Sends every event published from now on of a group another kernel subscribes to (see
+    /// [`EventBus::note_remote_groups`]) to an outbox too: returns its receiving end (at most `capacity` events
+    /// wait in it; more are dropped). `None` when an outbox is already set.
+    pub fn forward(&self, capacity: usize) -> Option<Forwarding> {
+        let (sender, outbox) = mpsc::channel(capacity.max(1));
+        let (num_dropped, announce) = (Arc::new(AtomicU64::new(0)), Arc::new(Notify::new()));
+        let remote = RwLock::default();
+        self.outbox
+            .set(Outbox { sender, num_dropped: num_dropped.clone(), announce: announce.clone(), remote })
+            .ok()?;
+        Some(Forwarding { outbox, num_dropped, announce })
+    }
+
+    /// The groups with local subscribers, to announce to the other kernels.
+    pub fn local_groups(&self) -> Vec<GroupId> {
+        self.groups.read().unwrap_or_else(|poison| poison.into_inner()).keys().cloned().collect()
+    }
+
+    /// Notes that another kernel has subscribers for `groups`: their events are sent to the outbox for
+    /// [`REMOTE_PRESENCE`] from now. Does nothing without an outbox.
+    pub fn note_remote_groups(&self, groups: impl IntoIterator<Item = GroupId>) {
+        let Some(outbox) = self.outbox.get() else { return };
+        let now = Instant::now();
+        let mut remote = outbox.remote.write().unwrap_or_else(|poison| poison.into_inner());
+        remote.retain(|_, until| *until > now);
+        for group_id in groups {
+            remote.insert(group_id, now + REMOTE_PRESENCE);
+        }
+    }
+
+    /// True when events published here also go to other kernels (an outbox is set): an event every kernel makes
+    /// on its own, such as one learnt from the database, need then not be published by each of them.
+    pub fn forwards(&self) -> bool {
+        self.outbox.get().is_some()
+    }
+
+    /// True when anyone may want events of the group: a local subscriber, or another kernel's. Events about
+    /// deliveries need not be made otherwise.
     pub fn has_subscribers(&self, group_id: &GroupId) -> bool {
         self.groups.read().unwrap_or_else(|poison| poison.into_inner()).contains_key(group_id)
+            || self.outbox.get().is_some_and(|outbox| outbox.wants(group_id))
     }
 
     /// Offers an event to every matching subscriber of its group, without waiting for any of them.
@@ -129,6 +216,18 @@ impl EventBus {
     /// subscribers) may receive it, whatever its name. This addresses events whose name cannot carry the device
     /// id, such as a Blynk pin response named exactly after the pin.
     pub fn publish_to(&self, event: &SharedEvent, recipient: Option<&DeviceId>) {
+        self.publish_received(event, recipient);
+        if let Some(outbox) = self.outbox.get()
+            && outbox.wants(&event.group_id)
+            && let Err(mpsc::error::TrySendError::Full(_)) = outbox.sender.try_send((event.clone(), recipient.cloned()))
+        {
+            outbox.num_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Offers an event received from another kernel to local subscribers only, like [`EventBus::publish_to`]
+    /// (it is not sent back out).
+    pub fn publish_received(&self, event: &SharedEvent, recipient: Option<&DeviceId>) {
         let groups = self.groups.read().unwrap_or_else(|poison| poison.into_inner());
         let Some(subscriptions) = groups.get(&event.group_id) else {
             return;
@@ -222,5 +321,36 @@ mod tests {
         drop(guard);
         assert!(bus.groups.read().unwrap().is_empty());
         assert!(!bus.has_subscribers(&group));
+    }
+
+    #[tokio::test]
+    async fn with_an_outbox_events_of_groups_other_kernels_want_leave_once_and_received_ones_stay_local() {
+        let bus = Arc::new(EventBus::default());
+        let (group, unwanted) = (GroupId::generate(), GroupId::generate());
+        let Forwarding { mut outbox, num_dropped, announce } = bus.forward(2).unwrap();
+        assert!(bus.forward(2).is_none(), "one outbox");
+        assert!(!bus.has_subscribers(&group), "no kernel subscribes yet");
+        bus.note_remote_groups([group.clone()]);
+        assert!(bus.has_subscribers(&group), "another kernel subscribes");
+        assert!(!bus.has_subscribers(&unwanted));
+        let (local, mut local_rx) = bus.sink(group.clone(), None, 8);
+        local.subscribe("");
+        tokio::time::timeout(Duration::from_secs(5), announce.notified()).await.expect("a new group is announced");
+        assert_eq!(bus.local_groups(), std::slice::from_ref(&group));
+        let alice = DeviceId::generate();
+
+        bus.publish_to(&event(&group, "V0"), Some(&alice));
+        bus.publish(&event(&unwanted, "nobody-elsewhere"));
+        bus.publish_received(&event(&group, "from-elsewhere"), None);
+        bus.publish(&event(&group, "second"));
+        bus.publish(&event(&group, "over"));
+
+        let (sent, recipient) = outbox.recv().await.unwrap();
+        assert_eq!((sent.name.as_str(), recipient), ("V0", Some(alice)));
+        assert_eq!(outbox.recv().await.unwrap().0.name, "second");
+        assert!(outbox.try_recv().is_err(), "a received event is not sent again; the full outbox dropped one");
+        assert_eq!(num_dropped.load(Ordering::Relaxed), 1);
+        let names: Vec<String> = (0..4).map(|_| local_rx.try_recv().unwrap().name.clone()).collect();
+        assert_eq!(names, ["V0", "from-elsewhere", "second", "over"], "local subscribers get everything");
     }
 }

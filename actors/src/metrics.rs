@@ -57,6 +57,14 @@ pub struct DropLabels {
     pub class: &'static str,
 }
 
+/// Labels of events exchanged with the other kernels of a cluster.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ClusterEventLabels {
+    /// `sent`, `received`, `dropped` (the outbox was full, or a batch could not be sent), `lost` (a batch whose
+    /// row could not be read), `listener_gap` (the listening connection was lost: a count of gaps, not events).
+    pub outcome: &'static str,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,6 +121,7 @@ pub struct Metrics {
     attempts: Family<AttemptLabels, Counter>,
     attempt_seconds: Family<HostLabels, Histogram, fn() -> Histogram>,
     drops: Family<DropLabels, Counter>,
+    cluster_events: Family<ClusterEventLabels, Counter>,
     host_in_flight: Family<HostLabels, Gauge>,
     host_sleeping: Family<HostLabels, Gauge>,
     host_window_failures: Family<HostLabels, Gauge>,
@@ -143,6 +152,7 @@ impl Metrics {
             attempts: Family::default(),
             attempt_seconds: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
             drops: Family::default(),
+            cluster_events: Family::default(),
             host_in_flight: Family::default(),
             host_sleeping: Family::default(),
             host_window_failures: Family::default(),
@@ -169,6 +179,11 @@ impl Metrics {
             "deliveries_dropped",
             "Deliveries given up before reaching a host: over the rate quota (QUOTA) or webhook disabled (DISABLED)",
             metrics.drops.clone(),
+        );
+        registry.register(
+            "cluster_events",
+            "Events exchanged with other kernels on the same database, by outcome (listener_gap counts gaps)",
+            metrics.cluster_events.clone(),
         );
         registry.register(
             "journal_commit_duration_seconds",
@@ -273,6 +288,11 @@ impl Metrics {
     /// Counts a delivery given up before it reached a host.
     pub fn dropped(&self, class: &'static str) {
         self.drops.get_or_create(&DropLabels { class }).inc();
+    }
+
+    /// Counts events exchanged with other kernels (see [`ClusterEventLabels`]).
+    pub fn cluster_events(&self, outcome: &'static str, count: u64) {
+        self.cluster_events.get_or_create(&ClusterEventLabels { outcome }).inc_by(count);
     }
 
     /// Sets the scrape-time values: the states of the hosts and the sizes of the kernel's queues and registries.

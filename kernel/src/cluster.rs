@@ -342,7 +342,8 @@ const STATE_SYNC_MARGIN_MS: i64 = 60_000;
 /// Keeps this kernel's webhooks' run-time state in step with the database, where every kernel counts failures
 /// into the same rows and `enable`, `disable` and auto-disable are stored: each second, the states changed lately
 /// are applied to the webhooks in the index. A webhook seen disabled for the first time here is announced on this
-/// kernel's event stream (`webhook-disabled/<id>`), as the kernel that disabled it announced it on its own.
+/// kernel's event stream (`webhook-disabled/<id>`) only where events do not cross kernels: where they do, the
+/// kernel that disabled it announced it to every kernel's subscribers.
 pub async fn sync_webhook_states(kernel: Arc<Kernel>) {
     let mut ticks = tokio::time::interval(STATE_SYNC_INTERVAL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -386,9 +387,13 @@ pub async fn sync_webhook_states(kernel: Arc<Kernel>) {
             runtime.restore(count, reason.clone());
             if let Some(reason) = reason.filter(|_| !was_disabled) {
                 tracing::warn!(%webhook_id, %reason, "webhook disabled (through the database)");
-                let name = format!("webhook-disabled/{webhook_id}");
-                let event = hookwire_actors::event::Event::new(group_id, None, name, reason, 0);
-                kernel.services.bus.publish(&Arc::new(event));
+                // Where events cross kernels (PostgreSQL), the kernel that disabled it announced it to every
+                // kernel's subscribers already: announcing it again here would show it twice.
+                if !kernel.services.bus.forwards() {
+                    let name = format!("webhook-disabled/{webhook_id}");
+                    let event = hookwire_actors::event::Event::new(group_id, None, name, reason, 0);
+                    kernel.services.bus.publish(&Arc::new(event));
+                }
             }
         }
     }

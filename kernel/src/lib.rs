@@ -10,6 +10,7 @@ pub mod access;
 pub mod admin;
 pub mod auth;
 pub mod cluster;
+pub mod cluster_events;
 pub mod console;
 pub mod deliveries;
 pub mod error;
@@ -140,6 +141,21 @@ pub async fn run_with_listeners(
     let egress = EgressPolicy::new(settings.allow_destination.clone());
     let services = Services::start(actor_settings, journal, egress.clone(), tls, ownership)
         .context("starting the actor system")?;
+    // Several kernels may share a PostgreSQL database: their events cross through LISTEN/NOTIFY.
+    let cluster_events = match store.backend() {
+        store::Backend::Postgres => Some(
+            cluster_events::start(
+                &settings.database,
+                services.bus.clone(),
+                services.metrics.clone(),
+                settings.cluster_events_queue,
+                Duration::from_millis(settings.cluster_events_batch_ms),
+            )
+            .await
+            .context("listening for other kernels' events")?,
+        ),
+        store::Backend::Sqlite => None,
+    };
 
     let root_token = match &settings.root_token {
         Some(token) if !token.is_empty() => token.clone(),
@@ -267,6 +283,7 @@ pub async fn run_with_listeners(
     if let Some(task) = state_sync {
         task.abort();
     }
+    drop(cluster_events);
     if let Some(task) = index_sync {
         task.abort();
     }

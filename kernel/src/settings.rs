@@ -246,6 +246,16 @@ pub struct Settings {
     /// succeeded; the other kernels take its pending deliveries over once it has passed.
     #[arg(long, env = "HOOKWIRE_CLUSTER_LEASE_SECS")]
     pub cluster_lease_secs: u64,
+    /// Events waiting to be sent to the other kernels on the same PostgreSQL database
+    ///
+    /// Published events and `hook-*` events cross kernels through `LISTEN/NOTIFY` (docs/cluster.md). Over this,
+    /// events are not sent to the other kernels (local subscribers still get them), counted in
+    /// `hookwire_cluster_events_total{outcome="dropped"}` and logged. Not used on SQLite.
+    #[arg(long, env = "HOOKWIRE_CLUSTER_EVENTS_QUEUE")]
+    pub cluster_events_queue: usize,
+    /// Milliseconds between two batches of events sent to the other kernels (one `NOTIFY` per batch)
+    #[arg(long, env = "HOOKWIRE_CLUSTER_EVENTS_BATCH_MS")]
+    pub cluster_events_batch_ms: u64,
 }
 
 /// `console_listen`: an address, or `off` for no console. In the file and on the command line alike it is text
@@ -339,6 +349,8 @@ impl Default for Settings {
             console_max_sessions: 1000,
             console_secure_cookie: false,
             cluster_lease_secs: 30,
+            cluster_events_queue: 65_536,
+            cluster_events_batch_ms: 5,
         }
     }
 }

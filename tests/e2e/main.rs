@@ -2,6 +2,7 @@
 
 mod access;
 mod cluster;
+mod cluster_events;
 mod conformance;
 mod console;
 mod core;

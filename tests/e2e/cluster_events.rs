@@ -1,0 +1,259 @@
+//! Events across kernels (issue 14 point 6, docs/cluster.md "Events across kernels"): two kernels on one
+//! PostgreSQL database; what happens on one reaches the subscribers of the other (admin `Subscribe` streams and
+//! device sessions), once, and a device's private `hook-*` events reach only that device. Skipped (with the reason
+//! printed) without `HOOKWIRE_TEST_POSTGRES`.
+
+use crate::support::{QUIET, sync};
+use hookwire_client::proto::Event;
+use hookwire_client::{DeviceClient, DeviceSession, EventStream};
+use hookwire_tests::{FakeReceiver, TestKernel};
+use serde_json::json;
+use sqlx::Row as _;
+use std::time::Duration;
+
+/// Two kernels on one fresh PostgreSQL database (the first configured by `configure`), or `None` (the reason
+/// printed) without one.
+async fn two_kernels(
+    configure: impl FnOnce(&mut hookwire_kernel::settings::Settings),
+) -> Option<(TestKernel, TestKernel)> {
+    let first = TestKernel::spawn_with(configure).await;
+    if !first.settings.database.starts_with("postgres") {
+        eprintln!(
+            "skipped: events cross kernels on a shared PostgreSQL database only; run it with HOOKWIRE_TEST_POSTGRES"
+        );
+        first.stop().await;
+        return None;
+    }
+    let database = first.settings.database.clone();
+    let second = TestKernel::spawn_with(|settings| settings.database = database).await;
+    Some((first, second))
+}
+
+/// Reads a session's events until none arrives for [`QUIET`] (10 s at most in all).
+async fn session_events(session: &mut DeviceSession) -> Vec<Event> {
+    let mut events = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while let Ok(event) =
+        tokio::time::timeout_at(deadline.min(tokio::time::Instant::now() + QUIET), session.next_event()).await
+    {
+        events.push(event.expect("session open").expect("session not ended"));
+    }
+    events
+}
+
+/// Reads a stream's events until `last` arrives, then until none arrives for [`QUIET`].
+async fn stream_events(stream: &mut EventStream, last: &str) -> Vec<Event> {
+    let mut events: Vec<Event> = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while !events.iter().any(|event| event.name == last) {
+            events.push(stream.next().await.expect("stream open").expect("stream not ended"));
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no event named {last} within 10 s; got {:?}", names(&events)));
+    while let Ok(event) = tokio::time::timeout(QUIET, stream.next()).await {
+        events.push(event.expect("stream open").expect("stream not ended"));
+    }
+    events
+}
+
+/// The names of `events`, but for the warm-up events of [`until_heard`].
+fn names(events: &[Event]) -> Vec<&str> {
+    events.iter().map(|event| event.name.as_str()).filter(|name| !name.starts_with("warmup/")).collect()
+}
+
+/// Opens a stream on `b` for the group's `warmup/` events and publishes them through `publisher`, a client of the
+/// other kernel, until one arrives: from then on, the other kernel knows that `b` has subscribers for the group
+/// (kernels announce theirs every second, and at once for a new group) and sends it the group's events.
+/// Returns the stream and the number of warm-up events published.
+async fn until_heard(b: &TestKernel, group_id: &str, publisher: &DeviceClient) -> (EventStream, u64) {
+    let mut stream = b.admin().await.subscribe(group_id.to_owned(), "warmup/").await.unwrap();
+    for attempt in 0..100 {
+        publisher.publish(format!("warmup/{attempt}"), "").await.unwrap();
+        if tokio::time::timeout(Duration::from_millis(100), stream.next()).await.is_ok() {
+            return (stream, attempt + 1);
+        }
+    }
+    panic!("the other kernel never sent this group's events to this one");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribe_on_one_kernel_sees_the_events_and_hook_events_made_on_another_once_each() {
+    let Some((a, b)) = two_kernels(|_| {}).await else { return };
+    let receiver = FakeReceiver::start().await;
+    receiver.respond(200, "thanks");
+    let fixture = a.fixture().await;
+    fixture.webhook(json!({"event": "demo", "url": receiver.base_url})).await;
+    let device = &fixture.device_id;
+    let mut on_b = b.admin().await.subscribe(fixture.group_id.clone(), "").await.unwrap();
+    let mut on_a = a.admin().await.subscribe(fixture.group_id.clone(), "").await.unwrap();
+    let publisher = a.device(&fixture.device_token).await;
+    let (_warmup, _) = until_heard(&b, &fixture.group_id, &publisher).await;
+
+    publisher.publish("demo", "x").await.unwrap();
+
+    let response = format!("{device}/hook-response/demo/0");
+    let expected = ["demo", "hook-sent/demo", response.as_str()];
+    let seen_on_b = stream_events(&mut on_b, &response).await;
+    assert_eq!(names(&seen_on_b), expected, "B sees A's event and A's hook events, once each, in order");
+    let seen_on_b: Vec<Event> = seen_on_b.into_iter().filter(|event| !event.name.starts_with("warmup/")).collect();
+    assert_eq!(seen_on_b[0].data, "x");
+    assert_eq!(seen_on_b[0].device_id, *device);
+    assert_eq!(seen_on_b[2].data, "thanks");
+    let seen_on_a = stream_events(&mut on_a, &response).await;
+    assert_eq!(names(&seen_on_a), expected, "nothing comes back to A from B");
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_session_on_one_kernel_gets_the_hook_response_of_its_event_delivered_by_another_and_only_it() {
+    let Some((a, b)) = two_kernels(|_| {}).await else { return };
+    let receiver = FakeReceiver::start().await;
+    receiver.respond(200, "for you");
+    let fixture = a.fixture().await;
+    fixture.webhook(json!({"event": "demo", "url": receiver.base_url})).await;
+    let device = &fixture.device_id;
+    let (_, other_token) = fixture.another_device().await;
+    // The device has a session on each kernel: it publishes on A and listens on B too.
+    let mut publisher = a.device(&fixture.device_token).await.open_session().await.unwrap();
+    publisher.subscribe(format!("{device}/hook-")).await.unwrap();
+    sync(&mut publisher).await;
+    let mut listener = b.device(&fixture.device_token).await.open_session().await.unwrap();
+    listener.subscribe(format!("{device}/hook-")).await.unwrap();
+    sync(&mut listener).await;
+    let mut other = b.device(&other_token).await.open_session().await.unwrap();
+    other.subscribe("").await.unwrap();
+    sync(&mut other).await;
+    let (_warmup, _) = until_heard(&b, &fixture.group_id, &a.device(&fixture.device_token).await).await;
+
+    publisher.publish("demo", "x").await.unwrap();
+
+    let response = format!("{device}/hook-response/demo/0");
+    let on_b = session_events(&mut listener).await;
+    assert_eq!(names(&on_b), [response.as_str()], "the session on B gets the response delivered by A, once");
+    assert_eq!(on_b[0].data, "for you");
+    let on_a = session_events(&mut publisher).await;
+    assert_eq!(names(&on_a), [response.as_str()], "the session on A gets it once, nothing comes back from B");
+    let on_other = session_events(&mut other).await;
+    assert_eq!(
+        names(&on_other),
+        ["demo", "hook-sent/demo"],
+        "another device of the group sees the group's events, not the private response"
+    );
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_too_large_for_a_notify_cross_through_the_table() {
+    let Some((a, b)) = two_kernels(|settings| settings.max_response_event_bytes = 30_000).await else { return };
+    let receiver = FakeReceiver::start().await;
+    let body: String = (0..20_000).map(|index| char::from(b'a' + (index % 26) as u8)).collect();
+    receiver.respond(200, body.clone());
+    let fixture = a.fixture().await;
+    fixture.webhook(json!({"event": "big", "url": receiver.base_url, "unchunked": true})).await;
+    let device = &fixture.device_id;
+    let mut on_b =
+        b.admin().await.subscribe(fixture.group_id.clone(), format!("{device}/hook-response/")).await.unwrap();
+    let publisher = a.device(&fixture.device_token).await;
+    let (_warmup, _) = until_heard(&b, &fixture.group_id, &publisher).await;
+
+    publisher.publish("big", "x").await.unwrap();
+
+    let response = format!("{device}/hook-response/big/0");
+    let seen = stream_events(&mut on_b, &response).await;
+    assert_eq!(names(&seen), [response.as_str()]);
+    assert_eq!(seen[0].data, body, "20,000 bytes, more than a NOTIFY carries, arrive whole");
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&a.settings.database).await.unwrap();
+    let rows = sqlx::query("SELECT COUNT(*) FROM cluster_events").fetch_one(&pool).await.unwrap();
+    assert!(rows.get::<i64, _>(0) >= 1, "the batch went through the table");
+    pool.close().await;
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_cross_again_once_the_listening_connections_were_terminated() {
+    let Some((a, b)) = two_kernels(|_| {}).await else { return };
+    let fixture = a.fixture().await;
+    let mut on_b = b.admin().await.subscribe(fixture.group_id.clone(), "ping/").await.unwrap();
+    let publisher = a.device(&fixture.device_token).await;
+    let (_warmup, _) = until_heard(&b, &fixture.group_id, &publisher).await;
+    publisher.publish("ping/before", "").await.unwrap();
+    assert_eq!(names(&stream_events(&mut on_b, "ping/before").await), ["ping/before"]);
+
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&a.settings.database).await.unwrap();
+    let terminated = sqlx::query(
+        "SELECT COUNT(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid() AND query LIKE 'LISTEN \"hookwire_events\"%') t",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(terminated.get::<i64, _>(0) >= 2, "both kernels' listening connections were terminated");
+    pool.close().await;
+
+    // What was sent while B was not listening is lost (and counted); once B listens again, events cross again.
+    let mut crossed = None;
+    for attempt in 0..50 {
+        let name = format!("ping/{attempt}");
+        publisher.publish(name.clone(), "").await.unwrap();
+        if let Ok(event) = tokio::time::timeout(Duration::from_millis(200), on_b.next()).await {
+            crossed = Some(event.expect("stream open").expect("stream not ended").name);
+            break;
+        }
+    }
+    assert!(crossed.is_some(), "no event crossed after the listeners were terminated");
+    a.stop().await;
+    b.stop().await;
+}
+
+/// The value of the sample whose name and labels are exactly `sample` in the metrics at `url`.
+async fn scrape(url: &str, sample: &str) -> f64 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (authority, path) = rest.split_at(rest.find('/').unwrap());
+    let mut stream = tokio::net::TcpStream::connect(authority).await.unwrap();
+    stream.write_all(format!("GET {path} HTTP/1.0\r\nhost: {authority}\r\n\r\n").as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    answer.lines().find_map(|line| line.strip_prefix(sample)?.strip_prefix(' ')?.parse().ok()).unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_of_a_group_no_other_kernel_subscribes_to_stay_on_their_kernel() {
+    let Some((a, b)) = two_kernels(|settings| settings.metrics_listen = Some(([127, 0, 0, 1], 0).into())).await else {
+        return;
+    };
+    let receiver = FakeReceiver::start().await;
+    let heard = a.fixture().await;
+    let unheard = a.fixture().await;
+    unheard.webhook(json!({"event": "local", "url": receiver.base_url})).await;
+    // Only A has a subscriber for `unheard` (so A makes its hook events); B has one for `heard`.
+    let mut on_a = a.admin().await.subscribe(unheard.group_id.clone(), "").await.unwrap();
+    let heard_publisher = a.device(&heard.device_token).await;
+    let (mut on_b, num_warmups) = until_heard(&b, &heard.group_id, &heard_publisher).await;
+
+    let unheard_publisher = a.device(&unheard.device_token).await;
+    for index in 0..20 {
+        unheard_publisher.publish("local", index.to_string()).await.unwrap();
+    }
+    assert_eq!(names(&stream_events(&mut on_a, "hook-sent/local").await)[0], "local", "A's own subscriber hears");
+    heard_publisher.publish("warmup/marker", "").await.unwrap();
+    let marker = tokio::time::timeout(Duration::from_secs(10), on_b.next()).await.expect("the marker crosses");
+    assert_eq!(marker.unwrap().unwrap().name, "warmup/marker");
+    tokio::time::sleep(QUIET).await;
+
+    let metrics_url = a.metrics_url.clone().expect("a metrics endpoint");
+    let sent = scrape(&metrics_url, r#"hookwire_cluster_events_total{outcome="sent"}"#).await;
+    assert!(sent >= 1.0, "the marker was sent");
+    assert!(
+        sent <= (num_warmups + 1) as f64,
+        "only the heard group's events crossed ({sent} sent, {num_warmups} warm-ups and a marker published)"
+    );
+    a.stop().await;
+    b.stop().await;
+}
