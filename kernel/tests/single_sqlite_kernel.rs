@@ -19,7 +19,7 @@ fn hookwired() -> String {
 /// Starts `hookwired` on `database` and returns it with its endpoint, read from its "ready" log line.
 async fn start_kernel(database: &Path) -> (Child, String) {
     let mut child = Command::new(hookwired())
-        .args(["--listen", "127.0.0.1:0", "--log-format", "json", "--database"])
+        .args(["--listen", "127.0.0.1:0", "--log-format", "json", "--console-listen", "off", "--database"])
         .arg(format!("sqlite://{}", database.display()))
         .env("HOOKWIRE_ROOT_TOKEN", ROOT_TOKEN)
         .env("RUST_LOG", "info")
@@ -51,7 +51,7 @@ async fn a_second_hookwired_on_the_same_sqlite_file_is_refused_at_start_and_told
     let (mut first, endpoint) = start_kernel(&database).await;
 
     let second = Command::new(hookwired())
-        .args(["--listen", "127.0.0.1:0", "--database"])
+        .args(["--listen", "127.0.0.1:0", "--console-listen", "off", "--database"])
         .arg(format!("sqlite://{}", database.display()))
         .env("HOOKWIRE_ROOT_TOKEN", ROOT_TOKEN)
         .stdout(Stdio::null())

@@ -61,6 +61,8 @@ async fn kernel_process(binary: &PathBuf, database: &str, lease_secs: u64) -> (C
     let mut child = Command::new(binary)
         .args(["--listen", "127.0.0.1:0", "--allow-destination", "127.0.0.0/8", "--log-format", "json"])
         .args(["--database", database, "--cluster-lease-secs", &lease_secs.to_string()])
+        // No web console: several kernels run at once, and the default port may be a running hookwired's.
+        .args(["--console-listen", "off"])
         .env("HOOKWIRE_ROOT_TOKEN", hookwire_tests::ROOT_TOKEN)
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
