@@ -3,33 +3,16 @@
 //! series of its own, idle host actors stop and take their metric series with them, and the number of host actors
 //! is capped; a healthy group's deliveries keep flowing throughout.
 
-use crate::support::sync;
+use crate::support::{http_get, sample, sync};
 use hookwire_tests::{FakeReceiver, Fixture, TestKernel};
 use serde_json::json;
 use std::time::Duration;
-
-/// Fetches `url` with a plain HTTP/1.0 GET and returns the body.
-async fn http_get(url: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let rest = url.strip_prefix("http://").unwrap();
-    let (authority, path) = rest.split_at(rest.find('/').unwrap());
-    let mut stream = tokio::net::TcpStream::connect(authority).await.unwrap();
-    stream.write_all(format!("GET {path} HTTP/1.0\r\nhost: {authority}\r\n\r\n").as_bytes()).await.unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).await.unwrap();
-    answer.split_once("\r\n\r\n").unwrap().1.to_owned()
-}
-
-/// The value of the sample whose name and labels are exactly `sample`.
-fn sample(text: &str, sample: &str) -> Option<f64> {
-    text.lines().find_map(|line| line.strip_prefix(sample)?.strip_prefix(' ')?.parse().ok())
-}
 
 /// Scrapes until `done` holds for the text (10 s at most); returns the last text.
 async fn scrape_until(metrics_url: &str, what: &str, done: impl Fn(&str) -> bool) -> String {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let text = http_get(metrics_url).await;
+        let text = http_get(metrics_url).await.1;
         if done(&text) {
             return text;
         }
@@ -146,7 +129,7 @@ async fn new_destinations_beyond_max_host_actors_fail_with_host_limit_while_know
     assert_eq!(limited.len(), 8, "2 more hosts fit under the cap of 3: {attempts:?}");
     assert!(limited[0].error_message.contains("max_host_actors"), "{:?}", limited[0]);
     healthy_ticks_flow(&kernel, &healthy, &receiver, 3).await;
-    let text = http_get(&metrics_url).await;
+    let text = http_get(&metrics_url).await.1;
     assert_eq!(sample(&text, "hookwire_host_actors"), Some(3.0), "{}", tail(&text));
     kernel.stop().await;
 }

@@ -1,6 +1,7 @@
 //! Operating the server: gRPC health and reflection, so that load balancers and grpcurl work out of the box, and
 //! the Prometheus metrics endpoint.
 
+use crate::support::{http_get, sample};
 use hookwire_tests::TestKernel;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -63,24 +64,6 @@ async fn health_reports_every_service_serving_and_reflection_lists_them() {
         "{response:?}"
     );
     kernel.stop().await;
-}
-
-/// Fetches `url` with a plain HTTP/1.0 GET; returns the status line and the body.
-async fn http_get(url: &str) -> (String, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let rest = url.strip_prefix("http://").unwrap();
-    let (authority, path) = rest.split_at(rest.find('/').unwrap());
-    let mut stream = tokio::net::TcpStream::connect(authority).await.unwrap();
-    stream.write_all(format!("GET {path} HTTP/1.0\r\nhost: {authority}\r\n\r\n").as_bytes()).await.unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).await.unwrap();
-    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
-    (head.lines().next().unwrap().to_owned(), body.to_owned())
-}
-
-/// The value of the sample whose name and labels are exactly `sample`, e.g. `hookwire_events_total`.
-fn sample(text: &str, sample: &str) -> Option<f64> {
-    text.lines().find_map(|line| line.strip_prefix(sample)?.strip_prefix(' ')?.parse().ok())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

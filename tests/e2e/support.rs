@@ -54,3 +54,21 @@ pub fn is_iso8601_ms(text: &str) -> bool {
 
 /// How long a test waits to be sure that nothing arrives.
 pub const QUIET: Duration = Duration::from_millis(700);
+
+/// Fetches `url` with a plain HTTP/1.0 GET; returns the status line and the body.
+pub async fn http_get(url: &str) -> (String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (authority, path) = rest.split_at(rest.find('/').unwrap());
+    let mut stream = tokio::net::TcpStream::connect(authority).await.unwrap();
+    stream.write_all(format!("GET {path} HTTP/1.0\r\nhost: {authority}\r\n\r\n").as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    (head.lines().next().unwrap().to_owned(), body.to_owned())
+}
+
+/// The value of the sample whose name and labels are exactly `sample`, e.g. `hookwire_events_total`.
+pub fn sample(text: &str, sample: &str) -> Option<f64> {
+    text.lines().find_map(|line| line.strip_prefix(sample)?.strip_prefix(' ')?.parse().ok())
+}

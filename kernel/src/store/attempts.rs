@@ -51,6 +51,11 @@ const ATTEMPT_COLUMNS: &str = "id, delivery_id, webhook_id, event_id, attempt, s
      response_headers, response_body";
 
 fn from_row(row: &sqlx::any::AnyRow) -> Result<AttemptRow, sqlx::Error> {
+    attempt_from_row(row, true)
+}
+
+/// An attempt row; with `details` false, its request and response headers and bodies are left out (not selected).
+pub(crate) fn attempt_from_row(row: &sqlx::any::AnyRow, details: bool) -> Result<AttemptRow, sqlx::Error> {
     Ok(AttemptRow {
         id: row.try_get("id")?,
         delivery_id: row.try_get("delivery_id")?,
@@ -65,10 +70,10 @@ fn from_row(row: &sqlx::any::AnyRow) -> Result<AttemptRow, sqlx::Error> {
         error_class: row.try_get("error_class")?,
         error_message: row.try_get("error_message")?,
         delivery_status: row.try_get("delivery_status")?,
-        request_headers: row.try_get("request_headers")?,
-        request_body: row.try_get("request_body")?,
-        response_headers: row.try_get("response_headers")?,
-        response_body: row.try_get("response_body")?,
+        request_headers: if details { row.try_get("request_headers")? } else { None },
+        request_body: if details { row.try_get("request_body")? } else { None },
+        response_headers: if details { row.try_get("response_headers")? } else { None },
+        response_body: if details { row.try_get("response_body")? } else { None },
     })
 }
 

@@ -3,31 +3,9 @@
 //! rows however many attempts it has (ordering by id alone made SQLite sort every attempt of the webhook).
 
 use super::StoreError;
-use super::attempts::AttemptRow;
+use super::attempts::{AttemptRow, attempt_from_row as from_row};
 use hookwire_actors::ids::WebhookId;
-use sqlx::{AnyPool, Row};
-
-fn from_row(row: &sqlx::any::AnyRow, details: bool) -> Result<AttemptRow, sqlx::Error> {
-    Ok(AttemptRow {
-        id: row.try_get("id")?,
-        delivery_id: row.try_get("delivery_id")?,
-        webhook_id: row.try_get("webhook_id")?,
-        event_id: row.try_get("event_id")?,
-        attempt: row.try_get("attempt")?,
-        started_at: row.try_get("started_at")?,
-        duration_ms: row.try_get("duration_ms")?,
-        request_method: row.try_get("request_method")?,
-        request_url: row.try_get("request_url")?,
-        response_status: row.try_get("response_status")?,
-        error_class: row.try_get("error_class")?,
-        error_message: row.try_get("error_message")?,
-        delivery_status: row.try_get("delivery_status")?,
-        request_headers: if details { row.try_get("request_headers")? } else { None },
-        request_body: if details { row.try_get("request_body")? } else { None },
-        response_headers: if details { row.try_get("response_headers")? } else { None },
-        response_body: if details { row.try_get("response_body")? } else { None },
-    })
-}
+use sqlx::AnyPool;
 
 /// A webhook's latest attempt, if any, without its request and response (for the state column of a group's
 /// webhook list).
