@@ -219,61 +219,68 @@ async fn kernels_started_beside_a_live_one_send_none_of_its_pending_deliveries_n
     owner.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_killed_kernels_pending_deliveries_are_taken_over_after_its_lease_and_sent_once() {
-    let Some(survivor) = first_kernel_on_postgres(LEASE_SECS).await else { return };
+/// A survivor kernel in process and a `hookwired` process beside it on the same fresh PostgreSQL database (both
+/// with `lease_secs`), the latter with `NUM_EVENTS` accepted jobs whose first attempts failed and are recorded,
+/// each waiting `backoff_ms` for its retry. None (skipped, said why) without PostgreSQL or the binary.
+struct JobsOnAProcess {
+    survivor: TestKernel,
+    database: String,
+    receiver: FakeReceiver,
+    process: Child,
+    events: Vec<String>,
+}
+
+async fn jobs_on_a_process_beside_a_survivor(lease_secs: u64, backoff_ms: u64) -> Option<JobsOnAProcess> {
+    let survivor = first_kernel_on_postgres(lease_secs).await?;
     let Some(binary) = hookwired() else {
         eprintln!("skipped: no hookwired binary beside the tests (cargo build --bin hookwired)");
-        return survivor.stop().await;
+        survivor.stop().await;
+        return None;
     };
     let database = survivor.settings.database.clone();
     let receiver = failing_receiver().await;
-    let (mut victim, endpoint) = kernel_process(&binary, &database, LEASE_SECS).await;
-    let (_admin, events) = publish_jobs(&endpoint, retried_webhook(&receiver, 3000), NUM_EVENTS).await;
+    let (process, endpoint) = kernel_process(&binary, &database, lease_secs).await;
+    let (_admin, events) = publish_jobs(&endpoint, retried_webhook(&receiver, backoff_ms), NUM_EVENTS).await;
     receiver.wait_for(NUM_EVENTS, Duration::from_secs(10)).await;
-    // Killed once the first attempts are recorded: no request is in flight, so none may be sent twice.
+    // Once the first attempts are recorded, no request is in flight: none may be sent twice.
     wait_recorded(&database, NUM_EVENTS as i64).await;
-    victim.start_kill().expect("SIGKILL");
-    victim.wait().await.unwrap();
+    Some(JobsOnAProcess { survivor, database, receiver, process, events })
+}
 
-    // The survivor claims them once the victim's lease has passed, and sends each second attempt once.
-    settle(&receiver, 2 * NUM_EVENTS, Duration::from_secs(20)).await;
-    let counts = requests_per_event(&receiver);
-    for event in &events {
+/// Checks that each event's second attempt was sent once (by the survivor) and no attempt recorded twice.
+async fn assert_second_attempts_sent_once(jobs: &JobsOnAProcess) {
+    let counts = requests_per_event(&jobs.receiver);
+    for event in &jobs.events {
         assert_eq!(counts.get(event), Some(&2), "the second attempt of {event} sent once, by the survivor: {counts:?}");
     }
-    assert_eq!(attempts_recorded_twice(&database).await, 0);
-    survivor.stop().await;
+    assert_eq!(attempts_recorded_twice(&jobs.database).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_kernels_pending_deliveries_are_taken_over_after_its_lease_and_sent_once() {
+    let Some(mut jobs) = jobs_on_a_process_beside_a_survivor(LEASE_SECS, 3000).await else { return };
+    jobs.process.start_kill().expect("SIGKILL");
+    jobs.process.wait().await.unwrap();
+
+    // The survivor claims them once the victim's lease has passed, and sends each second attempt once.
+    settle(&jobs.receiver, 2 * NUM_EVENTS, Duration::from_secs(20)).await;
+    assert_second_attempts_sent_once(&jobs).await;
+    jobs.survivor.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kernel_stopped_with_sigterm_hands_its_pending_deliveries_over_at_once_not_after_its_lease() {
     // A lease far longer than the test: only the hand-over can explain a takeover within it.
-    let lease_secs = 120;
-    let Some(survivor) = first_kernel_on_postgres(lease_secs).await else { return };
-    let Some(binary) = hookwired() else {
-        eprintln!("skipped: no hookwired binary beside the tests (cargo build --bin hookwired)");
-        return survivor.stop().await;
-    };
-    let database = survivor.settings.database.clone();
-    let receiver = failing_receiver().await;
-    let (victim, endpoint) = kernel_process(&binary, &database, lease_secs).await;
-    let (_admin, events) = publish_jobs(&endpoint, retried_webhook(&receiver, 1000), NUM_EVENTS).await;
-    receiver.wait_for(NUM_EVENTS, Duration::from_secs(10)).await;
-    wait_recorded(&database, NUM_EVENTS as i64).await;
-    let pid = victim.id().expect("pid").to_string();
+    let Some(mut jobs) = jobs_on_a_process_beside_a_survivor(120, 1000).await else { return };
+    let pid = jobs.process.id().expect("pid").to_string();
     let status = Command::new("kill").args(["-TERM", &pid]).status().await.unwrap();
     assert!(status.success());
-    let output = tokio::time::timeout(Duration::from_secs(30), victim.wait_with_output()).await.unwrap().unwrap();
-    assert!(output.status.success(), "a clean stop");
+    let status = tokio::time::timeout(Duration::from_secs(30), jobs.process.wait()).await.unwrap().unwrap();
+    assert!(status.success(), "a clean stop");
 
-    settle(&receiver, 2 * NUM_EVENTS, Duration::from_secs(30)).await;
-    let counts = requests_per_event(&receiver);
-    for event in &events {
-        assert_eq!(counts.get(event), Some(&2), "the second attempt of {event} sent once, by the survivor: {counts:?}");
-    }
-    assert_eq!(attempts_recorded_twice(&database).await, 0);
-    survivor.stop().await;
+    settle(&jobs.receiver, 2 * NUM_EVENTS, Duration::from_secs(30)).await;
+    assert_second_attempts_sent_once(&jobs).await;
+    jobs.survivor.stop().await;
 }
 
 /// Waits until `admin`'s kernel reports the webhook disabled (or enabled), 10 s at most; returns the reason.
@@ -338,35 +345,21 @@ async fn the_failure_limit_counts_every_kernels_failures_and_enable_and_disable_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kernel_frozen_past_its_lease_sends_nothing_when_thawed_and_stops() {
-    let Some(survivor) = first_kernel_on_postgres(LEASE_SECS).await else { return };
-    let Some(binary) = hookwired() else {
-        eprintln!("skipped: no hookwired binary beside the tests (cargo build --bin hookwired)");
-        return survivor.stop().await;
-    };
-    let database = survivor.settings.database.clone();
-    let receiver = failing_receiver().await;
-    let (frozen, endpoint) = kernel_process(&binary, &database, LEASE_SECS).await;
-    let (_admin, events) = publish_jobs(&endpoint, retried_webhook(&receiver, 3000), NUM_EVENTS).await;
-    receiver.wait_for(NUM_EVENTS, Duration::from_secs(10)).await;
-    wait_recorded(&database, NUM_EVENTS as i64).await;
+    let Some(mut jobs) = jobs_on_a_process_beside_a_survivor(LEASE_SECS, 3000).await else { return };
 
     // Frozen until its retries are due and past its lease: the survivor takes them over and sends them.
-    let pid = frozen.id().expect("pid").to_string();
+    let pid = jobs.process.id().expect("pid").to_string();
     assert!(Command::new("kill").args(["-STOP", &pid]).status().await.unwrap().success());
-    receiver.wait_for(2 * NUM_EVENTS, Duration::from_secs(20)).await;
+    jobs.receiver.wait_for(2 * NUM_EVENTS, Duration::from_secs(20)).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(Command::new("kill").args(["-CONT", &pid]).status().await.unwrap().success());
 
     // Thawed, it finds its lease expired: it sends nothing of what it held and stops with an error.
-    let output = tokio::time::timeout(Duration::from_secs(30), frozen.wait_with_output()).await.unwrap().unwrap();
-    assert!(!output.status.success(), "a kernel that lost its lease stops with an error");
+    let status = tokio::time::timeout(Duration::from_secs(30), jobs.process.wait()).await.unwrap().unwrap();
+    assert!(!status.success(), "a kernel that lost its lease stops with an error");
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let counts = requests_per_event(&receiver);
-    for event in &events {
-        assert_eq!(counts.get(event), Some(&2), "the second attempt of {event} sent once, by the survivor: {counts:?}");
-    }
-    assert_eq!(attempts_recorded_twice(&database).await, 0);
-    survivor.stop().await;
+    assert_second_attempts_sent_once(&jobs).await;
+    jobs.survivor.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
