@@ -7,7 +7,7 @@ use crate::Kernel;
 use crate::auth::{Principal, Role, TokenId};
 use crate::error::KernelError;
 use crate::store::{attempts, devices, tokens, webhooks};
-use hookwire_actors::ids::{DeviceId, GroupId, WebhookId};
+use hookwire_actors::domain::ids::{DeviceId, GroupId, WebhookId};
 
 /// An object an admin call names by its id.
 #[derive(Debug, Clone, Copy)]

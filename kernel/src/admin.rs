@@ -10,10 +10,10 @@ use crate::store::groups::{self, GroupRow};
 use crate::store::secrets::{self, SecretRow};
 use crate::store::webhook_state::{self, WebhookStateRow};
 use crate::store::webhooks::{self, NewWebhook, WebhookRow, WebhookUpdate};
-use hookwire_actors::definition::{CompiledWebhook, WebhookDefinition};
-use hookwire_actors::ids::{DeviceId, GroupId, WebhookId};
-use hookwire_actors::signing::{SigningKey, SigningKeys};
-use hookwire_actors::time;
+use hookwire_actors::domain::definition::{CompiledWebhook, WebhookDefinition};
+use hookwire_actors::domain::ids::{DeviceId, GroupId, WebhookId};
+use hookwire_actors::domain::signing::{SigningKey, SigningKeys};
+use hookwire_actors::domain::time;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -117,12 +117,12 @@ impl Kernel {
         }
         self.services.index.remove_group(id);
         for webhook in &webhooks {
-            self.services.supervisor.forget_webhook(&webhook.id);
+            self.services.registry.forget_webhook(&webhook.id);
         }
         self.devices.forget(|device| &device.group_id == id);
         self.admin.forget(|principal| principal.group() == Some(id));
         for device in &devices {
-            self.services.supervisor.disconnect_device(&device.id);
+            self.services.registry.disconnect_device(&device.id);
         }
         Ok(())
     }
@@ -213,7 +213,7 @@ impl Kernel {
             return Err(KernelError::NotFound(format!("device {} not found", device.id)));
         }
         self.devices.forget(|cached| cached.device_id == device.id);
-        self.services.supervisor.disconnect_device(&device.id);
+        self.services.registry.disconnect_device(&device.id);
         tracing::info!(device_id = %device.id, "device token rotated");
         Ok((DeviceRow { token_hash, ..device }, token))
     }
@@ -226,9 +226,9 @@ impl Kernel {
             return Err(KernelError::NotFound(format!("device {id} not found")));
         }
         self.devices.forget(|cached| &cached.device_id == id);
-        self.services.supervisor.disconnect_device(id);
+        self.services.registry.disconnect_device(id);
         for webhook_id in &deleted_webhooks {
-            self.services.supervisor.forget_webhook(webhook_id);
+            self.services.registry.forget_webhook(webhook_id);
         }
         self.refresh_group_index(&device.group_id).await?;
         Ok(())
@@ -377,7 +377,7 @@ impl Kernel {
             self.refresh_group_index(group_id).await?;
         }
         for id in &ids {
-            self.services.supervisor.forget_webhook(id);
+            self.services.registry.forget_webhook(id);
         }
         tracing::info!(num_webhooks = ids.len(), "webhooks deleted in a batch");
         Ok(())
@@ -532,7 +532,7 @@ impl Kernel {
             return Err(KernelError::NotFound(format!("webhook {id} not found")));
         }
         self.refresh_group_index(&existing.group_id).await?;
-        self.services.supervisor.forget_webhook(id);
+        self.services.registry.forget_webhook(id);
         Ok(())
     }
 

@@ -4,9 +4,9 @@
 use crate::error::KernelError;
 use crate::store::{self, Store};
 use base64::Engine as _;
-use hookwire_actors::ids::{DeviceId, GroupId, IdError};
-use hookwire_actors::request::DeviceProfile;
-use hookwire_actors::time;
+use hookwire_actors::domain::ids::{DeviceId, GroupId, IdError};
+use hookwire_actors::domain::request::DeviceProfile;
+use hookwire_actors::domain::time;
 use rand::RngCore as _;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -27,7 +27,7 @@ pub fn generate_token(prefix: &str) -> String {
 pub fn generate_signing_secret() -> String {
     let mut key = [0u8; 32];
     rand::rng().fill_bytes(&mut key);
-    hookwire_actors::signing::format_secret(&key)
+    hookwire_actors::domain::signing::format_secret(&key)
 }
 
 /// The stored form of a token: its SHA-256, hex.
@@ -63,7 +63,7 @@ const LAST_USED_RESOLUTION_MS: i64 = 60_000;
 /// How long a device or group token stays cached before it is read from the store again (`token_cache_secs`).
 pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(30);
 
-/// The id of a group token: `tok_` and 32 hex digits of a UUIDv7, as the ids of `hookwire_actors::ids`.
+/// The id of a group token: `tok_` and 32 hex digits of a UUIDv7, as the ids of `hookwire_actors::domain::ids`.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TokenId(Arc<str>);
 

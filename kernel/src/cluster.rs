@@ -17,8 +17,8 @@
 use crate::Kernel;
 use crate::store::journal::{PENDING_SELECT, pending_from_rows};
 use crate::store::{Backend, Store, StoreError, values_rows};
-use hookwire_actors::ids::DeliveryId;
-use hookwire_actors::ownership::Ownership;
+use hookwire_actors::domain::ids::DeliveryId;
+use hookwire_actors::services::ownership::Ownership;
 use sqlx::{AnyPool, AssertSqlSafe, Row};
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::Write as _;
@@ -349,7 +349,7 @@ pub async fn sync_webhook_states(kernel: Arc<Kernel>) {
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
-        let since = hookwire_actors::time::now_ms() - STATE_SYNC_MARGIN_MS;
+        let since = hookwire_actors::domain::time::now_ms() - STATE_SYNC_MARGIN_MS;
         let rows = match sqlx::query(
             "SELECT s.webhook_id, w.group_id, s.consecutive_failures, s.disabled_reason FROM webhook_state s \
              JOIN webhooks w ON w.id = s.webhook_id WHERE s.updated_at >= $1",
@@ -373,8 +373,8 @@ pub async fn sync_webhook_states(kernel: Arc<Kernel>) {
             ) else {
                 continue;
             };
-            let group_id = hookwire_actors::ids::GroupId::from_trusted(&group_id);
-            let webhook_id = hookwire_actors::ids::WebhookId::from_trusted(&webhook_id);
+            let group_id = hookwire_actors::domain::ids::GroupId::from_trusted(&group_id);
+            let webhook_id = hookwire_actors::domain::ids::WebhookId::from_trusted(&webhook_id);
             let Some(webhook) = kernel.services.index.find(&group_id, &webhook_id) else {
                 continue;
             };
@@ -391,7 +391,7 @@ pub async fn sync_webhook_states(kernel: Arc<Kernel>) {
                 // kernel's subscribers already: announcing it again here would show it twice.
                 if !kernel.services.bus.forwards() {
                     let name = format!("webhook-disabled/{webhook_id}");
-                    let event = hookwire_actors::event::Event::new(group_id, None, name, reason, 0);
+                    let event = hookwire_actors::domain::event::Event::new(group_id, None, name, reason, 0);
                     kernel.services.bus.publish(&Arc::new(event));
                 }
             }

@@ -14,17 +14,17 @@
 //!   subscriber gets an event once whichever kernel made it, in the order that kernel sent it.
 //! - **Presence**: only events of groups that another kernel has subscribers for leave. Each kernel announces the
 //!   groups it has subscribers for on the same channel every [`ANNOUNCE_INTERVAL`], and at once when a group gets
-//!   its first local subscriber; an announcement holds for `hookwire_actors::bus::REMOTE_PRESENCE`. Without
+//!   its first local subscriber; an announcement holds for `hookwire_actors::services::bus::REMOTE_PRESENCE`. Without
 //!   subscribers anywhere, no `hook-*` event is made, as on one kernel.
 //! - **Gaps**: `NOTIFY` is not stored. When the listening connection drops, the listener reconnects (and listens
 //!   again) at once, but what the other kernels sent meanwhile is lost for this kernel's subscribers: each gap is
 //!   logged and counted (`outcome="listener_gap"`), as are batches whose row was pruned before it was read
 //!   (`outcome="lost"`).
 
-use hookwire_actors::bus::{EventBus, Forwarding, Outgoing};
-use hookwire_actors::event::Event;
-use hookwire_actors::ids::{DeviceId, EventId, GroupId};
-use hookwire_actors::metrics::Metrics;
+use hookwire_actors::domain::event::Event;
+use hookwire_actors::domain::ids::{DeviceId, EventId, GroupId};
+use hookwire_actors::services::bus::{EventBus, Forwarding, Outgoing};
+use hookwire_actors::services::metrics::Metrics;
 use serde::{Deserialize, Serialize};
 use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
 use std::sync::Arc;

@@ -5,12 +5,12 @@ use crate::error::KernelError;
 use crate::recovery;
 use crate::store::attempts::{self, AttemptRow};
 use crate::store::webhooks::WebhookRow;
-use hookwire_actors::event::{Event, validate_publish};
-use hookwire_actors::ids::{DeliveryId, EventId, WebhookId};
-use hookwire_actors::journal::{AckTarget, DeliveryRecord, DeliveryStatus, EventRecord, JournalEntry};
-use hookwire_actors::messages::Dispatch;
-use hookwire_actors::request::{DeviceProfile, LogMask, mask_logged_headers, render_context, url_for_log};
-use hookwire_actors::time;
+use hookwire_actors::actors::messages::Dispatch;
+use hookwire_actors::domain::event::{Event, validate_publish};
+use hookwire_actors::domain::ids::{DeliveryId, EventId, WebhookId};
+use hookwire_actors::domain::request::{DeviceProfile, LogMask, mask_logged_headers, render_context, url_for_log};
+use hookwire_actors::domain::time;
+use hookwire_actors::services::journal::{AckTarget, DeliveryRecord, DeliveryStatus, EventRecord, JournalEntry};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -264,7 +264,7 @@ impl Kernel {
         let context = Arc::new(render_context(&event, &DeviceProfile::default()));
         // A place among the webhook's deliveries in memory, as every delivery takes.
         let admission = Some(compiled.runtime.admit().await);
-        self.services.supervisor.webhook(&compiled.id).do_send(Dispatch {
+        self.services.registry.webhook(&compiled.id).do_send(Dispatch {
             delivery_id: delivery_id.clone(),
             webhook: compiled,
             event: event.clone(),

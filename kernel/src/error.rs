@@ -43,8 +43,8 @@ impl KernelError {
     }
 }
 
-impl From<hookwire_actors::ids::IdError> for KernelError {
-    fn from(error: hookwire_actors::ids::IdError) -> Self {
+impl From<hookwire_actors::domain::ids::IdError> for KernelError {
+    fn from(error: hookwire_actors::domain::ids::IdError) -> Self {
         KernelError::InvalidArgument(error.to_string())
     }
 }
@@ -92,7 +92,7 @@ impl From<KernelError> for tonic::Status {
 pub fn parse_id<T>(
     field: &str,
     value: &str,
-    parse: fn(&str) -> Result<T, hookwire_actors::ids::IdError>,
+    parse: fn(&str) -> Result<T, hookwire_actors::domain::ids::IdError>,
 ) -> Result<T, KernelError> {
     parse(value).map_err(|error| KernelError::InvalidArgument(format!("{field}: {error}")))
 }

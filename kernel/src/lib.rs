@@ -26,9 +26,9 @@ pub mod telemetry;
 pub mod tokens;
 
 use anyhow::Context as _;
-use hookwire_actors::egress::EgressPolicy;
-use hookwire_actors::journal::Journal;
-use hookwire_actors::supervisor::Services;
+use hookwire_actors::actors::registry::Services;
+use hookwire_actors::domain::egress::EgressPolicy;
+use hookwire_actors::services::journal::Journal;
 use hookwire_proto::v1::delivery_service_server::DeliveryServiceServer;
 use hookwire_proto::v1::device_admin_service_server::DeviceAdminServiceServer;
 use hookwire_proto::v1::device_service_server::DeviceServiceServer;
@@ -137,7 +137,7 @@ pub async fn run_with_listeners(
 
     let sql_journal = Arc::new(store::journal::SqlJournal::with_ownership(store.pool().clone(), ownership.clone()));
     let (journal, journal_task) = Journal::start_with_metrics(sql_journal, JOURNAL_CAPACITY, Arc::default());
-    let tls = hookwire_actors::host::default_tls_config().context("TLS configuration")?;
+    let tls = hookwire_actors::actors::host::default_tls_config().context("TLS configuration")?;
     let egress = EgressPolicy::new(settings.allow_destination.clone());
     let services = Services::start(actor_settings, journal, egress.clone(), tls, ownership)
         .context("starting the actor system")?;
@@ -255,7 +255,7 @@ pub async fn run_with_listeners(
     tracing::info!(%address, database = %store::redact(&settings.database), num_webhooks, "hookwired ready");
     // The server drains open calls before it returns, so the long-lived ones must end first: stopping the actors
     // ends device sessions, and the watch ends admin event streams.
-    let supervisor = services.supervisor.clone();
+    let registry = services.registry.clone();
     let lease_lost = membership.lease_lost();
     let is_lease_lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let noted_lease_lost = is_lease_lost.clone();
@@ -265,7 +265,7 @@ pub async fn run_with_listeners(
             _ = lease_lost => noted_lease_lost.store(true, std::sync::atomic::Ordering::SeqCst),
         }
         tracing::info!("shutting down");
-        supervisor.stop();
+        registry.stop();
         let _ = begin_shutdown.send(true);
     };
     let incoming = listener::incoming(
@@ -293,9 +293,9 @@ pub async fn run_with_listeners(
     if let Some(server) = console_server {
         server.abort();
     }
-    services.supervisor.stop();
-    let supervisor = services.supervisor.clone();
-    let _ = tokio::task::spawn_blocking(move || supervisor.join()).await;
+    services.registry.stop();
+    let registry = services.registry.clone();
+    let _ = tokio::task::spawn_blocking(move || registry.join()).await;
     drop(kernel);
     drop(services);
     if tokio::time::timeout(Duration::from_secs(10), journal_task).await.is_err() {

@@ -169,7 +169,7 @@ pub fn page_webhooks(rows: Vec<WebhookRow>, filter: &WebhookFilter, page: &Page)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hookwire_actors::ids::{GroupId, WebhookId};
+    use hookwire_actors::domain::ids::{GroupId, WebhookId};
 
     fn row(definition: &str, created_at: i64) -> WebhookRow {
         WebhookRow {

@@ -1,11 +1,11 @@
 //! The metrics endpoint: `GET /metrics` on `--metrics-listen` answers the metrics of
-//! [`hookwire_actors::metrics::Metrics`], with the scrape-time values (host states, queue depths, sessions) read
+//! [`hookwire_actors::services::metrics::Metrics`], with the scrape-time values (host states, queue depths, sessions) read
 //! first, in the format the scraper asks for: OpenMetrics when its `Accept` names `application/openmetrics-text`
 //! (Prometheus does), else the Prometheus text format 0.0.4 (`curl`, `promtool check metrics`). Any other path is
 //! 404. Plain HTTP/1.1; put it on a private address.
 
 use bytes::Bytes;
-use hookwire_actors::supervisor::Services;
+use hookwire_actors::actors::registry::Services;
 use http_body_util::Full;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -116,8 +116,8 @@ fn to_prometheus_text(openmetrics: &str) -> String {
 /// Reads the scrape-time values and encodes every metric. Host states are read from the registry's shared
 /// activity, not asked of each host actor, so a scrape costs no message per host.
 pub async fn scrape(services: &Services) -> String {
-    let supervisor = &services.supervisor;
-    services.metrics.refresh(&supervisor.host_states(), &supervisor.snapshot());
+    let registry = &services.registry;
+    services.metrics.refresh(&registry.host_states(), &registry.snapshot());
     services.metrics.encode()
 }
 

@@ -5,10 +5,10 @@
 
 use crate::Kernel;
 use crate::store::journal::{PendingDelivery, drop_deliveries};
-use hookwire_actors::messages::Dispatch;
-use hookwire_actors::request::render_context;
-use hookwire_actors::time;
-use hookwire_actors::webhook::DispatchAt;
+use hookwire_actors::actors::messages::Dispatch;
+use hookwire_actors::actors::webhook::DispatchAt;
+use hookwire_actors::domain::request::render_context;
+use hookwire_actors::domain::time;
 use std::sync::Arc;
 
 /// Deliveries loaded per page.
@@ -51,7 +51,7 @@ pub async fn dispatch(kernel: &Kernel, deliveries: Vec<PendingDelivery>) -> usiz
             attempt: pending.num_attempts + 1,
             admission,
         };
-        kernel.services.supervisor.webhook(&dispatch.webhook.id).do_send(DispatchAt { dispatch, due_at_ms });
+        kernel.services.registry.webhook(&dispatch.webhook.id).do_send(DispatchAt { dispatch, due_at_ms });
         num_dispatched += 1;
     }
     if !orphans.is_empty()

@@ -5,7 +5,7 @@
 
 use crate::store::attempts::{PRUNE_BATCH, prune_attempts, prune_deliveries, prune_events};
 use crate::store::{Store, StoreError};
-use hookwire_actors::time;
+use hookwire_actors::domain::time;
 use std::time::Duration;
 
 /// Days of history the daily counts must always cover.
@@ -76,9 +76,9 @@ pub async fn run(store: Store, retention_days: u32, interval: Duration) {
 mod tests {
     use super::*;
     use crate::store::journal::SqlJournal;
-    use hookwire_actors::event::Event;
-    use hookwire_actors::ids::{DeliveryId, GroupId, WebhookId};
-    use hookwire_actors::journal::{
+    use hookwire_actors::domain::event::Event;
+    use hookwire_actors::domain::ids::{DeliveryId, GroupId, WebhookId};
+    use hookwire_actors::services::journal::{
         AttemptRecord, DeliveryRecord, DeliveryStatus, EventRecord, JournalBatch, JournalStore,
     };
     use sqlx::Row;

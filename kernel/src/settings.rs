@@ -304,7 +304,7 @@ impl Default for Settings {
             database: "sqlite://hookwire.db".into(),
             root_token: None,
             allow_destination: Vec::new(),
-            max_data_bytes: hookwire_actors::event::DEFAULT_MAX_DATA_BYTES,
+            max_data_bytes: hookwire_actors::domain::event::DEFAULT_MAX_DATA_BYTES,
             max_in_flight_per_host: 64,
             connect_timeout_ms: 10_000,
             response_timeout_ms: 20_000,
@@ -317,11 +317,11 @@ impl Default for Settings {
             sleep_max_cooldown_secs: 600,
             sleep_ignore_statuses: Vec::new(),
             subscriber_queue: 1024,
-            max_response_event_bytes: hookwire_actors::webhook::DEFAULT_MAX_RESPONSE_EVENT_BYTES,
-            max_pin_response_bytes: hookwire_actors::webhook::DEFAULT_MAX_PIN_RESPONSE_BYTES,
+            max_response_event_bytes: hookwire_actors::actors::webhook::DEFAULT_MAX_RESPONSE_EVENT_BYTES,
+            max_pin_response_bytes: hookwire_actors::actors::webhook::DEFAULT_MAX_PIN_RESPONSE_BYTES,
             actor_threads: 0,
             sleep_retry_delays_ms: vec![30_000, 60_000],
-            quota_queue_limit: hookwire_actors::supervisor::DEFAULT_QUOTA_QUEUE_LIMIT,
+            quota_queue_limit: hookwire_actors::actors::registry::DEFAULT_QUOTA_QUEUE_LIMIT,
             max_retry_after_ms: 600_000,
             token_cache_secs: 30,
             index_refresh_ms: 2000,
@@ -335,14 +335,14 @@ impl Default for Settings {
             max_streams_per_connection: 100,
             keepalive_interval_secs: 30,
             keepalive_timeout_secs: 20,
-            max_render_bytes: hookwire_actors::template::DEFAULT_MAX_RENDER_BYTES,
-            max_render_steps: hookwire_actors::template::DEFAULT_MAX_RENDER_STEPS,
-            device_outbound_queue: hookwire_actors::supervisor::DEFAULT_DEVICE_OUTBOUND_CAPACITY,
+            max_render_bytes: hookwire_actors::domain::template::DEFAULT_MAX_RENDER_BYTES,
+            max_render_steps: hookwire_actors::domain::template::DEFAULT_MAX_RENDER_STEPS,
+            device_outbound_queue: hookwire_actors::actors::registry::DEFAULT_DEVICE_OUTBOUND_CAPACITY,
             device_stall_timeout_ms: 30_000,
-            max_sessions_per_device: hookwire_actors::supervisor::DEFAULT_MAX_SESSIONS_PER_DEVICE,
-            host_idle_secs: hookwire_actors::host::DEFAULT_HOST_IDLE.as_secs(),
-            max_host_actors: hookwire_actors::host::DEFAULT_MAX_HOST_ACTORS,
-            max_host_series: hookwire_actors::metrics::DEFAULT_MAX_HOST_SERIES,
+            max_sessions_per_device: hookwire_actors::actors::registry::DEFAULT_MAX_SESSIONS_PER_DEVICE,
+            host_idle_secs: hookwire_actors::actors::host::DEFAULT_HOST_IDLE.as_secs(),
+            max_host_actors: hookwire_actors::actors::host::DEFAULT_MAX_HOST_ACTORS,
+            max_host_series: hookwire_actors::services::metrics::DEFAULT_MAX_HOST_SERIES,
             mask_names: Vec::new(),
             console_listen: ConsoleListen(Some(SocketAddr::from(([127, 0, 0, 1], 8090)))),
             console_session_secs: 8 * 3600,
@@ -404,22 +404,25 @@ impl Settings {
     }
 
     /// The actors' share of the settings; fails on a setting that does not read (naming it).
-    pub fn actor_settings(&self) -> Result<hookwire_actors::supervisor::ActorSettings, String> {
+    pub fn actor_settings(&self) -> Result<hookwire_actors::actors::registry::ActorSettings, String> {
         use std::time::Duration;
-        let outbound_proxy =
-            self.outbound_proxy.as_deref().map(hookwire_actors::connector::OutboundProxy::parse).transpose()?;
-        Ok(hookwire_actors::supervisor::ActorSettings {
+        let outbound_proxy = self
+            .outbound_proxy
+            .as_deref()
+            .map(hookwire_actors::services::connector::OutboundProxy::parse)
+            .transpose()?;
+        Ok(hookwire_actors::actors::registry::ActorSettings {
             max_data_bytes: self.max_data_bytes,
             subscriber_queue_capacity: self.subscriber_queue,
             max_response_event_bytes: self.max_response_event_bytes,
             max_pin_response_bytes: self.max_pin_response_bytes,
-            host: hookwire_actors::host::HostSettings {
+            host: hookwire_actors::actors::host::HostSettings {
                 max_in_flight: self.max_in_flight_per_host.max(1),
                 connect_timeout: Duration::from_millis(self.connect_timeout_ms),
                 response_timeout: Duration::from_millis(self.response_timeout_ms),
                 https_only: self.https_only,
                 outbound_proxy,
-                sleep: hookwire_actors::sleep::SleepSettings {
+                sleep: hookwire_actors::domain::breaker::BreakerSettings {
                     enabled: self.sleep_enabled,
                     window: Duration::from_secs(self.sleep_window_secs),
                     min_outcomes: self.sleep_min_outcomes,
@@ -435,7 +438,7 @@ impl Settings {
             sleep_retry_delays: self.sleep_retry_delays_ms.iter().copied().map(Duration::from_millis).collect(),
             quota_queue_limit: self.quota_queue_limit,
             max_retry_after: Duration::from_millis(self.max_retry_after_ms),
-            render: hookwire_actors::template::RenderLimits {
+            render: hookwire_actors::domain::template::RenderLimits {
                 max_bytes: self.max_render_bytes,
                 max_steps: self.max_render_steps,
             },
@@ -443,7 +446,7 @@ impl Settings {
             device_stall_timeout: Duration::from_millis(self.device_stall_timeout_ms),
             max_sessions_per_device: self.max_sessions_per_device.max(1),
             max_host_series: self.max_host_series,
-            log_mask: hookwire_actors::request::LogMask::new(&self.mask_names),
+            log_mask: hookwire_actors::domain::request::LogMask::new(&self.mask_names),
         })
     }
 }

@@ -7,8 +7,8 @@ use crate::admin::check_text;
 use crate::auth::{self, Principal, Role, TokenId};
 use crate::error::KernelError;
 use crate::store::tokens::{self, TokenRow};
-use hookwire_actors::ids::GroupId;
-use hookwire_actors::time;
+use hookwire_actors::domain::ids::GroupId;
+use hookwire_actors::domain::time;
 
 impl Kernel {
     /// Creates a token acting on `group_id` as `role`; returns it with its secret (shown this once).

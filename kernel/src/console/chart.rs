@@ -4,8 +4,8 @@
 
 use crate::console::html::escape;
 use crate::deliveries::DayCounts;
-use hookwire_actors::journal::DeliveryStatus;
-use hookwire_actors::time;
+use hookwire_actors::domain::time;
+use hookwire_actors::services::journal::DeliveryStatus;
 use std::fmt::Write as _;
 
 /// The series, bottom to top: status, label, CSS class.

@@ -6,7 +6,7 @@
 use super::{Console, MAX_LIVE_STREAMS, Response, plain};
 use bytes::Bytes;
 use futures::StreamExt as _;
-use hookwire_actors::ids::GroupId;
+use hookwire_actors::domain::ids::GroupId;
 use http::{StatusCode, header};
 use http_body_util::{BodyExt as _, StreamBody};
 use hyper::body::Frame;
@@ -26,7 +26,7 @@ impl Drop for Place {
 
 /// Opens a live stream of the group's events whose names start with `prefix` (already authorized).
 pub fn stream(console: &Console, group_id: GroupId, prefix: &str) -> Response {
-    if prefix.len() > hookwire_actors::event::MAX_NAME_BYTES {
+    if prefix.len() > hookwire_actors::domain::event::MAX_NAME_BYTES {
         return plain(StatusCode::BAD_REQUEST, "prefix: must be at most 64 bytes");
     }
     if console.live_streams.fetch_add(1, Ordering::Relaxed) >= MAX_LIVE_STREAMS {

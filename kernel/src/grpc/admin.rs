@@ -8,7 +8,7 @@ use crate::error::{KernelError, parse_id};
 use crate::grpc::{page, total};
 use crate::listing::WebhookFilter;
 use futures::Stream;
-use hookwire_actors::ids::{DeviceId, GroupId, WebhookId};
+use hookwire_actors::domain::ids::{DeviceId, GroupId, WebhookId};
 use hookwire_proto::v1 as proto;
 use hookwire_proto::v1::device_admin_service_server::DeviceAdminService;
 use hookwire_proto::v1::event_service_server::EventService;
@@ -323,8 +323,8 @@ impl EventService for AdminApi {
         let message = request.into_inner();
         let group_id = parse_id("group_id", &message.group_id, GroupId::parse)?;
         who.require("group_id", &group_id, Role::Viewer)?;
-        if message.prefix.len() > hookwire_actors::event::MAX_PREFIX_BYTES {
-            let max = hookwire_actors::event::MAX_PREFIX_BYTES;
+        if message.prefix.len() > hookwire_actors::domain::event::MAX_PREFIX_BYTES {
+            let max = hookwire_actors::domain::event::MAX_PREFIX_BYTES;
             return Err(KernelError::InvalidArgument(format!("prefix: must be at most {max} bytes")).into());
         }
         self.kernel.get_group(&group_id).await?;

@@ -3,10 +3,10 @@
 
 use crate::Kernel;
 use futures::{Stream, StreamExt};
-use hookwire_actors::device::{SessionEnd, prepare_publish};
-use hookwire_actors::event::PublishError;
-use hookwire_actors::journal::{AckTarget, JournalEntry};
-use hookwire_actors::supervisor::DeviceSession;
+use hookwire_actors::actors::device::{SessionEnd, prepare_publish};
+use hookwire_actors::actors::registry::DeviceSession;
+use hookwire_actors::domain::event::PublishError;
+use hookwire_actors::services::journal::{AckTarget, JournalEntry};
 use hookwire_proto::v1 as proto;
 use hookwire_proto::v1::device_service_server::DeviceService;
 use hookwire_proto::v1::{KernelMessage, kernel_message};
@@ -136,7 +136,7 @@ impl DeviceService for DeviceApi {
         let session = self
             .kernel
             .services
-            .supervisor
+            .registry
             .start_device(device.profile, device.group_id, inbound)
             .map_err(|refused| hookwire_proto::ErrorCode::ResourceExhausted.status(refused.to_string()))?;
         Ok(Response::new(session_stream(session)))

@@ -12,7 +12,7 @@ use crate::listing::{DefinitionSummary, Order, Page};
 use crate::store::devices::DeviceRow;
 use crate::store::groups::GroupRow;
 use crate::store::webhooks::WebhookRow;
-use hookwire_actors::time::iso8601_ms;
+use hookwire_actors::domain::time::iso8601_ms;
 use hookwire_proto::v1 as proto;
 
 impl From<GroupRow> for proto::Group {

@@ -2,9 +2,9 @@
 
 use super::StoreError;
 use super::journal::{PENDING_SELECT, PendingDelivery, pending_from_rows};
-use hookwire_actors::ids::WebhookId;
-use hookwire_actors::journal::DeliveryStatus;
-use hookwire_actors::time;
+use hookwire_actors::domain::ids::WebhookId;
+use hookwire_actors::domain::time;
+use hookwire_actors::services::journal::DeliveryStatus;
 use sqlx::{AnyPool, AssertSqlSafe, Row};
 
 /// A stored attempt.

@@ -4,7 +4,7 @@
 
 use super::StoreError;
 use super::attempts::{AttemptRow, attempt_from_row as from_row};
-use hookwire_actors::ids::WebhookId;
+use hookwire_actors::domain::ids::WebhookId;
 use sqlx::AnyPool;
 
 /// A webhook's latest attempt, if any, without its request and response (for the state column of a group's

@@ -2,7 +2,7 @@
 
 use super::StoreError;
 use crate::listing::Page;
-use hookwire_actors::ids::GroupId;
+use hookwire_actors::domain::ids::GroupId;
 use sqlx::{AnyPool, Row};
 
 /// A stored group.

@@ -3,12 +3,12 @@
 
 use super::{Backend, StoreError, insert_values_sql, values_rows};
 use futures::future::BoxFuture;
-use hookwire_actors::event::Event;
-use hookwire_actors::ids::{DeliveryId, DeviceId, EventId, GroupId, WebhookId};
-use hookwire_actors::journal::{AttemptRecord, DeliveryStatus, JournalBatch, JournalError, JournalStore};
-use hookwire_actors::ownership::Ownership;
-use hookwire_actors::request::DeviceProfile;
-use hookwire_actors::time;
+use hookwire_actors::domain::event::Event;
+use hookwire_actors::domain::ids::{DeliveryId, DeviceId, EventId, GroupId, WebhookId};
+use hookwire_actors::domain::request::DeviceProfile;
+use hookwire_actors::domain::time;
+use hookwire_actors::services::journal::{AttemptRecord, DeliveryStatus, JournalBatch, JournalError, JournalStore};
+use hookwire_actors::services::ownership::Ownership;
 use sqlx::{AnyPool, AssertSqlSafe, Row};
 use std::sync::Arc;
 
@@ -35,7 +35,7 @@ fn statement_chunks<T>(rows: &[T]) -> impl Iterator<Item = &[T]> {
 /// The journal store over SQL. Deliveries are inserted with this kernel as their owner, and every outcome of a
 /// delivery written afterwards is fenced by that ownership: a delivery another kernel took over is not updated,
 /// its attempt is not recorded, and it is marked lost so that the webhook actor forgets it (see
-/// [`hookwire_actors::ownership`]).
+/// [`hookwire_actors::services::ownership`]).
 #[derive(Debug, Clone)]
 pub struct SqlJournal {
     pool: AnyPool,
@@ -348,7 +348,7 @@ pub async fn drop_deliveries(pool: &AnyPool, owner: &str, ids: &[DeliveryId]) ->
 mod tests {
     use super::*;
     use crate::store::Store;
-    use hookwire_actors::journal::{DeliveryRecord, EventRecord};
+    use hookwire_actors::services::journal::{DeliveryRecord, EventRecord};
 
     fn attempt(delivery: &DeliveryRecord, event: &Event, number: u32, status: DeliveryStatus) -> AttemptRecord {
         AttemptRecord {

@@ -3,7 +3,7 @@
 //! read and are pruned at the next rotation. Secrets are bound as parameters, so they never appear in SQL logs.
 
 use super::StoreError;
-use hookwire_actors::ids::{GroupId, WebhookId};
+use hookwire_actors::domain::ids::{GroupId, WebhookId};
 use sqlx::{AnyConnection, AnyPool, Row};
 use std::fmt;
 

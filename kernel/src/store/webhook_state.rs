@@ -2,10 +2,10 @@
 //! disabled at run time. The journal writes it as deliveries end (in `journal.rs`, with the batch); admin calls
 //! write it here; the kernel reads it once at start, after which the webhooks' [`WebhookRuntime`] holds it.
 //!
-//! [`WebhookRuntime`]: hookwire_actors::definition::WebhookRuntime
+//! [`WebhookRuntime`]: hookwire_actors::domain::definition::WebhookRuntime
 
 use super::StoreError;
-use hookwire_actors::ids::WebhookId;
+use hookwire_actors::domain::ids::WebhookId;
 use sqlx::{AnyPool, Row};
 use std::collections::HashMap;
 

@@ -2,7 +2,7 @@
 
 use super::StoreError;
 use super::secrets;
-use hookwire_actors::ids::{DeviceId, GroupId, WebhookId};
+use hookwire_actors::domain::ids::{DeviceId, GroupId, WebhookId};
 use sqlx::{AnyPool, Row};
 
 /// A stored webhook.

@@ -1,14 +1,14 @@
 //! The TCP connector under every host's TLS layer: straight to the destination, or through an HTTP `CONNECT`
 //! proxy (`outbound_proxy`).
 //!
-//! Both ways keep the egress rules of [`crate::egress`]. A proxy would normally resolve the destination's name
+//! Both ways keep the egress rules of [`crate::domain::egress`]. A proxy would normally resolve the destination's name
 //! itself, out of reach of the connect-time check; so the connector resolves the name here, checks every address,
 //! and asks the proxy to tunnel to the checked address (`CONNECT 203.0.113.7:443`), never to the name. The proxy
 //! therefore never resolves anything, a DNS answer that changes between the check and the connection cannot
 //! matter, and TLS still verifies the certificate against the destination's name (the TLS layer above sees the
 //! original URI). The proxy's own address is the operator's choice and is not checked.
 
-use crate::egress::{DnsFailure, EgressPolicy, EgressResolver};
+use crate::domain::egress::{DnsFailure, EgressPolicy, EgressResolver};
 use base64::Engine as _;
 use http::{HeaderValue, Uri};
 use hyper_util::client::legacy::connect::HttpConnector;

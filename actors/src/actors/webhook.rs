@@ -25,18 +25,18 @@
 //!
 //! Device actors (and recovery after a restart) send it [`Dispatch`]; it sends [`ExecuteAndReport`] to host actors.
 
-use crate::definition::{CompiledWebhook, DialectName, FieldTemplate, QuotaOverflow};
-use crate::event::Event;
-use crate::host::{AttemptOutcome, ErrorClass, HostKey, HttpResponse};
-use crate::ids::{DeviceId, WebhookId};
-use crate::journal::{AttemptRecord, DeliveryStatus, JournalEntry, WebhookStateRecord};
-use crate::messages::{Dispatch, ExecuteAndReport, ReportOutcome};
-use crate::policy::{self, Pacer};
-use crate::request::{body_for_log, build_request, headers_for_log, url_for_log};
-use crate::signing;
-use crate::supervisor::Services;
-use crate::template::{BudgetExceeded, RenderBudget, RenderLimits, Template};
-use crate::time;
+use crate::actors::host::{AttemptOutcome, ErrorClass, HostKey, HttpResponse};
+use crate::actors::messages::{Dispatch, ExecuteAndReport, ReportOutcome};
+use crate::actors::registry::Services;
+use crate::domain::definition::{CompiledWebhook, FieldTemplate, QuotaOverflow};
+use crate::domain::event::Event;
+use crate::domain::ids::{DeviceId, WebhookId};
+use crate::domain::policy::{self, Pacer};
+use crate::domain::request::{body_for_log, build_request, headers_for_log, url_for_log};
+use crate::domain::signing;
+use crate::domain::template::{BudgetExceeded, Dialect, RenderBudget, RenderLimits, Template};
+use crate::domain::time;
+use crate::services::journal::{AttemptRecord, DeliveryStatus, JournalEntry, WebhookStateRecord};
 use actix::dev::SendError;
 use actix::{Actor, AsyncContext, Context, Handler, SpawnHandle, Supervised};
 use std::collections::{BTreeMap, VecDeque};
@@ -58,7 +58,7 @@ pub const QUOTA_CLASS: &str = "QUOTA";
 /// The error class recorded for a delivery dropped because its webhook was disabled at run time.
 pub const DISABLED_CLASS: &str = "DISABLED";
 /// How long a delivery waits before the attempt gate is looked at again, while this kernel's lease is not surely
-/// held (see [`crate::ownership`]).
+/// held (see [`crate::services::ownership`]).
 const OWNERSHIP_RECHECK: Duration = Duration::from_millis(200);
 
 /// One delivery on its way through the webhook's policies.
@@ -247,7 +247,7 @@ impl WebhookActor {
             logged_headers: headers_for_log(&request.headers, mask),
             logged_body: body_for_log(&request.body),
         };
-        let host = match self.services.supervisor.host(key) {
+        let host = match self.services.registry.host(key) {
             Ok(host) => host,
             // Refused before any host actor: egress rules, `https_only`, `max_host_actors`.
             Err(refusal) => {
@@ -532,7 +532,7 @@ impl WebhookActor {
             Ok(text) => text,
             Err(message) => return self.report_error(dispatch, &message),
         };
-        if webhook.definition.dialect == Some(DialectName::Blynk) {
+        if webhook.definition.dialect == Some(Dialect::Blynk) {
             return self.report_pin(dispatch, text);
         }
         let topic = match self.topic(webhook.response_topic.as_ref(), "hook-response", dispatch) {
@@ -799,8 +799,8 @@ mod tests {
     const MAX: usize = 100 * 1024;
 
     fn webhook(json: &str) -> CompiledWebhook {
-        let definition = crate::definition::WebhookDefinition::from_json(json).unwrap();
-        CompiledWebhook::compile(WebhookId::generate(), crate::ids::GroupId::generate(), definition).unwrap()
+        let definition = crate::domain::definition::WebhookDefinition::from_json(json).unwrap();
+        CompiledWebhook::compile(WebhookId::generate(), crate::domain::ids::GroupId::generate(), definition).unwrap()
     }
 
     fn text(webhook: &CompiledWebhook, response: &HttpResponse, max_body_bytes: usize) -> String {
@@ -839,7 +839,8 @@ mod tests {
 
     #[test]
     fn a_response_template_reads_the_json_response() {
-        let template = Template::parse("{{{results.0.elevation}}}", crate::template::Dialect::Mustache).unwrap();
+        let template =
+            Template::parse("{{{results.0.elevation}}}", crate::domain::template::Dialect::Mustache).unwrap();
         let body = br#"{"results":[{"elevation":1608.637939453125}],"status":"OK"}"#;
         assert_eq!(render_response(&template, body, RenderLimits::default()).unwrap(), "1608.637939453125");
     }

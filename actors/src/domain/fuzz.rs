@@ -23,11 +23,11 @@
 //!
 //! (a failing test prints the seed and case count to replay it with).
 
-use crate::definition::{CompiledWebhook, WebhookDefinition};
-use crate::event::{Event, MAX_NAME_BYTES, is_hook_event, validate_publish};
-use crate::ids::{DeviceId, GroupId, WebhookId};
-use crate::request::{DeviceProfile, build_request, render_context};
-use crate::template::{BudgetExceeded, Dialect, RenderBudget, RenderLimits, Template};
+use crate::domain::definition::{CompiledWebhook, WebhookDefinition};
+use crate::domain::event::{Event, MAX_NAME_BYTES, is_hook_event, validate_publish};
+use crate::domain::ids::{DeviceId, GroupId, WebhookId};
+use crate::domain::request::{DeviceProfile, build_request, render_context};
+use crate::domain::template::{BudgetExceeded, Dialect, RenderBudget, RenderLimits, Template};
 use serde_json::{Map, Value, json};
 use std::fmt::Write as _;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -504,7 +504,7 @@ fn fuzz_device_publish_validation() {
         };
         let data = if rng.one_in(2) { event_data(rng) } else { random_text(rng, 1100) };
         let max = *rng.pick(&[0, 1, 64, 1024, 4096]);
-        let _ = crate::event::addressed_device(&name);
+        let _ = crate::domain::event::addressed_device(&name);
         if validate_publish(&name, &data, max).is_ok() {
             num_accepted += 1;
             assert!(!name.is_empty() && name.len() <= MAX_NAME_BYTES, "{name:?}");

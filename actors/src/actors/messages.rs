@@ -1,10 +1,10 @@
 //! Messages that more than one actor handles or sends.
 
-use crate::definition::CompiledWebhook;
-use crate::event::SharedEvent;
-use crate::host::AttemptOutcome;
-use crate::ids::DeliveryId;
-use crate::request::RenderedRequest;
+use crate::actors::host::AttemptOutcome;
+use crate::domain::definition::CompiledWebhook;
+use crate::domain::event::SharedEvent;
+use crate::domain::ids::DeliveryId;
+use crate::domain::request::RenderedRequest;
 use actix::Message;
 use std::sync::Arc;
 
@@ -23,7 +23,7 @@ pub struct Dispatch {
     /// 1 for the first attempt.
     pub attempt: u32,
     /// The delivery's place among its webhook's deliveries in memory
-    /// ([`crate::definition::WebhookRuntime::try_admit`]); given back when it ends or waits for a retry.
+    /// ([`crate::domain::definition::WebhookRuntime::try_admit`]); given back when it ends or waits for a retry.
     pub admission: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
@@ -54,7 +54,7 @@ impl std::fmt::Debug for ExecuteAndReport {
     }
 }
 
-/// End a device session (supervisor -> device actor), for example because the device was deleted.
+/// End a device session (registry -> device actor), for example because the device was deleted.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct Disconnect;

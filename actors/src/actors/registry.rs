@@ -1,4 +1,4 @@
-//! The [`Supervisor`]: runs the actor system (one arbiter per core, each a thread), starts webhook and host actors
+//! The [`Registry`]: runs the actor system (one arbiter per core, each a thread), starts webhook and host actors
 //! on demand on the arbiter their id hashes to (wrapped in `actix::Supervisor`, so an actor that stops is
 //! restarted), starts a device actor per session, and keeps the registries (webhook id, host, device -> address).
 //!
@@ -7,27 +7,27 @@
 //!
 //! Host actors are bounded: a destination refused before connecting (an address literal in a blocked range, plain
 //! http with `https_only`) gets no actor, at most `max_host_actors` run at once (a new destination beyond fails with
-//! class `HOST_LIMIT`), and a sweep (at least once a second) drops idle ones ([`crate::host::HostActivity::is_idle`])
+//! class `HOST_LIMIT`), and a sweep (at least once a second) drops idle ones ([`crate::actors::host::HostActivity::is_idle`])
 //! with their metric series. Dropping the registry's address is all it takes: the actor handles what its mailbox
 //! still holds and stops once no address is left, so no request is ever lost to a stop.
 //!
-//! [`Services`] bundles what every actor uses: the index, the bus, the journal and the supervisor.
+//! [`Services`] bundles what every actor uses: the index, the bus, the journal and the registry.
 
-use crate::bus::EventBus;
-use crate::device::{DeviceActor, Inbound, SessionEndCell};
-use crate::egress::EgressPolicy;
-use crate::event::SharedEvent;
-use crate::host::{
+use crate::actors::device::{DeviceActor, Inbound, SessionEndCell};
+use crate::actors::host::{
     AttemptOutcome, DeliveryFailure, ErrorClass, HostActivity, HostActor, HostKey, HostSettings, HostState,
     refusal_before_connecting,
 };
-use crate::ids::{DeviceId, GroupId, WebhookId};
-use crate::index::WebhookIndex;
-use crate::journal::Journal;
-use crate::messages::Disconnect;
-use crate::metrics::{HostMetrics, Metrics, Snapshot};
-use crate::request::DeviceProfile;
-use crate::webhook::WebhookActor;
+use crate::actors::messages::Disconnect;
+use crate::actors::webhook::WebhookActor;
+use crate::domain::egress::EgressPolicy;
+use crate::domain::event::SharedEvent;
+use crate::domain::ids::{DeviceId, GroupId, WebhookId};
+use crate::domain::request::DeviceProfile;
+use crate::services::bus::EventBus;
+use crate::services::index::WebhookIndex;
+use crate::services::journal::Journal;
+use crate::services::metrics::{HostMetrics, Metrics, Snapshot};
 use actix::{Actor, Addr, AsyncContext};
 use actix_rt::ArbiterHandle;
 use futures::stream::BoxStream;
@@ -73,7 +73,7 @@ pub struct ActorSettings {
     /// The longest `Retry-After` honoured; a longer one is cut to this.
     pub max_retry_after: Duration,
     /// The budget of the renderings of one request, and of one `responseTemplate` rendering: output bytes and steps.
-    pub render: crate::template::RenderLimits,
+    pub render: crate::domain::template::RenderLimits,
     /// Answers (acks, errors, pongs) queued to one device session, publishes waiting for their ack included; when
     /// the queue is full, the session's input is not read until the device reads its answers.
     pub device_outbound_capacity: usize,
@@ -86,27 +86,27 @@ pub struct ActorSettings {
     /// Most hosts with metric series of their own; hosts beyond share `host="other"`.
     pub max_host_series: usize,
     /// Which header and query parameter values logs and answers show as `***`.
-    pub log_mask: crate::request::LogMask,
+    pub log_mask: crate::domain::request::LogMask,
 }
 
 impl Default for ActorSettings {
     fn default() -> Self {
         ActorSettings {
-            max_data_bytes: crate::event::DEFAULT_MAX_DATA_BYTES,
+            max_data_bytes: crate::domain::event::DEFAULT_MAX_DATA_BYTES,
             subscriber_queue_capacity: 1024,
-            max_response_event_bytes: crate::webhook::DEFAULT_MAX_RESPONSE_EVENT_BYTES,
-            max_pin_response_bytes: crate::webhook::DEFAULT_MAX_PIN_RESPONSE_BYTES,
+            max_response_event_bytes: crate::actors::webhook::DEFAULT_MAX_RESPONSE_EVENT_BYTES,
+            max_pin_response_bytes: crate::actors::webhook::DEFAULT_MAX_PIN_RESPONSE_BYTES,
             host: HostSettings::default(),
             num_arbiters: 0,
             sleep_retry_delays: DEFAULT_SLEEP_RETRY_DELAYS.to_vec(),
             quota_queue_limit: DEFAULT_QUOTA_QUEUE_LIMIT,
-            max_retry_after: crate::policy::DEFAULT_MAX_RETRY_AFTER,
-            render: crate::template::RenderLimits::default(),
+            max_retry_after: crate::domain::policy::DEFAULT_MAX_RETRY_AFTER,
+            render: crate::domain::template::RenderLimits::default(),
             device_outbound_capacity: DEFAULT_DEVICE_OUTBOUND_CAPACITY,
             device_stall_timeout: DEFAULT_DEVICE_STALL_TIMEOUT,
             max_sessions_per_device: DEFAULT_MAX_SESSIONS_PER_DEVICE,
-            max_host_series: crate::metrics::DEFAULT_MAX_HOST_SERIES,
-            log_mask: crate::request::LogMask::default(),
+            max_host_series: crate::services::metrics::DEFAULT_MAX_HOST_SERIES,
+            log_mask: crate::domain::request::LogMask::default(),
         }
     }
 }
@@ -120,14 +120,14 @@ pub struct Services {
     pub bus: Arc<EventBus>,
     /// The journal.
     pub journal: Journal,
-    /// The supervisor.
-    pub supervisor: Supervisor,
+    /// The registry.
+    pub registry: Registry,
     /// The settings.
     pub settings: Arc<ActorSettings>,
     /// The metrics (the journal's).
     pub metrics: Arc<Metrics>,
     /// What this kernel may send (the attempt gate and deliveries lost to another kernel).
-    pub ownership: Arc<crate::ownership::Ownership>,
+    pub ownership: Arc<crate::services::ownership::Ownership>,
 }
 
 impl Services {
@@ -137,7 +137,7 @@ impl Services {
         journal: Journal,
         egress: EgressPolicy,
         tls: rustls::ClientConfig,
-        ownership: Arc<crate::ownership::Ownership>,
+        ownership: Arc<crate::services::ownership::Ownership>,
     ) -> std::io::Result<Arc<Services>> {
         let runtime = ActorRuntime::start(settings.num_arbiters)?;
         let settings = Arc::new(settings);
@@ -150,8 +150,8 @@ impl Services {
             metrics: metrics.clone(),
             ownership,
             journal,
-            supervisor: Supervisor {
-                inner: Arc::new(SupervisorInner {
+            registry: Registry {
+                inner: Arc::new(RegistryInner {
                     runtime,
                     services: services.clone(),
                     host_settings: Arc::new(settings.host.clone()),
@@ -170,7 +170,7 @@ impl Services {
             },
             settings,
         });
-        services.supervisor.start_host_sweep();
+        services.registry.start_host_sweep();
         Ok(services)
     }
 }
@@ -215,14 +215,14 @@ pub struct TooManySessions {
     pub max_sessions: usize,
 }
 
-/// The shared supervisor handle.
+/// The shared registry handle.
 #[derive(Debug, Clone)]
-pub struct Supervisor {
-    inner: Arc<SupervisorInner>,
+pub struct Registry {
+    inner: Arc<RegistryInner>,
 }
 
 #[derive(Debug)]
-struct SupervisorInner {
+struct RegistryInner {
     runtime: ActorRuntime,
     services: Weak<Services>,
     host_settings: Arc<HostSettings>,
@@ -276,7 +276,7 @@ fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     lock.write().unwrap_or_else(|poison| poison.into_inner())
 }
 
-impl Supervisor {
+impl Registry {
     fn arbiter_for(&self, key: &impl Hash) -> &ArbiterHandle {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         key.hash(&mut hasher);
@@ -285,7 +285,7 @@ impl Supervisor {
     }
 
     fn services(&self) -> Arc<Services> {
-        self.inner.services.upgrade().expect("services outlive the supervisor they own")
+        self.inner.services.upgrade().expect("services outlive the registry they own")
     }
 
     /// The actor of a webhook, started if it is not running.
@@ -358,7 +358,7 @@ impl Supervisor {
     fn warn_host_limit(&self, key: &HostKey, max_host_actors: usize) {
         let inner = &self.inner;
         let num_refused = inner.num_refused_at_cap.fetch_add(1, Ordering::Relaxed) + 1;
-        let now_ms = crate::time::now_ms();
+        let now_ms = crate::domain::time::now_ms();
         let last_ms = inner.last_limit_warning_ms.load(Ordering::Relaxed);
         let period_ms = i64::try_from(HOST_LIMIT_WARNING_PERIOD.as_millis()).unwrap_or(i64::MAX);
         if now_ms.saturating_sub(last_ms) < period_ms
@@ -378,14 +378,14 @@ impl Supervisor {
         let idle_timeout = self.inner.host_settings.idle_timeout;
         let (shortest, longest) = HOST_SWEEP_BOUNDS;
         let period = (idle_timeout / 4).clamp(shortest, longest);
-        let supervisor = Arc::downgrade(&self.inner);
+        let registry = Arc::downgrade(&self.inner);
         self.inner.runtime.arbiters[0].spawn(async move {
             loop {
                 tokio::time::sleep(period).await;
-                let Some(inner) = supervisor.upgrade() else {
+                let Some(inner) = registry.upgrade() else {
                     return;
                 };
-                Supervisor { inner }.retire_idle_hosts(Instant::now());
+                Registry { inner }.retire_idle_hosts(Instant::now());
             }
         });
     }
@@ -419,7 +419,7 @@ impl Supervisor {
     /// Whether a sweep at the host cap may run now: at most one per [`HOST_SWEEP_BOUNDS`]'s shortest period, so
     /// that new destinations arriving at the cap do not each scan the registry under its write lock.
     fn may_sweep_now(&self) -> bool {
-        let now_ms = crate::time::now_ms();
+        let now_ms = crate::domain::time::now_ms();
         let last_ms = self.inner.last_sweep_at_cap_ms.load(Ordering::Relaxed);
         let period_ms = i64::try_from(HOST_SWEEP_BOUNDS.0.as_millis()).unwrap_or(i64::MAX);
         now_ms.saturating_sub(last_ms) >= period_ms
@@ -522,7 +522,7 @@ impl Supervisor {
         self.inner.runtime.system.stop();
     }
 
-    /// Waits for the actor threads to end (after [`Supervisor::stop`]); blocks the calling thread.
+    /// Waits for the actor threads to end (after [`Registry::stop`]); blocks the calling thread.
     pub fn join(&self) {
         let thread = self.inner.runtime.thread.lock().unwrap_or_else(|poison| poison.into_inner()).take();
         if let Some(thread) = thread {

@@ -10,9 +10,9 @@
 //! A secret is `whsec_` followed by the standard base64 of the key bytes (hookwire makes 32 random bytes). The
 //! kernel stores secrets and hands their keys to compiled webhooks; nothing here prints a key, `Debug` included.
 
-use crate::definition::CompiledWebhook;
-use crate::ids::DeliveryId;
-use crate::request::{RenderError, RenderedRequest};
+use crate::domain::definition::CompiledWebhook;
+use crate::domain::ids::DeliveryId;
+use crate::domain::request::{RenderError, RenderedRequest};
 use base64::Engine as _;
 use http::header::{HeaderName, HeaderValue};
 use ring::hmac;
@@ -269,7 +269,7 @@ mod tests {
 
     #[test]
     fn x_signing_is_a_flag_that_round_trips_without_any_secret() {
-        use crate::definition::WebhookDefinition;
+        use crate::domain::definition::WebhookDefinition;
         let text = r#"{"event":"a","url":"http://sink/","x-signing":true}"#;
         let definition = WebhookDefinition::from_json(text).unwrap();
         assert!(definition.signs());
@@ -282,9 +282,13 @@ mod tests {
     #[test]
     fn only_webhooks_with_x_signing_are_signed_and_a_missing_key_fails_the_attempt() {
         let compile = |json: &str| {
-            let definition = crate::definition::WebhookDefinition::from_json(json).unwrap();
-            CompiledWebhook::compile(crate::ids::WebhookId::generate(), crate::ids::GroupId::generate(), definition)
-                .unwrap()
+            let definition = crate::domain::definition::WebhookDefinition::from_json(json).unwrap();
+            CompiledWebhook::compile(
+                crate::domain::ids::WebhookId::generate(),
+                crate::domain::ids::GroupId::generate(),
+                definition,
+            )
+            .unwrap()
         };
         let delivery_id = DeliveryId::generate();
         let plain = compile(r#"{"event":"a","url":"http://sink/"}"#);

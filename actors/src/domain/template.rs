@@ -130,7 +130,8 @@ impl RenderBudget {
 }
 
 /// The placeholder syntax a template is written in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Dialect {
     /// Mustache, as rendered by mustache.js.
     #[default]
@@ -832,7 +833,7 @@ fn write_iso8601(time: SystemTime, out: &mut String) {
         Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
         Err(e) => i64::try_from(e.duration().as_millis()).map_or(i64::MIN, |m| -m),
     };
-    crate::time::write_iso8601_ms(ms, out);
+    crate::domain::time::write_iso8601_ms(ms, out);
 }
 
 #[cfg(test)]
@@ -888,7 +889,7 @@ mod tests {
         ($test:ident, $file:literal) => {
             #[test]
             fn $test() {
-                run_spec($file, include_str!(concat!("../../tests/conformance/mustache-spec/", $file, ".json")));
+                run_spec($file, include_str!(concat!("../../../tests/conformance/mustache-spec/", $file, ".json")));
             }
         };
     }

@@ -13,8 +13,8 @@
 //! subscribes to leave: kernels announce the groups they have subscribers for ([`EventBus::local_groups`],
 //! [`EventBus::note_remote_groups`]), and an announcement holds for [`REMOTE_PRESENCE`].
 
-use crate::event::SharedEvent;
-use crate::ids::{DeviceId, GroupId};
+use crate::domain::event::SharedEvent;
+use crate::domain::ids::{DeviceId, GroupId};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
@@ -255,7 +255,7 @@ impl EventBus {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::Event;
+    use crate::domain::event::Event;
 
     fn event(group: &GroupId, name: &str) -> SharedEvent {
         Arc::new(Event::new(group.clone(), None, name.into(), String::new(), 0))

@@ -4,9 +4,9 @@
 //! answers its publishes with an error (never an ack), so nothing acked is ever lost; attempt records of a failed
 //! batch are kept and written with the next one.
 
-use crate::event::{PublishError, SharedEvent};
-use crate::ids::{DeliveryId, EventId, WebhookId};
-use crate::metrics::Metrics;
+use crate::domain::event::{PublishError, SharedEvent};
+use crate::domain::ids::{DeliveryId, EventId, WebhookId};
+use crate::services::metrics::Metrics;
 use futures::future::BoxFuture;
 use hookwire_proto::v1::{KernelMessage, PublishAck, kernel_message};
 use std::time::Duration;
@@ -108,11 +108,11 @@ pub struct AttemptRecord {
     pub next_attempt_at_ms: Option<i64>,
     /// The request's headers as a JSON object, secrets masked (empty when nothing was sent).
     pub request_headers: String,
-    /// The first [`crate::request::MAX_LOGGED_BODY_BYTES`] of the request body.
+    /// The first [`crate::domain::request::MAX_LOGGED_BODY_BYTES`] of the request body.
     pub request_body: bytes::Bytes,
     /// The response's headers as a JSON object, when a response came.
     pub response_headers: Option<String>,
-    /// The first [`crate::request::MAX_LOGGED_BODY_BYTES`] of the response body, when a response came.
+    /// The first [`crate::domain::request::MAX_LOGGED_BODY_BYTES`] of the response body, when a response came.
     pub response_body: Option<bytes::Bytes>,
 }
 
@@ -190,7 +190,7 @@ pub enum AckTarget {
         /// The device's sequence number for the publish.
         seq: u64,
         /// The device session's outbound channel.
-        outbound: crate::device::Outbound,
+        outbound: crate::actors::device::Outbound,
     },
     /// A unary call waiting for the outcome.
     Reply(oneshot::Sender<Result<(), PublishError>>),
@@ -451,8 +451,8 @@ async fn isolate(store: &dyn JournalStore, batch: JournalBatch, acks: Vec<AckTar
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::Event;
-    use crate::ids::GroupId;
+    use crate::domain::event::Event;
+    use crate::domain::ids::GroupId;
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use std::sync::{Arc, Mutex};
 

@@ -15,7 +15,7 @@
 //! The kernel's heartbeat (kernel/src/cluster.rs) moves the gate; the journal marks lost deliveries; the webhook
 //! actor reads both before each attempt. Without a cluster (actor tests), the gate is always open.
 
-use crate::ids::DeliveryId;
+use crate::domain::ids::DeliveryId;
 use std::collections::HashSet;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};

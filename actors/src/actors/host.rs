@@ -3,28 +3,28 @@
 //! caps the requests in flight to its host (the rest wait in its queue, so a slow host delays only its own work),
 //! applies the connect and response timeouts, and classifies every failure into one error class.
 //!
-//! It also decides when its host sleeps ([`AdaptiveSleep`]): while errors outnumber successes it sends nothing and
+//! It also decides when its host sleeps ([`CircuitBreaker`]): while errors outnumber successes it sends nothing and
 //! answers every request at once with [`ErrorClass::Sleeping`]. Webhooks that turned TLS verification off
 //! (`rejectUnauthorized: false`) get a second client, built on first use, whose connections are never shared with
 //! verified requests. With `https_only`, `http://` destinations are refused. Connections go straight to the host or
-//! through the outbound proxy ([`crate::connector`]), under the egress rules either way.
+//! through the outbound proxy ([`crate::services::connector`]), under the egress rules either way.
 //!
 //! Webhook actors send it [`ExecuteAndReport`]; the outcome, an [`AttemptOutcome`], goes to the message's report.
 //! Anyone may ask for its [`HostState`] with [`GetHostState`] (for metrics).
 //!
-//! Its [`HostActivity`] is shared with the supervisor, which reads it without a message to decide when the actor
+//! Its [`HostActivity`] is shared with the registry, which reads it without a message to decide when the actor
 //! is idle: nothing waiting or in flight, not asleep, and no request for `idle_timeout` (or every outcome so far
-//! refused by the egress rules, which is no state worth keeping). The supervisor then drops its address; the actor
+//! refused by the egress rules, which is no state worth keeping). The registry then drops its address; the actor
 //! handles what is still in its mailbox and stops when no address is left. A destination refused before
 //! connecting ([`refusal_before_connecting`]) gets no actor at all.
 
-use crate::connector::{EgressConnector, OutboundProxy, ProxyFailure};
-use crate::egress::{Blocked, DnsFailure, EgressPolicy};
-use crate::messages::ExecuteAndReport;
-use crate::metrics::HostMetrics;
-use crate::request::RenderedRequest;
-use crate::sleep::{AdaptiveSleep, OutcomeKind, SleepSettings, SleepState};
-use crate::time;
+use crate::actors::messages::ExecuteAndReport;
+use crate::domain::breaker::{BreakerSettings, BreakerState, CircuitBreaker, OutcomeKind};
+use crate::domain::egress::{Blocked, DnsFailure, EgressPolicy};
+use crate::domain::request::RenderedRequest;
+use crate::domain::time;
+use crate::services::connector::{EgressConnector, OutboundProxy, ProxyFailure};
+use crate::services::metrics::HostMetrics;
 use actix::{Actor, Context, Handler, Message, MessageResult, ResponseFuture, Supervised};
 use bytes::{Bytes, BytesMut};
 use http::HeaderMap;
@@ -86,7 +86,7 @@ pub struct HostSettings {
     /// Send everything through this HTTP `CONNECT` proxy (to addresses resolved and checked here).
     pub outbound_proxy: Option<OutboundProxy>,
     /// When a host sleeps.
-    pub sleep: SleepSettings,
+    pub sleep: BreakerSettings,
     /// A host actor with nothing waiting or in flight, not asleep, and no request for this long is stopped (its
     /// metric series go with it).
     pub idle_timeout: Duration,
@@ -108,7 +108,7 @@ impl Default for HostSettings {
             max_response_bytes: 100 * 1024,
             https_only: false,
             outbound_proxy: None,
-            sleep: SleepSettings::default(),
+            sleep: BreakerSettings::default(),
             idle_timeout: DEFAULT_HOST_IDLE,
             max_host_actors: DEFAULT_MAX_HOST_ACTORS,
         }
@@ -265,12 +265,12 @@ pub struct HostState {
     /// The host.
     pub key: HostKey,
     /// Whether it sleeps, until when, and the outcomes in its window.
-    pub sleep: SleepState,
+    pub sleep: BreakerState,
     /// Requests in flight to it now (those waiting for their turn are not counted).
     pub num_in_flight: usize,
 }
 
-/// What a host actor did lately, shared with the supervisor (which reads it without a message, to find idle
+/// What a host actor did lately, shared with the registry (which reads it without a message, to find idle
 /// actors and for metrics) and with the actor's request tasks.
 #[derive(Debug)]
 pub struct HostActivity {
@@ -285,7 +285,7 @@ pub struct HostActivity {
     /// [`FRESH`], [`ONLY_REFUSED`] or [`REACHED`]: whether every outcome so far was a refusal by the egress rules.
     reach: AtomicU8,
     /// The sleep decision.
-    sleep: Arc<Mutex<AdaptiveSleep>>,
+    sleep: Arc<Mutex<CircuitBreaker>>,
     /// The in-flight cap.
     permits: Arc<Semaphore>,
     max_in_flight: usize,
@@ -307,7 +307,7 @@ impl HostActivity {
             num_pending: AtomicUsize::new(0),
             last_active_ms: AtomicU64::new(0),
             reach: AtomicU8::new(FRESH),
-            sleep: Arc::new(Mutex::new(AdaptiveSleep::new(settings.sleep.clone()))),
+            sleep: Arc::new(Mutex::new(CircuitBreaker::new(settings.sleep.clone()))),
             permits: Arc::new(Semaphore::new(max_in_flight)),
             max_in_flight,
         }
@@ -387,7 +387,7 @@ pub struct HostActor {
     client: HttpsClient,
     /// Accepts any certificate (`rejectUnauthorized: false`); built on first use.
     unverified_client: Option<HttpsClient>,
-    /// Its queue, in-flight cap, sleep and idleness, shared with the supervisor.
+    /// Its queue, in-flight cap, sleep and idleness, shared with the registry.
     activity: Arc<HostActivity>,
     /// Set when every request must be refused without a connection: the host is an address literal in a blocked
     /// range, or plain http with `https_only`.
@@ -405,7 +405,7 @@ impl HostActor {
         egress: Arc<EgressPolicy>,
     ) -> Self {
         let host_name: Arc<str> = Arc::from(key.host.as_str());
-        // The supervisor starts no actor for such a destination; an actor made otherwise still refuses.
+        // The registry starts no actor for such a destination; an actor made otherwise still refuses.
         let refusal = refusal_before_connecting(&key, &settings, &egress);
         let client = build_client(&settings, (*tls).clone(), egress.clone());
         let activity = Arc::new(HostActivity::new(key.clone(), &settings));
@@ -422,7 +422,7 @@ impl HostActor {
         }
     }
 
-    /// Its activity, which the supervisor reads to find idle actors.
+    /// Its activity, which the registry reads to find idle actors.
     pub fn activity(&self) -> Arc<HostActivity> {
         self.activity.clone()
     }
@@ -472,7 +472,7 @@ fn build_client(settings: &HostSettings, tls: rustls::ClientConfig, egress: Arc<
         .build(https)
 }
 
-fn lock(sleep: &Mutex<AdaptiveSleep>) -> MutexGuard<'_, AdaptiveSleep> {
+fn lock(sleep: &Mutex<CircuitBreaker>) -> MutexGuard<'_, CircuitBreaker> {
     sleep.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
@@ -870,7 +870,7 @@ mod tests {
         assert!(!activity.is_idle(Instant::now(), idle), "it was reached: kept until idle");
         assert!(activity.is_idle(Instant::now() + idle, idle));
 
-        let sleep_settings = SleepSettings { min_outcomes: 1, ..SleepSettings::default() };
+        let sleep_settings = BreakerSettings { min_outcomes: 1, ..BreakerSettings::default() };
         let settings = HostSettings { sleep: sleep_settings, ..HostSettings::default() };
         let sleeping = HostActivity::new(HostKey::of(&"http://example.org/".parse().unwrap()), &settings);
         let now = Instant::now();
@@ -903,7 +903,7 @@ mod tests {
 
     /// Sends a POST to `url` through the host actor and waits for its outcome.
     async fn execute(host: &actix::Addr<HostActor>, url: &str) -> AttemptOutcome {
-        let request = crate::request::RenderedRequest {
+        let request = crate::domain::request::RenderedRequest {
             method: http::Method::POST,
             uri: url.parse().unwrap(),
             headers: HeaderMap::new(),
@@ -921,7 +921,7 @@ mod tests {
     async fn a_host_whose_errors_outnumber_its_successes_sleeps_and_sends_nothing() {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let url = format!("http://127.0.0.1:{port}/");
-        let sleep = SleepSettings { min_outcomes: 2, ..SleepSettings::default() };
+        let sleep = BreakerSettings { min_outcomes: 2, ..BreakerSettings::default() };
         let host = start_host(&url, HostSettings { sleep, ..HostSettings::default() });
         for _ in 0..2 {
             let outcome = execute(&host, &url).await;

@@ -3,7 +3,7 @@
 //! stands in the author's text, so that every unknown field is reported at once, at its line and column, with a
 //! "did you mean" when a known field is close.
 
-use crate::definition::DefinitionError;
+use crate::domain::definition::DefinitionError;
 
 /// Every field a definition may hold, hookwire's `x-` fields included.
 pub const KNOWN_FIELDS: [&str; 29] = [

@@ -1,8 +1,8 @@
-//! [`AdaptiveSleep`]: the per-host decision to stop sending for a while, as Particle does. A pure state machine
-//! with injected time: the host actor records how each attempt went and asks whether the host sleeps; nothing here
+//! [`CircuitBreaker`]: the per-host circuit breaker, which Particle calls sleep: the decision to stop sending to a
+//! host for a while, as Particle does. A pure state machine with injected time: the host actor records how each attempt went and asks whether the host sleeps; nothing here
 //! reads a clock or sends anything.
 //!
-//! The rules, with their defaults ([`SleepSettings::default`]):
+//! The rules, with their defaults ([`BreakerSettings::default`]):
 //!
 //! - **Window**: outcomes of the last 60 s count (a sliding time window, kept in 60 buckets, so memory is fixed
 //!   and recording is O(1) amortised whatever the request rate). A time window rather than "the last N outcomes"
@@ -25,7 +25,7 @@ const NUM_BUCKETS: usize = 60;
 
 /// How adaptive sleep behaves; one value for every host.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SleepSettings {
+pub struct BreakerSettings {
     /// Whether hosts sleep at all.
     pub enabled: bool,
     /// How far back outcomes count.
@@ -41,9 +41,9 @@ pub struct SleepSettings {
     pub ignore_statuses: Vec<u16>,
 }
 
-impl Default for SleepSettings {
+impl Default for BreakerSettings {
     fn default() -> Self {
-        SleepSettings {
+        BreakerSettings {
             enabled: true,
             window: Duration::from_secs(60),
             min_outcomes: 10,
@@ -67,7 +67,7 @@ pub enum OutcomeKind {
 
 /// A host's sleep state, for metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SleepState {
+pub struct BreakerState {
     /// When the host wakes, if it sleeps now.
     pub asleep_until: Option<Instant>,
     /// How long the next sleep would last.
@@ -80,19 +80,19 @@ pub struct SleepState {
 
 /// The sleep decision of one host.
 #[derive(Debug, Clone)]
-pub struct AdaptiveSleep {
-    settings: SleepSettings,
+pub struct CircuitBreaker {
+    settings: BreakerSettings,
     window: OutcomeWindow,
     next_cooldown: Duration,
     /// The end of the latest sleep, kept after it passed to tell whether failures continue after waking.
     latest_sleep_end: Option<Instant>,
 }
 
-impl AdaptiveSleep {
+impl CircuitBreaker {
     /// A host that has not failed yet.
-    pub fn new(settings: SleepSettings) -> Self {
+    pub fn new(settings: BreakerSettings) -> Self {
         let window = OutcomeWindow::new(settings.window);
-        AdaptiveSleep { next_cooldown: settings.cooldown, window, latest_sleep_end: None, settings }
+        CircuitBreaker { next_cooldown: settings.cooldown, window, latest_sleep_end: None, settings }
     }
 
     /// When the host wakes, if it sleeps at `now`.
@@ -125,9 +125,9 @@ impl AdaptiveSleep {
     }
 
     /// The state at `now`, for metrics.
-    pub fn state(&self, now: Instant) -> SleepState {
+    pub fn state(&self, now: Instant) -> BreakerState {
         let (num_successes, num_failures) = self.window.counts_at(now);
-        SleepState {
+        BreakerState {
             asleep_until: self.asleep_until(now),
             next_cooldown: self.next_cooldown,
             num_successes,
@@ -247,14 +247,14 @@ mod tests {
 
     const SECOND: Duration = Duration::from_secs(1);
 
-    fn particle() -> AdaptiveSleep {
-        AdaptiveSleep::new(SleepSettings::default())
+    fn particle() -> CircuitBreaker {
+        CircuitBreaker::new(BreakerSettings::default())
     }
 
     /// Records `count` outcomes of `kind`, one per 10 ms from `from`; returns the instant after the last one and
     /// the sleep the last one started, if any.
     fn record_many(
-        sleep: &mut AdaptiveSleep,
+        sleep: &mut CircuitBreaker,
         kind: OutcomeKind,
         count: u32,
         from: Instant,
@@ -408,21 +408,21 @@ mod tests {
 
     #[test]
     fn a_disabled_sleep_never_sleeps() {
-        let mut sleep = AdaptiveSleep::new(SleepSettings { enabled: false, ..SleepSettings::default() });
+        let mut sleep = CircuitBreaker::new(BreakerSettings { enabled: false, ..BreakerSettings::default() });
         let (now, started) = record_many(&mut sleep, Failure, 1000, Instant::now());
         assert_eq!((started, sleep.asleep_until(now)), (None, None));
     }
 
     #[test]
     fn settings_shape_the_decision() {
-        let settings = SleepSettings {
+        let settings = BreakerSettings {
             window: Duration::from_millis(600),
             min_outcomes: 2,
             cooldown: Duration::from_millis(100),
             max_cooldown: Duration::from_millis(250),
-            ..SleepSettings::default()
+            ..BreakerSettings::default()
         };
-        let mut sleep = AdaptiveSleep::new(settings);
+        let mut sleep = CircuitBreaker::new(settings);
         let start = Instant::now();
         assert_eq!(sleep.record(Failure, start), None);
         assert_eq!(sleep.record(Failure, start), Some(Duration::from_millis(100)));
@@ -433,7 +433,7 @@ mod tests {
         sleep.record(Failure, now);
         assert_eq!(sleep.record(Failure, now), Some(Duration::from_millis(250)), "capped");
         // 10 ms buckets: a failure 700 ms ago is out of the window.
-        let mut fresh = AdaptiveSleep::new(sleep.settings.clone());
+        let mut fresh = CircuitBreaker::new(sleep.settings.clone());
         assert_eq!(fresh.record(Failure, start), None);
         assert_eq!(fresh.record(Failure, start + Duration::from_millis(700)), None);
     }
@@ -451,6 +451,6 @@ mod tests {
         }
         let state = sleep.state(now);
         assert_eq!((state.num_successes, state.num_failures), (50_000, 50_000));
-        assert!(std::mem::size_of::<AdaptiveSleep>() < 1024);
+        assert!(std::mem::size_of::<CircuitBreaker>() < 1024);
     }
 }

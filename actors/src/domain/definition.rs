@@ -5,9 +5,9 @@
 //! Particle file imports unchanged and an exported file creates an identical webhook. Unknown fields are refused
 //! by name.
 
-use crate::ids::{DeviceId, GroupId, WebhookId};
-use crate::policy::{Backoff, RetryPolicy};
-use crate::template::{Dialect, Template};
+use crate::domain::ids::{DeviceId, GroupId, WebhookId};
+use crate::domain::policy::{Backoff, RetryPolicy};
+use crate::domain::template::{Dialect, Template};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::sync::Arc;
@@ -47,17 +47,6 @@ impl RequestType {
             RequestType::Delete => http::Method::DELETE,
         }
     }
-}
-
-/// The template dialect of a webhook (`x-dialect`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DialectName {
-    /// Mustache, as Particle (the default).
-    #[default]
-    Mustache,
-    /// Blynk's placeholders: `/pin/`, `/pin[i]/`, `%s`, `/datetime_iso/`.
-    Blynk,
 }
 
 /// HTTP Basic credentials; both are templates.
@@ -149,7 +138,7 @@ pub struct WebhookDefinition {
     pub mydevices: Option<bool>,
     /// The template dialect, `mustache` (default) or `blynk`.
     #[serde(default, rename = "x-dialect", skip_serializing_if = "Option::is_none")]
-    pub dialect: Option<DialectName>,
+    pub dialect: Option<Dialect>,
     /// Several devices whose events trigger the webhook (with `deviceID`, the union).
     #[serde(default, rename = "x-devices", skip_serializing_if = "Option::is_none")]
     pub devices: Option<Vec<String>>,
@@ -262,7 +251,7 @@ impl RetryDefinition {
 
     /// Validates the policy and compiles it.
     pub fn policy(&self) -> Result<RetryPolicy, DefinitionError> {
-        use crate::policy::{DEFAULT_RETRY_CAP_MS, MAX_ATTEMPTS, MAX_RETRY_DELAY_MS};
+        use crate::domain::policy::{DEFAULT_RETRY_CAP_MS, MAX_ATTEMPTS, MAX_RETRY_DELAY_MS};
         let too_long =
             |field: &str| DefinitionError::new(field, format!("must be at most {MAX_RETRY_DELAY_MS} (a day)"));
         if !(1..=MAX_ATTEMPTS).contains(&self.attempts) {
@@ -373,8 +362,8 @@ impl WebhookDefinition {
             return Err(DefinitionError::new("definition", "larger than 64 KiB"));
         }
         let value: Value = serde_json::from_str(text).map_err(Self::refusal)?;
-        let fields = crate::fields::top_level_fields(text).unwrap_or_default();
-        let ignored_fields = crate::fields::check_fields(&fields)?;
+        let fields = crate::domain::fields::top_level_fields(text).unwrap_or_default();
+        let ignored_fields = crate::domain::fields::check_fields(&fields)?;
         let definition = match value {
             Value::Object(mut map) if !ignored_fields.is_empty() => {
                 for field in &ignored_fields {
@@ -494,7 +483,7 @@ pub struct CompiledWebhook {
     /// TLS certificates are verified.
     pub verify_tls: bool,
     /// The keys that sign requests (`x-signing`): filled by the kernel from its store, never from the definition.
-    pub signing: Option<Arc<crate::signing::SigningKeys>>,
+    pub signing: Option<Arc<crate::domain::signing::SigningKeys>>,
     /// The rate quota (`x-minIntervalMs`): the least time between two requests; `None` for no quota.
     pub min_interval: Option<Duration>,
     /// What happens to events over the quota.
@@ -629,17 +618,14 @@ impl CompiledWebhook {
         group_id: GroupId,
         definition: WebhookDefinition,
     ) -> Result<CompiledWebhook, DefinitionError> {
-        let dialect = match definition.dialect.unwrap_or_default() {
-            DialectName::Mustache => Dialect::Mustache,
-            DialectName::Blynk => Dialect::Blynk,
-        };
+        let dialect = definition.dialect.unwrap_or_default();
         let parse = |field: &str, source: &str| -> Result<FieldTemplate, DefinitionError> {
             Template::parse(source, dialect)
                 .map(|template| FieldTemplate { field: field.into(), template })
                 .map_err(|error| DefinitionError::new(field, error.to_string()))
         };
 
-        if definition.event.len() > crate::event::MAX_NAME_BYTES {
+        if definition.event.len() > crate::domain::event::MAX_NAME_BYTES {
             return Err(DefinitionError::new("event", "must be at most 64 bytes"));
         }
         if definition.name.as_ref().is_some_and(|name| name.chars().count() > 200) {
@@ -771,7 +757,7 @@ impl CompiledWebhook {
     /// Whether an answer with this status is a success: 2xx, and for a Blynk webhook also 302 (Blynk counts 200
     /// and 302 as success).
     pub fn is_success_status(&self, status: u16) -> bool {
-        (200..300).contains(&status) || (status == 302 && self.definition.dialect == Some(DialectName::Blynk))
+        (200..300).contains(&status) || (status == 302 && self.definition.dialect == Some(Dialect::Blynk))
     }
 
     /// True when an event of this name from this device triggers the webhook.
@@ -780,7 +766,7 @@ impl CompiledWebhook {
             && !self.runtime.is_disabled()
             && name.starts_with(self.definition.event.as_str())
             && (self.devices.is_empty() || device_id.is_some_and(|device| self.devices.contains(device)))
-            && !crate::event::is_hook_event(name)
+            && !crate::domain::event::is_hook_event(name)
     }
 }
 
@@ -1004,7 +990,7 @@ mod tests {
         let exponential = compile(r#"{"event":"a","url":"http://x/","x-retry":{"attempts":5,"base":100}}"#).unwrap();
         let retry = exponential.retry.unwrap();
         assert!(retry.jitter, "jitter is on by default");
-        let cap = Duration::from_millis(crate::policy::DEFAULT_RETRY_CAP_MS);
+        let cap = Duration::from_millis(crate::domain::policy::DEFAULT_RETRY_CAP_MS);
         assert_eq!(retry.backoff, Backoff::Exponential { base: Duration::from_millis(100), cap });
 
         let plain = compile(r#"{"event":"a","url":"http://x/","x-minIntervalMs":0}"#).unwrap();

@@ -1,7 +1,7 @@
 //! Events: what devices publish and what deliveries report (`hook-sent`, `hook-response`, `hook-error`).
 
-use crate::ids::{DeviceId, EventId, GroupId};
-use crate::time;
+use crate::domain::ids::{DeviceId, EventId, GroupId};
+use crate::domain::time;
 use std::sync::Arc;
 
 /// The default largest event data, in bytes (Particle's limit).

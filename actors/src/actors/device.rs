@@ -3,23 +3,23 @@
 //! snapshot, queues the event and its deliveries to the journal (which acks once they are durable), hands each
 //! delivery to its webhook actor, and publishes the event on the bus. It never talks to a destination.
 //!
-//! The supervisor starts it with the inbound stream; it answers on an outbound queue the kernel streams back.
+//! The registry starts it with the inbound stream; it answers on an outbound queue the kernel streams back.
 //! The publish path is also used by the unary `Publish` call, through [`prepare_publish`].
 //!
-//! The outbound queue is bounded ([`crate::supervisor::ActorSettings::device_outbound_capacity`]): every inbound
+//! The outbound queue is bounded ([`crate::actors::registry::ActorSettings::device_outbound_capacity`]): every inbound
 //! message takes one place in it before it is handled (a publish keeps its place until the journal answers it).
 //! When the queue is full the actor stops reading the device's stream, so HTTP/2 flow control holds the device
-//! back; a device that frees no place for [`crate::supervisor::ActorSettings::device_stall_timeout`] has its
+//! back; a device that frees no place for [`crate::actors::registry::ActorSettings::device_stall_timeout`] has its
 //! session ended with `RESOURCE_EXHAUSTED`.
 
-use crate::bus::SinkGuard;
-use crate::definition::CompiledWebhook;
-use crate::event::{Event, PublishError, SharedEvent, check_publisher, validate_publish};
-use crate::ids::{DeliveryId, GroupId};
-use crate::journal::{AckTarget, DeliveryRecord, EventRecord, JournalEntry, nack};
-use crate::messages::{Disconnect, Dispatch};
-use crate::request::{DeviceProfile, render_context};
-use crate::supervisor::Services;
+use crate::actors::messages::{Disconnect, Dispatch};
+use crate::actors::registry::Services;
+use crate::domain::definition::CompiledWebhook;
+use crate::domain::event::{Event, PublishError, SharedEvent, check_publisher, validate_publish};
+use crate::domain::ids::{DeliveryId, GroupId};
+use crate::domain::request::{DeviceProfile, render_context};
+use crate::services::bus::SinkGuard;
+use crate::services::journal::{AckTarget, DeliveryRecord, EventRecord, JournalEntry, nack};
 use actix::{Actor, ActorFutureExt, AsyncContext, Context, Handler, StreamHandler, WrapFuture};
 use hookwire_proto::ErrorCode;
 use hookwire_proto::v1::{DeviceError, DeviceMessage, KernelMessage, Pong, device_message, kernel_message};
@@ -67,7 +67,7 @@ impl PreparedPublish {
     }
 
     /// Waits for the places its deliveries did not find at once (a webhook with
-    /// [`crate::definition::MAX_DELIVERIES_IN_MEMORY`] deliveries not yet finished).
+    /// [`crate::domain::definition::MAX_DELIVERIES_IN_MEMORY`] deliveries not yet finished).
     pub async fn admit(mut self) -> Self {
         for dispatch in &mut self.launch.dispatches {
             if dispatch.admission.is_none() {
@@ -92,7 +92,7 @@ impl Launch {
     pub fn run(self, services: &Services) {
         services.bus.publish(&self.event);
         for dispatch in self.dispatches {
-            services.supervisor.webhook(&dispatch.webhook.id).do_send(dispatch);
+            services.registry.webhook(&dispatch.webhook.id).do_send(dispatch);
         }
     }
 }
@@ -179,8 +179,8 @@ impl DeviceActor {
         match message.kind {
             Some(device_message::Kind::Publish(request)) => self.publish(request, slot, ctx),
             Some(device_message::Kind::Subscribe(request)) => {
-                if request.prefix.len() > crate::event::MAX_PREFIX_BYTES {
-                    let message = format!("prefix: must be at most {} bytes", crate::event::MAX_PREFIX_BYTES);
+                if request.prefix.len() > crate::domain::event::MAX_PREFIX_BYTES {
+                    let message = format!("prefix: must be at most {} bytes", crate::domain::event::MAX_PREFIX_BYTES);
                     return refuse(slot, 0, ErrorCode::InvalidArgument, message);
                 }
                 if !self.subscriptions.contains(&request.prefix) {
@@ -286,7 +286,7 @@ impl Actor for DeviceActor {
 
     fn stopped(&mut self, _: &mut Self::Context) {
         if let Some(device_id) = &self.profile.id {
-            self.services.supervisor.device_stopped(device_id, self.session_id);
+            self.services.registry.device_stopped(device_id, self.session_id);
         }
         tracing::debug!(device_id = ?self.profile.id, session_id = self.session_id, "device disconnected");
     }

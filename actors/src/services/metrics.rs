@@ -11,7 +11,7 @@
 //! rules, `https_only`, `max_host_actors`). A host's series are removed when its actor stops
 //! ([`Metrics::remove_host`]), which frees its place.
 
-use crate::host::{AttemptOutcome, ErrorClass, HostKey, HostState};
+use crate::actors::host::{AttemptOutcome, ErrorClass, HostKey, HostState};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -215,7 +215,7 @@ impl Metrics {
         registry.register("webhook_actors", "Running webhook actors", metrics.webhook_actors.clone());
         registry.register("host_actors", "Running destination host actors", metrics.host_actors.clone());
         // Every documented series exists from the start, at zero, rather than from its first drop.
-        for class in [crate::webhook::QUOTA_CLASS, crate::webhook::DISABLED_CLASS] {
+        for class in [crate::actors::webhook::QUOTA_CLASS, crate::actors::webhook::DISABLED_CLASS] {
             drop(metrics.drops.get_or_create(&DropLabels { class }));
         }
         Metrics { registry, ..metrics }

@@ -5,10 +5,10 @@
 //! the whole request is bounded whatever the webhook and the event: over the budget, building stops at once with a
 //! [`RenderError`] naming the field and the budget, and the delivery fails with class `RENDER`.
 
-use crate::definition::{CompiledJson, CompiledWebhook, FieldTemplate, JsonTemplate};
-use crate::event::Event;
-use crate::ids::DeviceId;
-use crate::template::{BudgetExceeded, RenderBudget, RenderLimits};
+use crate::domain::definition::{CompiledJson, CompiledWebhook, FieldTemplate, JsonTemplate};
+use crate::domain::event::Event;
+use crate::domain::ids::DeviceId;
+use crate::domain::template::{BudgetExceeded, RenderBudget, RenderLimits};
 use base64::Engine as _;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -289,7 +289,7 @@ pub fn build_request(
     let mut budget = RenderBudget::new(limits);
     let budget = &mut budget;
     let is_get = webhook.method == http::Method::GET;
-    let is_blynk = webhook.definition.dialect == Some(crate::definition::DialectName::Blynk);
+    let is_blynk = webhook.definition.dialect == Some(crate::domain::template::Dialect::Blynk);
     let mut headers = HeaderMap::new();
     headers.insert(header::USER_AGENT, HeaderValue::from_static(USER_AGENT));
 
@@ -455,8 +455,8 @@ fn literal_size(value: &Value) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::definition::WebhookDefinition;
-    use crate::ids::{GroupId, WebhookId};
+    use crate::domain::definition::WebhookDefinition;
+    use crate::domain::ids::{GroupId, WebhookId};
 
     fn build(definition: &str, name: &str, data: &str) -> (RenderedRequest, Event) {
         let webhook = CompiledWebhook::compile(

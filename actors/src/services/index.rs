@@ -2,8 +2,8 @@
 //! webhook changes. Matching an event takes no lock and sends no message: a device actor loads the snapshot
 //! (one atomic load) and scans its group's entries, which are sorted by prefix.
 
-use crate::definition::CompiledWebhook;
-use crate::ids::{DeviceId, GroupId, WebhookId};
+use crate::domain::definition::CompiledWebhook;
+use crate::domain::ids::{DeviceId, GroupId, WebhookId};
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -56,7 +56,7 @@ impl WebhookIndex {
     /// Replaces a group's webhooks (an admin change: the map is copied, then swapped in).
     ///
     /// A webhook already in the group keeps its run-time state (failure count, disabled): its new compiled form
-    /// takes over the [`WebhookRuntime`](crate::definition::WebhookRuntime) of the old one, which deliveries in
+    /// takes over the [`WebhookRuntime`](crate::domain::definition::WebhookRuntime) of the old one, which deliveries in
     /// flight still hold, so an edit neither resets nor forks the count. Webhooks are handed in freshly compiled;
     /// one that is already shared gets a copy of the old state instead.
     pub fn replace_group(&self, group_id: &GroupId, mut webhooks: Vec<Arc<CompiledWebhook>>) {
@@ -105,7 +105,7 @@ impl WebhookIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::definition::WebhookDefinition;
+    use crate::domain::definition::WebhookDefinition;
 
     fn webhook(group: &GroupId, event: &str) -> Arc<CompiledWebhook> {
         let definition = WebhookDefinition { event: event.into(), url: "http://x/".into(), ..Default::default() };

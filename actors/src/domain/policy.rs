@@ -14,7 +14,7 @@
 //! - A `Retry-After` answer (seconds or an HTTP date) replaces the schedule's delay, clamped to
 //!   `[0, max_retry_after]`; no jitter is added to it.
 
-use crate::host::ErrorClass;
+use crate::actors::host::ErrorClass;
 use std::hash::{BuildHasher, Hasher};
 use std::time::{Duration, Instant, SystemTime};
 
