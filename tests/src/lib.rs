@@ -4,6 +4,7 @@
 
 pub mod browser;
 pub mod console;
+pub mod dedup;
 pub mod process;
 pub mod proxy;
 pub mod receiver;

@@ -90,6 +90,17 @@ impl KernelProcess {
             .success()
     }
 
+    /// Its node id in the `kernels` table (`knl_...`), read from its log ("kernel registered", written before it is
+    /// ready).
+    pub fn node_id(&self) -> String {
+        let log = std::fs::read_to_string(self.log_path()).expect("read the log");
+        log.lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .find(|record| record["message"] == "kernel registered")
+            .and_then(|record| record["node_id"].as_str().map(str::to_owned))
+            .expect("\"kernel registered\" with its node id in the log")
+    }
+
     /// The file its log (stderr) goes to; it is deleted with the process.
     pub fn log_path(&self) -> PathBuf {
         self.directory.path().join("hookwired.log")
