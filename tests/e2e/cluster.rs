@@ -8,7 +8,7 @@
 //! `HOOKWIRE_TEST_POSTGRES` (SQLite serves one kernel) and say so when skipped.
 
 use hookwire_client::{AdminClient, DeviceClient};
-use hookwire_tests::process::hookwired;
+pub(crate) use hookwire_tests::process::hookwired;
 use hookwire_tests::{FakeReceiver, KernelProcess, Reply, TestKernel};
 use serde_json::json;
 use sqlx::Row as _;
@@ -34,7 +34,7 @@ async fn kernel(database: Option<String>, lease_secs: u64) -> TestKernel {
 }
 
 /// A first kernel on a fresh PostgreSQL database, or `None` (with the reason printed) without one.
-async fn first_kernel_on_postgres(lease_secs: u64) -> Option<TestKernel> {
+pub(crate) async fn first_kernel_on_postgres(lease_secs: u64) -> Option<TestKernel> {
     let first = kernel(None, lease_secs).await;
     if !first.settings.database.starts_with("postgres") {
         eprintln!("skipped: several kernels share a PostgreSQL database only; run it with HOOKWIRE_TEST_POSTGRES");
@@ -45,7 +45,7 @@ async fn first_kernel_on_postgres(lease_secs: u64) -> Option<TestKernel> {
 }
 
 /// A `hookwired` process on `database` with a lease of `lease_secs`.
-async fn kernel_process(binary: &Path, database: &str, lease_secs: u64) -> KernelProcess {
+pub(crate) async fn kernel_process(binary: &Path, database: &str, lease_secs: u64) -> KernelProcess {
     KernelProcess::start(binary, database, &["--cluster-lease-secs".into(), lease_secs.to_string()]).await
 }
 
