@@ -31,10 +31,6 @@ const NUM_DEVICES: usize = 6;
 const LEASE_SECS: u64 = 3;
 /// The quota of the rate-limited webhook.
 const MIN_INTERVAL_MS: u64 = 200;
-/// How many kernels may send within one quota interval. The rate quota is per kernel on this branch (docs/cluster.md,
-/// "What is shared"): each kernel process paces its own requests, so N kernels may send N within one interval.
-/// Once the quota is cluster-wide, this is 1.
-const QUOTA_SENDERS: usize = NUM_KERNELS;
 
 /// An acked event and the webhook paths it must reach.
 struct Acked {
@@ -350,6 +346,16 @@ async fn freeze(cluster: &mut Cluster, pool: &sqlx::AnyPool, index: usize) -> De
     death
 }
 
+/// How many requests of a quota'd webhook may start within one interval: 1 where the quota holds cluster-wide (the
+/// database has `webhook_quota_slots`, migration 0009), else one per kernel (each kernel paces its own requests).
+async fn quota_senders(pool: &sqlx::AnyPool) -> usize {
+    let row = sqlx::query("SELECT COUNT(*) AS n FROM pg_tables WHERE tablename = 'webhook_quota_slots'")
+        .fetch_one(pool)
+        .await
+        .expect("look for the quota slots");
+    if row.get::<i64, _>("n") > 0 { 1 } else { NUM_KERNELS }
+}
+
 /// Terminates every backend of the test database but the checker's own; returns how many.
 async fn terminate_backends(pool: &sqlx::AnyPool) -> i64 {
     let row = sqlx::query(
@@ -471,6 +477,7 @@ async fn chaos_kill_freeze_and_cut_kernels_while_devices_publish_and_lose_nothin
     .unwrap();
     let recorded_twice: i64 = row.get("n");
     let most_in_interval = most_within_quota_interval(&seen);
+    let quota_senders = quota_senders(&pool).await;
 
     let allowed_total: usize = allowed.values().sum();
     println!(
@@ -479,7 +486,7 @@ async fn chaos_kill_freeze_and_cut_kernels_while_devices_publish_and_lose_nothin
          chaos: published {}, acked {}, deliveries expected {}, delivered {}, lost {}, requests {}\n\
          chaos: duplicates {duplicates}, allowed {allowed_total} (on a dead kernel: {in_flight} in flight, {unwritten} \
          accepted and not yet written), beyond that {}; (delivery, attempt) recorded twice {recorded_twice}; most \
-         quota'd requests within {MIN_INTERVAL_MS} ms {most_in_interval} (at most {QUOTA_SENDERS})\n\
+         quota'd requests within {MIN_INTERVAL_MS} ms {most_in_interval} (at most {quota_senders})\n\
          chaos: takeover of {} deliveries: p50 {:?}, p99 {:?}, max {:?}",
         published.load(Ordering::SeqCst),
         acked.len(),
@@ -497,7 +504,7 @@ async fn chaos_kill_freeze_and_cut_kernels_while_devices_publish_and_lose_nothin
         && tally.lost.is_empty()
         && beyond.is_empty()
         && recorded_twice == 0
-        && most_in_interval <= QUOTA_SENDERS;
+        && most_in_interval <= quota_senders;
     if !healthy {
         let logs = cluster.keep_logs();
         println!("chaos: the kernels' logs are in {}", logs.display());
@@ -510,7 +517,7 @@ async fn chaos_kill_freeze_and_cut_kernels_while_devices_publish_and_lose_nothin
     assert!(tally.lost.is_empty(), "0 lost; never accepted: {:?}", &tally.lost[..tally.lost.len().min(20)]);
     assert!(beyond.is_empty(), "no duplicate but of a request in flight on a dead kernel: {beyond:?}");
     assert_eq!(recorded_twice, 0, "no (delivery, attempt) recorded twice");
-    assert!(most_in_interval <= QUOTA_SENDERS, "the quota held: {most_in_interval} requests within one interval");
+    assert!(most_in_interval <= quota_senders, "the quota held: {most_in_interval} requests within one interval");
     for process in &mut cluster.slots {
         process.signal("TERM").await;
         process.wait(Duration::from_secs(30)).await;
