@@ -138,9 +138,11 @@ async fn publish(
             (format!("job/{sequence}"), &["/flaky", "/steady"])
         };
         let mut ack = None;
-        if let Some((_, device)) = &client {
+        if let Some((endpoint, device)) = &client {
             published.fetch_add(1, Ordering::SeqCst);
-            let publishing = device.publish(name, sequence.to_string());
+            // The data names the kernel that accepted it (its port), for the receiver's side of the count.
+            let port = endpoint.rsplit(':').next().unwrap_or_default();
+            let publishing = device.publish(name, format!("{port} {sequence}"));
             ack = tokio::time::timeout(Duration::from_secs(2), publishing).await.ok().and_then(Result::ok);
         }
         match ack {
@@ -169,7 +171,7 @@ fn tally(acked: &[Acked], seen: &[Seen]) -> Tally {
     let mut succeeded: HashSet<(&str, &str)> = HashSet::new();
     let mut accepted_per_delivery: HashMap<&str, usize> = HashMap::new();
     for request in seen.iter().filter(|request| request.succeeded()) {
-        succeeded.insert((request.body.as_str(), request.path.as_str()));
+        succeeded.insert((event_id(request), request.path.as_str()));
         *accepted_per_delivery.entry(request.webhook_id.as_str()).or_insert(0) += 1;
     }
     let mut tally = Tally { expected: 0, delivered: 0, lost: Vec::new(), duplicated: HashMap::new() };
@@ -299,7 +301,7 @@ async fn set_up(endpoint: &str, receiver: &DedupReceiver) -> Vec<String> {
     let group = admin.create_group("chaos").await.unwrap();
     // Retries a second apart or more: many deliveries wait for one whenever a kernel dies.
     let retry = json!({"attempts": 5, "backoff": [1000, 2000, 2000, 2000], "jitter": false});
-    let body = "{{{PARTICLE_EVENT_ID}}}";
+    let body = "{{{PARTICLE_EVENT_ID}}} {{{PARTICLE_EVENT_VALUE}}}";
     let base = &receiver.base_url;
     let definitions = [
         json!({"event": "job", "url": format!("{base}/flaky"), "body": body, "x-signing": true, "x-retry": retry}),
@@ -317,28 +319,57 @@ async fn set_up(endpoint: &str, receiver: &DedupReceiver) -> Vec<String> {
     tokens
 }
 
-/// Lets the database finish a write that a kernel sent just before it died or froze (a commit in progress), so
-/// that what is read next is final.
-async fn settle_writes() {
-    tokio::time::sleep(Duration::from_millis(200)).await;
+/// The event id a request carries (the first word of its body).
+fn event_id(request: &Seen) -> &str {
+    request.body.split(' ').next().unwrap_or_default()
 }
 
-/// Kills slot `index` with SIGKILL; returns its death, read once it is gone.
-async fn kill(cluster: &mut Cluster, pool: &sqlx::AnyPool, index: usize) -> Death {
+/// The port of the kernel that accepted the event of a request (the second word of its body).
+fn accepted_by(request: &Seen) -> &str {
+    request.body.split(' ').nth(1).unwrap_or_default()
+}
+
+/// The deliveries the kernel of slot `index` (`node_id`) held when it died at `at`: those pending and owned by it,
+/// and those of events it accepted whose rows it had not yet committed (a frozen kernel commits them when thawed,
+/// owned by itself, dead, and another kernel takes them over). Read once what it wrote before has settled.
+async fn held(cluster: &Cluster, pool: &sqlx::AnyPool, receiver: &DedupReceiver, index: usize, at: Instant) -> Death {
+    tokio::time::sleep(SENT_BEFORE_DEATH).await;
     let node_id = cluster.slots[index].node_id();
+    let endpoint = &cluster.slots[index].endpoint;
+    let port = endpoint.rsplit(':').next().unwrap_or_default();
+    let mut pending = pending_of(pool, &node_id).await;
+    let recent: HashSet<String> = receiver
+        .seen()
+        .into_iter()
+        .filter(|request| accepted_by(request) == port && request.received_at + UNWRITTEN_WINDOW >= at)
+        .map(|request| request.webhook_id)
+        .collect();
+    for delivery in recent {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM deliveries WHERE id = $1")
+            .bind(delivery.as_str())
+            .fetch_one(pool)
+            .await
+            .expect("look for a delivery");
+        if row.get::<i64, _>("n") == 0 {
+            pending.insert(delivery);
+        }
+    }
+    Death { at, pending }
+}
+
+/// Kills slot `index` with SIGKILL; returns its death.
+async fn kill(cluster: &mut Cluster, pool: &sqlx::AnyPool, receiver: &DedupReceiver, index: usize) -> Death {
     cluster.slots[index].kill().await;
     let at = Instant::now();
-    settle_writes().await;
-    Death { at, pending: pending_of(pool, &node_id).await }
+    held(cluster, pool, receiver, index, at).await
 }
 
-/// Freezes slot `index` with SIGSTOP past its lease, thaws it, and waits for it to stop (its lease lost).
-async fn freeze(cluster: &mut Cluster, pool: &sqlx::AnyPool, index: usize) -> Death {
-    let node_id = cluster.slots[index].node_id();
+/// Freezes slot `index` with SIGSTOP past its lease, thaws it, and waits for it to stop (its lease lost); returns
+/// its death.
+async fn freeze(cluster: &mut Cluster, pool: &sqlx::AnyPool, receiver: &DedupReceiver, index: usize) -> Death {
     cluster.slots[index].signal("STOP").await;
     let at = Instant::now();
-    settle_writes().await;
-    let death = Death { at, pending: pending_of(pool, &node_id).await };
+    let death = held(cluster, pool, receiver, index, at).await;
     tokio::time::sleep(Duration::from_secs(LEASE_SECS + 2)).await;
     cluster.slots[index].signal("CONT").await;
     let clean = cluster.slots[index].wait(Duration::from_secs(30)).await;
@@ -423,7 +454,7 @@ async fn chaos_kill_freeze_and_cut_kernels_while_devices_publish_and_lose_nothin
     while started.elapsed() < chaos_duration() {
         tokio::time::sleep(Duration::from_secs(2)).await;
         let victim = round % NUM_KERNELS;
-        deaths.push(kill(&mut cluster, &pool, victim).await);
+        deaths.push(kill(&mut cluster, &pool, &receiver, victim).await);
         // A supervisor's restart delay.
         tokio::time::sleep(Duration::from_secs(1)).await;
         cluster.restart(victim).await;
@@ -431,7 +462,7 @@ async fn chaos_kill_freeze_and_cut_kernels_while_devices_publish_and_lose_nothin
 
         tokio::time::sleep(Duration::from_secs(2)).await;
         let frozen = (round + 1) % NUM_KERNELS;
-        deaths.push(freeze(&mut cluster, &pool, frozen).await);
+        deaths.push(freeze(&mut cluster, &pool, &receiver, frozen).await);
         cluster.restart(frozen).await;
         num_ended += cluster.supervise().await;
 
