@@ -23,6 +23,7 @@ use crate::domain::breaker::{BreakerSettings, BreakerState, CircuitBreaker, Outc
 use crate::domain::egress::{Blocked, DnsFailure, EgressPolicy};
 use crate::domain::request::RenderedRequest;
 use crate::domain::time;
+use crate::domain::time::Instant;
 use crate::services::connector::{EgressConnector, OutboundProxy, ProxyFailure};
 use crate::services::metrics::HostMetrics;
 use actix::{Actor, Context, Handler, Message, MessageResult, ResponseFuture, Supervised};
@@ -37,7 +38,7 @@ use std::fmt;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::Semaphore;
 
 /// The message of every attempt refused because its host sleeps (Particle's words).

@@ -36,12 +36,13 @@ use crate::domain::request::{body_for_log, build_request, headers_for_log, url_f
 use crate::domain::signing;
 use crate::domain::template::{BudgetExceeded, Dialect, RenderBudget, RenderLimits, Template};
 use crate::domain::time;
+use crate::domain::time::Instant;
 use crate::services::journal::{AttemptRecord, DeliveryStatus, JournalEntry, WebhookStateRecord};
 use actix::dev::SendError;
 use actix::{Actor, AsyncContext, Context, Handler, SpawnHandle, Supervised};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 /// Response events carry the body cut into chunks of this many bytes.
 pub const RESPONSE_CHUNK_BYTES: usize = 512;
@@ -97,12 +98,12 @@ pub struct WebhookActor {
     is_quota_timer_armed: bool,
     /// Deliveries waiting for their next attempt (a retry, or a sleeping host), by when it is due; the number
     /// keeps deliveries due at the same instant apart and in order.
-    retries: BTreeMap<(tokio::time::Instant, u64), Delivery>,
+    retries: BTreeMap<(Instant, u64), Delivery>,
     /// Numbers the entries of `retries`.
     next_retry_number: u64,
     /// The one timer of `retries`, and when it fires: one timer per actor, not one per delivery, since actix polls
     /// every timer of an actor at each of its wake-ups.
-    retry_timer: Option<(tokio::time::Instant, SpawnHandle)>,
+    retry_timer: Option<(Instant, SpawnHandle)>,
 }
 
 impl WebhookActor {
@@ -327,7 +328,7 @@ impl WebhookActor {
     fn postpone(&mut self, delivery: Delivery, delay: Duration, ctx: &mut Context<Self>) {
         let number = self.next_retry_number;
         self.next_retry_number += 1;
-        self.retries.insert((tokio::time::Instant::now() + delay, number), delivery);
+        self.retries.insert((Instant::now() + delay, number), delivery);
         self.arm_retry_timer(ctx);
     }
 
@@ -342,7 +343,7 @@ impl WebhookActor {
             }
             ctx.cancel_future(handle);
         }
-        let handle = ctx.run_later(due.saturating_duration_since(tokio::time::Instant::now()), |actor, ctx| {
+        let handle = ctx.run_later(due.saturating_duration_since(Instant::now()), |actor, ctx| {
             actor.retry_timer = None;
             actor.resend_due(ctx);
         });
@@ -351,7 +352,7 @@ impl WebhookActor {
 
     /// Sends every delivery whose next attempt is due, then waits for the next one.
     fn resend_due(&mut self, ctx: &mut Context<Self>) {
-        let now = tokio::time::Instant::now();
+        let now = Instant::now();
         while let Some(entry) = self.retries.first_entry() {
             if entry.key().0 > now {
                 break;

@@ -343,7 +343,7 @@ async fn run(
             }
             continue;
         }
-        let started = std::time::Instant::now();
+        let started = crate::domain::time::Instant::now();
         let written = store.write_batch(&batch).await;
         metrics.journal_commit_seconds.observe(started.elapsed().as_secs_f64());
         if written.is_err() {
