@@ -42,6 +42,8 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
+#[cfg(test)]
+mod actor_tests;
 mod policies;
 mod report;
 #[cfg(test)]
