@@ -531,3 +531,6 @@ impl Registry {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
