@@ -44,6 +44,28 @@ async fn a_retried_delivery_is_attempted_at_the_times_of_its_backoff_schedule() 
 }
 
 #[actix_rt::test]
+async fn with_jitter_each_retry_waits_between_half_and_all_of_its_scheduled_delay() {
+    tokio::time::pause();
+    let destination = Destination::start(&[(503, &[])]);
+    let (services, entries) = services(|_| {});
+    let hook = webhook(json!({"event": "job", "url": destination.url,
+        "x-retry": {"attempts": 3, "base": 10_000, "cap": 60_000}}));
+    let actor = WebhookActor::new(hook.id.clone(), services.clone()).start();
+    let mut journal = JournalReader::new(entries);
+
+    actor.do_send(dispatch(&hook, "1"));
+    let times: Vec<Duration> = journal.attempts(3).await.into_iter().map(|(at, _)| at).collect();
+
+    // The times are to the 10 ms below: a difference of two may be 10 ms short.
+    let within =
+        |delay: Duration, low: Duration, high: Duration| delay + Duration::from_millis(10) >= low && delay <= high;
+    let (first_delay, second_delay) = (times[1] - times[0], times[2] - times[1]);
+    assert!(within(first_delay, secs(5), secs(10)), "half to all of the 10 s base: {first_delay:?}");
+    assert!(within(second_delay, secs(10), secs(20)), "half to all of 20 s: {second_delay:?}");
+    services.registry.stop();
+}
+
+#[actix_rt::test]
 async fn retry_after_replaces_the_schedule_up_to_the_maximum() {
     tokio::time::pause();
     let destination = Destination::start(&[(429, &[("retry-after", "3600")]), (503, &[("retry-after", "7")])]);
