@@ -368,6 +368,7 @@ fn empty_request() -> Request {
         query: Vec::new(),
         form: Vec::new(),
         headers: Default::default(),
+        peer: std::net::Ipv4Addr::UNSPECIFIED.into(),
     }
 }
 
