@@ -263,6 +263,13 @@ async fn the_attempt_log_pages_through_every_attempt_newest_first() {
     assert!(recent.body.contains("reading-54"), "newest first");
     let future = console.get(&format!("/webhooks/{webhook}?all=1&since=2999-01-01T00:00:00Z")).await;
     assert_eq!(count(&future.body), 0, "the time filter applies");
+    // The group's list shows each webhook's last attempt: this one's, and none yet for a webhook without one.
+    let idle = fixture.webhook(serde_json::json!({"event": "never", "url": format!("{}/y", receiver.base_url)})).await;
+    let group = console.get(&format!("/groups/{}", fixture.group_id)).await;
+    let row = |id: &str| group.body.split(&format!(r#"href="/webhooks/{id}""#)).nth(1).unwrap().split("</tr>").next();
+    let busy_row = row(&webhook).unwrap();
+    assert!(busy_row.contains(r#"<span class="badge ok">200</span>"#), "{busy_row}");
+    assert!(row(&idle).unwrap().contains("none yet"));
 }
 
 fn screenshot_path(name: &str) -> Option<std::path::PathBuf> {

@@ -6,20 +6,36 @@
 use super::StoreError;
 use super::attempts::{AttemptRow, attempt_from_row as from_row};
 use hookwire_actors::domain::ids::WebhookId;
-use sqlx::{AnyPool, Row};
+use sqlx::{AnyPool, AssertSqlSafe, Row};
+use std::collections::HashMap;
 
-/// A webhook's latest attempt, if any, without its request and response (for the state column of a group's
-/// webhook list).
-pub async fn last_attempt(pool: &AnyPool, webhook_id: &WebhookId) -> Result<Option<AttemptRow>, StoreError> {
-    let row = sqlx::query(
-        "SELECT id, delivery_id, webhook_id, event_id, attempt, started_at, duration_ms, request_method, request_url, \
-         response_status, error_class, error_message, delivery_status FROM attempts WHERE webhook_id = $1 \
-         ORDER BY started_at DESC, id DESC LIMIT 1",
-    )
-    .bind(webhook_id.as_str())
-    .fetch_optional(pool)
-    .await?;
-    Ok(row.as_ref().map(|row| from_row(row, false)).transpose()?)
+/// The latest attempt of each of `webhook_ids` that has one, without its request and response (for the state
+/// column of a page of a group's webhooks): one statement for the page, each webhook one step of the index.
+pub async fn last_attempts(
+    pool: &AnyPool,
+    webhook_ids: &[&WebhookId],
+) -> Result<HashMap<String, AttemptRow>, StoreError> {
+    if webhook_ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let values = (1..=webhook_ids.len()).map(|number| format!("(${number})")).collect::<Vec<_>>().join(", ");
+    let sql = format!(
+        "WITH w (id) AS (VALUES {values}) SELECT id, delivery_id, webhook_id, event_id, attempt, started_at, \
+         duration_ms, request_method, request_url, response_status, error_class, error_message, delivery_status \
+         FROM attempts WHERE id IN (SELECT (SELECT a.id FROM attempts a WHERE a.webhook_id = w.id \
+         ORDER BY a.started_at DESC, a.id DESC LIMIT 1) FROM w)"
+    );
+    let mut query = sqlx::query(AssertSqlSafe(sql));
+    for id in webhook_ids {
+        query = query.bind(id.as_str());
+    }
+    let rows = query.fetch_all(pool).await?;
+    let mut latest = HashMap::with_capacity(rows.len());
+    for row in &rows {
+        let attempt = from_row(row, false)?;
+        latest.insert(attempt.webhook_id.clone(), attempt);
+    }
+    Ok(latest)
 }
 
 const RECENT_SUCCESSES: &str = "SELECT id, delivery_id, webhook_id, event_id, attempt, started_at, duration_ms, \

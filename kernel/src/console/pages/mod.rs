@@ -253,14 +253,15 @@ async fn group_page(console: &Console, signed: &Signed, request: &Request, group
     body.push_str(
         r#"<table class="list" id="webhooks"><thead><tr><th scope="col">webhook</th><th scope="col">event</th><th scope="col">state</th><th scope="col">failures in a row</th><th scope="col">last attempt</th></tr></thead><tbody>"#,
     );
+    let ids: Vec<&WebhookId> = webhooks.iter().map(|webhook| &webhook.id).collect();
+    let last_attempts = crate::store::console::last_attempts(console.kernel.store.pool(), &ids).await?;
     for webhook in &webhooks {
         let summary = summary(&webhook.definition);
-        let last = crate::store::console::last_attempt(console.kernel.store.pool(), &webhook.id).await?;
-        let last = match last {
+        let last = match last_attempts.get(webhook.id.as_str()) {
             Some(attempt) => format!(
                 r#"<span class="badge {}">{}</span> {}"#,
-                outcome_class(&attempt),
-                escape(&outcome(&attempt)),
+                outcome_class(attempt),
+                escape(&outcome(attempt)),
                 time::iso8601_ms(attempt.started_at)
             ),
             None => "none yet".to_owned(),
