@@ -234,7 +234,7 @@ pub struct Settings {
     /// Seconds a console session lasts after sign-in
     #[arg(long, env = "HOOKWIRE_CONSOLE_SESSION_SECS")]
     pub console_session_secs: u64,
-    /// Console sessions held at once; signing in beyond it ends the oldest
+    /// Console sessions held at once, across the kernels sharing the database; signing in beyond it ends the oldest
     #[arg(long, env = "HOOKWIRE_CONSOLE_MAX_SESSIONS")]
     pub console_max_sessions: usize,
     /// Mark the console's session cookie `Secure`, for a console served over TLS by a proxy in front of it
