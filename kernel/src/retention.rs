@@ -140,13 +140,21 @@ mod tests {
         record(&journal, now - 20 * DAY, DeliveryStatus::Failed).await; // older than retention 10, within history
         record(&journal, now - 60 * DAY, DeliveryStatus::Succeeded).await; // older than everything
         record(&journal, now - 60 * DAY, DeliveryStatus::Pending).await; // old but still owed
+        // The summary counts those three on the day they were written (today); two older days of another webhook.
+        for days_ago in [20, 40] {
+            sqlx::query("INSERT INTO daily_outcomes (webhook_id, day, succeeded) VALUES ('whk_old', $1, 1)")
+                .bind((now - days_ago * DAY) / DAY)
+                .execute(store.pool())
+                .await
+                .unwrap();
+        }
 
         let pruned = prune_once(&store, 10, now).await.unwrap();
         assert_eq!(pruned, Pruned { attempts: 3, deliveries: 1, events: 1, days: 1 });
         assert_eq!(count(&store, "attempts").await, 1);
         assert_eq!(count(&store, "deliveries").await, 3, "history keeps 31 days; pending deliveries stay");
         assert_eq!(count(&store, "events").await, 3, "an event stays while a delivery refers to it");
-        assert_eq!(count(&store, "daily_outcomes").await, 2, "the summary keeps the deliveries' month");
+        assert_eq!(count(&store, "daily_outcomes").await, 4, "the summary keeps the deliveries' month");
         assert_eq!(prune_once(&store, 10, now).await.unwrap(), Pruned::default(), "nothing left to prune");
     }
 }
