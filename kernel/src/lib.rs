@@ -202,6 +202,8 @@ pub async fn run_with_listeners(
         session_ttl: Duration::from_secs(settings.console_session_secs),
         max_sessions: settings.console_max_sessions,
         secure_cookie: settings.console_secure_cookie,
+        signin_failures: settings.console_signin_failures,
+        signin_failures_global: settings.console_signin_failures_global,
     };
     let console_server = listeners.console.map(|listener| {
         if let Ok(address) = listener.local_addr() {

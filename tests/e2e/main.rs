@@ -5,6 +5,7 @@ mod cluster;
 mod cluster_events;
 mod conformance;
 mod console;
+mod console_sessions;
 mod core;
 mod credentials;
 mod deliveries;
