@@ -24,14 +24,18 @@ impl WebhookActor {
             if webhook.quota_overflow == QuotaOverflow::Drop && self.may_ask_for_slot() {
                 return self.ask_for_slot(delivery, interval, ctx);
             }
+            if webhook.quota_overflow == QuotaOverflow::Queue && self.take_turn(interval) {
+                return self.wait_for_slot_on_its_way(delivery, ctx);
+            }
         } else if self.take_turn(interval) {
             return self.attempt(delivery, ctx);
         }
         let limit = self.services.settings.quota_queue_limit;
+        let num_waiting = self.quota_queue.len() - usize::from(self.is_head_on_its_way());
         let interval_ms = interval.as_millis();
         let refusal = match webhook.quota_overflow {
             QuotaOverflow::Drop => Some(over_quota_message(interval)),
-            QuotaOverflow::Queue if self.quota_queue.len() >= limit => Some(format!(
+            QuotaOverflow::Queue if num_waiting >= limit => Some(format!(
                 "over quota: {limit} requests already wait their turn (one every {interval_ms} ms); event dropped"
             )),
             QuotaOverflow::Queue => None,

@@ -13,6 +13,8 @@
 //!   time the database gave for the next free slot, further deliveries are dropped without asking.
 //! - When the database cannot be reached, the deliveries wait and the reservation is asked again after
 //!   [`RESERVATION_RETRY`]: nothing is sent that the quota did not grant.
+//! - A slot is used at its time, or up to [`SLOT_GRACE`] late; a slot missed by more is given up (lost time) and
+//!   a new one reserved, so that a late request never crowds the next slot, which another kernel may hold.
 
 use super::{Delivery, QUOTA_CLASS, WebhookActor};
 use crate::services::shared_policy::{SlotRequest, Slots};
@@ -26,18 +28,27 @@ pub const SLOTS_HORIZON: Duration = Duration::from_secs(1);
 pub const MAX_SLOTS_PER_RESERVATION: usize = 64;
 /// Time before a reservation the database did not answer is asked again.
 pub const RESERVATION_RETRY: Duration = Duration::from_millis(200);
+/// How late a slot may still be used (at most a quarter of the interval): used later, a request would crowd the
+/// next slot, which another kernel may hold. A slot missed by more (a kernel too busy to keep time) is given up,
+/// lost time, and the delivery waits for a new one.
+pub const SLOT_GRACE: Duration = Duration::from_millis(50);
 
 /// A webhook actor's share of the cluster-wide quota.
 #[derive(Debug, Default)]
 pub(super) struct SharedQuota {
     /// Slots reserved and not used yet, earliest first.
     slots: VecDeque<Instant>,
+    /// The interval of the latest reservation.
+    interval: Duration,
     /// Whether a reservation for the queue is on its way.
     is_reserving: bool,
     /// The delivery of a drop-on-overflow webhook whose slot is being asked for.
     trial: Option<Delivery>,
     /// Until when the database said the next slot is taken (drop-on-overflow).
     busy_until: Option<Instant>,
+    /// Whether the head of the queue is a delivery that this kernel's own pacing would have sent at once: it is on
+    /// its way (waiting only for the database's answer), not among those waiting their turn (`quota_queue_limit`).
+    is_head_on_its_way: bool,
 }
 
 impl WebhookActor {
@@ -53,6 +64,18 @@ impl WebhookActor {
         quota.trial.is_none()
             && self.quota_queue.is_empty()
             && quota.busy_until.is_none_or(|until| until <= Instant::now())
+    }
+
+    /// Whether the head of the quota queue is on its way rather than waiting its turn.
+    pub(super) fn is_head_on_its_way(&self) -> bool {
+        self.shared_quota.is_head_on_its_way && !self.quota_queue.is_empty()
+    }
+
+    /// Queues a delivery that this kernel's own pacing would send at once (the queue is empty): it goes in the
+    /// first slot the database gives.
+    pub(super) fn wait_for_slot_on_its_way(&mut self, delivery: Delivery, ctx: &mut Context<Self>) {
+        self.shared_quota.is_head_on_its_way = true;
+        self.wait_turn(delivery, ctx);
     }
 
     /// Asks for the next slot for a delivery of a drop-on-overflow webhook, only if it is free now.
@@ -92,9 +115,20 @@ impl WebhookActor {
 
     /// Sends the head of the quota queue in the slot that has come (a slot with nothing left to send is lost).
     pub(super) fn send_in_slot(&mut self, ctx: &mut Context<Self>) {
-        if self.shared_quota.slots.front().is_some_and(|slot| *slot <= Instant::now()) {
+        let now = Instant::now();
+        let grace = SLOT_GRACE.min(self.shared_quota.interval / 4);
+        let num_slots = self.shared_quota.slots.len();
+        self.shared_quota.slots.retain(|slot| *slot + grace >= now);
+        let num_missed = num_slots - self.shared_quota.slots.len();
+        if num_missed > 0 {
+            tracing::debug!(webhook_id = %self.id, num_missed, "quota slots missed by more than their grace: given up");
+        }
+        if self.shared_quota.slots.front().is_some_and(|slot| *slot <= now) {
             self.shared_quota.slots.pop_front();
             if let Some(delivery) = self.quota_queue.pop_front() {
+                // This kernel's own pacing follows its sends, so that it knows who waits their turn.
+                self.shared_quota.is_head_on_its_way = false;
+                self.pacer.take(now, self.shared_quota.interval);
                 self.attempt(delivery, ctx);
             }
         }
@@ -161,6 +195,7 @@ impl Handler<Reserved> for WebhookActor {
         match answer {
             Ok(Slots::Granted { first_in }) => {
                 let first = Instant::now() + first_in;
+                self.shared_quota.interval = interval;
                 self.shared_quota.slots.extend((0..count).map(|index| first + interval * index));
                 self.shared_quota.is_reserving = false;
                 self.arm_shared_slots(ctx);
