@@ -1,7 +1,7 @@
 //! Policies shared by several kernels on one PostgreSQL database (issue 14 point 5, docs/cluster.md): the rate
 //! quota (`x-minIntervalMs`) holds across kernels, and a host put to sleep by one kernel sleeps on all.
 //!
-//! One kernel runs in this process, the other is a real `hookwired` process on the same database. Run only with
+//! One kernel runs in this process, the others are real `hookwired` processes on the same database. Run only with
 //! `HOOKWIRE_TEST_POSTGRES` (SQLite serves one kernel); skipped, and said so, otherwise.
 
 use crate::cluster::{first_kernel_on_postgres, hookwired, kernel_process};
@@ -45,26 +45,29 @@ async fn the_rate_quota_holds_across_kernels_for_queued_and_dropped_events() {
     fixture
         .webhook(json!({"event": "job", "url": dropped.base_url, "x-minIntervalMs": 2000, "x-quotaOverflow": "drop"}))
         .await;
-    // Started after the webhooks exist, so that it loads them at start.
-    let (_second, endpoint) = kernel_process(&binary, &first.settings.database, LEASE_SECS).await;
+    // Three kernels: this one and two processes, started after the webhooks exist so that they load them at start.
+    let database = &first.settings.database;
+    let ((_second, second), (_third, third)) =
+        tokio::join!(kernel_process(&binary, database, LEASE_SECS), kernel_process(&binary, database, LEASE_SECS));
     let on_first = first.device(&fixture.device_token).await;
-    let on_second = DeviceClient::connect(&endpoint, &fixture.device_token).await.unwrap();
+    let on_second = DeviceClient::connect(&second, &fixture.device_token).await.unwrap();
+    let on_third = DeviceClient::connect(&third, &fixture.device_token).await.unwrap();
 
     let started = Instant::now();
-    let (from_first, from_second) = tokio::join!(publish(&on_first, 5), publish(&on_second, 5));
+    let published = tokio::join!(publish(&on_first, 4), publish(&on_second, 4), publish(&on_third, 4));
     let burst = started.elapsed();
-    assert_eq!(from_first.len() + from_second.len(), 10);
+    assert_eq!(published.0.len() + published.1.len() + published.2.len(), 12);
 
-    let requests = queued.wait_for(10, Duration::from_secs(20)).await;
-    assert_eq!(requests.len(), 10, "every queued event is sent in its turn");
+    let requests = queued.wait_for(12, Duration::from_secs(20)).await;
+    assert_eq!(requests.len(), 12, "every queued event is sent in its turn");
     let mut arrivals: Vec<Instant> = requests.iter().map(|request| request.received_at).collect();
     arrivals.sort();
     let gaps: Vec<Duration> = arrivals.windows(2).map(|pair| pair[1] - pair[0]).collect();
     let closest = gaps.iter().min().copied().unwrap_or_default();
-    eprintln!("arrival gaps with x-minIntervalMs 300 on two kernels: {gaps:?}");
+    eprintln!("arrival gaps with x-minIntervalMs 300 on three kernels: {gaps:?}");
     assert!(
         closest + JITTER >= interval,
-        "requests {closest:?} apart with x-minIntervalMs 300 on two kernels: {gaps:?}"
+        "requests {closest:?} apart with x-minIntervalMs 300 on three kernels: {gaps:?}"
     );
 
     // Over a burst shorter than the drop webhook's interval, the quota allows one request in all.
