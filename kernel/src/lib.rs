@@ -11,6 +11,7 @@ pub mod admin;
 pub mod auth;
 pub mod cluster;
 pub mod cluster_events;
+pub mod cluster_policy;
 pub mod console;
 pub mod deliveries;
 pub mod error;
@@ -156,6 +157,10 @@ pub async fn run_with_listeners(
         ),
         store::Backend::Sqlite => None,
     };
+    // ... and their rate quotas and host sleep decisions are shared through the database.
+    let cluster_policy = cluster_policy::start(&settings.database, &store, &services, membership.node_id())
+        .await
+        .context("sharing rate quotas and host sleep with other kernels")?;
 
     let root_token = match &settings.root_token {
         Some(token) if !token.is_empty() => token.clone(),
@@ -286,6 +291,7 @@ pub async fn run_with_listeners(
         task.abort();
     }
     drop(cluster_events);
+    drop(cluster_policy);
     if let Some(task) = index_sync {
         task.abort();
     }

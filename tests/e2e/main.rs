@@ -3,6 +3,7 @@
 mod access;
 mod cluster;
 mod cluster_events;
+mod cluster_policy;
 mod conformance;
 mod console;
 mod console_sessions;
