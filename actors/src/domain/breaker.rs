@@ -18,7 +18,8 @@
 //! - **Asleep**: outcomes recorded while the host sleeps (requests that were already in flight when it fell
 //!   asleep) are ignored: they are evidence from before the decision.
 
-use std::time::{Duration, Instant};
+use crate::domain::time::Instant;
+use std::time::Duration;
 
 /// Buckets of the sliding window; each covers `window / NUM_BUCKETS`.
 const NUM_BUCKETS: usize = 60;
@@ -121,6 +122,14 @@ impl CircuitBreaker {
                 }
                 Some(self.fall_asleep(now))
             }
+        }
+    }
+
+    /// Sleeps until `until` at least, on a decision taken elsewhere (another kernel's breaker for the same host):
+    /// the window and the cool-downs are left as they are, this breaker's own evidence.
+    pub fn sleep_until(&mut self, until: Instant) {
+        if self.settings.enabled && self.latest_sleep_end.is_none_or(|end| end < until) {
+            self.latest_sleep_end = Some(until);
         }
     }
 
