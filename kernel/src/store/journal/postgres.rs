@@ -23,11 +23,15 @@ const INSERT_DELIVERIES: &str = "INSERT INTO deliveries \
      FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[], $6::int8[], $7::int8[], $9::int8[]) \
      AS v (id, event_id, webhook_id, status, num_attempts, created_at, updated_at, next_attempt_at)";
 
-/// Fenced by the owner: the rows that come back are still this kernel's.
+/// Fenced by the owner: the rows that come back are still this kernel's. `deliveries.id = ANY($1)` is the same
+/// condition as the join's, said so that the planner finds the rows through the primary key: with the join alone
+/// it hashed the whole table (a sequential scan of every delivery ever kept, 70 ms for 700 rows at 70,000, and
+/// growing with the table), 15 ms with it (`EXPLAIN ANALYZE` on PostgreSQL 15, generic plan).
 const UPDATE_DELIVERIES: &str = "UPDATE deliveries SET status = v.status, num_attempts = v.num_attempts, \
      next_attempt_at = v.next_attempt_at, updated_at = $5 \
      FROM UNNEST($1::text[], $2::int8[], $3::int8[], $4::int8[]) AS v (id, status, num_attempts, next_attempt_at) \
-     WHERE deliveries.id = v.id AND deliveries.owner = $6 RETURNING deliveries.id";
+     WHERE deliveries.id = ANY($1::text[]) AND deliveries.id = v.id AND deliveries.owner = $6 \
+     RETURNING deliveries.id";
 
 const INSERT_ATTEMPTS: &str = "INSERT INTO attempts (delivery_id, webhook_id, event_id, attempt, started_at, \
      duration_ms, request_method, request_url, response_status, error_class, error_message, delivery_status, \
