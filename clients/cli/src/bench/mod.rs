@@ -37,7 +37,7 @@ use hookwire_client::AdminClient;
 use serde_json::json;
 
 use crate::GlobalArgs;
-use kernels::kernel_for;
+use kernels::{RunKernels, kernel_for};
 use procfs::{process_cpu_seconds, process_rss_bytes};
 use publisher::{Publisher, create_devices, spawn_publishers};
 use receiver::{Received, raw_ceiling, start_receiver};
@@ -89,6 +89,10 @@ pub struct BenchArgs {
     /// The database of the started kernel [default: SQLite in a temporary folder]
     #[arg(long, value_name = "URL")]
     database: Option<String>,
+    /// Kernels to start on --database (PostgreSQL only above 1), with the devices spread across them in turn; the
+    /// summary gives the aggregate and each kernel's figures
+    #[arg(long, default_value_t = 1, conflicts_with_all = ["kernel", "idle_devices", "restart_pending"])]
+    kernels: usize,
     /// Print one JSON document instead of the text summary
     #[arg(long)]
     json: bool,
@@ -109,8 +113,9 @@ pub async fn run(args: BenchArgs, global: &GlobalArgs) -> anyhow::Result<()> {
     if let Some(num_pending) = args.restart_pending {
         return restart::restart_pending(&args, num_pending).await;
     }
+    kernels::check_kernels(&args)?;
     let epoch = Instant::now();
-    let received = Arc::new(Received::default());
+    let received = Arc::new(Received::new(args.kernels));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("bind the receiver")?;
     let receiver_url = start_receiver(listener, epoch, received.clone())?;
 
@@ -122,7 +127,9 @@ pub async fn run(args: BenchArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         admin.create_webhook(group.id.clone(), definition.to_string()).await?;
     }
     let tokens = create_devices(&admin, &group.id, args.devices).await?;
-    let cpu_before = kernel_pid.and_then(process_cpu_seconds);
+    let mut kernels = RunKernels::first(endpoint, started, kernel_pid);
+    kernels.start_others(&args).await?;
+    let cpu_before: Vec<Option<f64>> = kernels.pids.iter().map(|pid| pid.and_then(process_cpu_seconds)).collect();
 
     let num_acked = Arc::new(AtomicU64::new(0));
     let num_errors = Arc::new(AtomicU64::new(0));
@@ -136,9 +143,10 @@ pub async fn run(args: BenchArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         num_sent,
         num_acked: num_acked.clone(),
         num_errors: num_errors.clone(),
+        kernel: 0,
     };
     let per_device_rate = args.rate.map(|rate| rate as f64 / args.devices as f64);
-    let publishers = spawn_publishers(&endpoint, tokens, &publisher, per_device_rate, args.window).await?;
+    let publishers = spawn_publishers(&kernels.endpoints, tokens, &publisher, per_device_rate, args.window).await?;
     let progress = tokio::spawn(progress_line(num_acked.clone(), received.clone(), args.json));
     for publisher in publishers {
         if let Err(error) = publisher.await? {
@@ -158,8 +166,7 @@ pub async fn run(args: BenchArgs, global: &GlobalArgs) -> anyhow::Result<()> {
     if !args.json {
         eprintln!();
     }
-    let cpu_seconds = kernel_pid.and_then(process_cpu_seconds).zip(cpu_before).map(|(after, before)| after - before);
-    let rss_bytes = kernel_pid.and_then(process_rss_bytes);
+    let per_kernel = kernel_figures(&kernels, &cpu_before, &received, &args, delivering);
     let ceiling = if args.ceiling_seconds > 0 {
         Some(
             raw_ceiling(&receiver_url, args.ceiling_concurrency, Duration::from_secs(args.ceiling_seconds), &received)
@@ -168,9 +175,7 @@ pub async fn run(args: BenchArgs, global: &GlobalArgs) -> anyhow::Result<()> {
     } else {
         None
     };
-    if let Some(started) = started {
-        started.kill().await;
-    }
+    kernels.kill().await;
 
     let num_acked = num_acked.load(Ordering::Relaxed);
     let num_deliveries = received.num_deliveries.load(Ordering::Relaxed);
@@ -200,10 +205,12 @@ pub async fn run(args: BenchArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         "raw_ceiling_per_s": ceiling.map(f64::round),
         "fraction_of_ceiling": ceiling.map(|ceiling| (deliveries_per_s / ceiling * 100.0).round() / 100.0),
         "latency_ms": {"p50": percentile(0.50), "p90": percentile(0.90), "p99": percentile(0.99), "max": percentile(1.0)},
-        "rss_bytes": rss_bytes,
-        "cpu_seconds": cpu_seconds,
-        "cpu_percent": cpu_seconds.map(|seconds| (seconds / delivering.as_secs_f64() * 100.0).round()),
+        "rss_bytes": sum_of(&per_kernel, "rss_bytes").map(|bytes| bytes as u64),
+        "cpu_seconds": sum_of(&per_kernel, "cpu_seconds"),
+        "cpu_percent": sum_of(&per_kernel, "cpu_seconds").map(|seconds| (seconds / delivering.as_secs_f64() * 100.0).round()),
         "errors": num_errors.load(Ordering::Relaxed),
+        "kernels": args.kernels,
+        "per_kernel": per_kernel,
     });
     if args.json {
         println!("{document}");
@@ -211,6 +218,40 @@ pub async fn run(args: BenchArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         print_summary(&document);
     }
     Ok(())
+}
+
+/// Each kernel's figures: its devices, the deliveries of their events, its CPU over the run and its RSS at the end.
+fn kernel_figures(
+    kernels: &RunKernels,
+    cpu_before: &[Option<f64>],
+    received: &Received,
+    args: &BenchArgs,
+    delivering: Duration,
+) -> Vec<serde_json::Value> {
+    let seconds = delivering.as_secs_f64();
+    kernels
+        .pids
+        .iter()
+        .zip(cpu_before)
+        .enumerate()
+        .map(|(index, (pid, before))| {
+            let cpu_seconds = pid.and_then(process_cpu_seconds).zip(*before).map(|(after, before)| after - before);
+            let num_deliveries = received.per_kernel[index].load(Ordering::Relaxed);
+            json!({
+                "devices": (index..args.devices).step_by(args.kernels).count(),
+                "deliveries_received": num_deliveries,
+                "deliveries_per_s": (num_deliveries as f64 / seconds).round(),
+                "rss_bytes": pid.and_then(process_rss_bytes),
+                "cpu_seconds": cpu_seconds,
+                "cpu_percent": cpu_seconds.map(|cpu| (cpu / seconds * 100.0).round()),
+            })
+        })
+        .collect()
+}
+
+/// The sum of a figure over the kernels, when every kernel has it.
+fn sum_of(per_kernel: &[serde_json::Value], key: &str) -> Option<f64> {
+    per_kernel.iter().map(|kernel| kernel[key].as_f64()).sum()
 }
 
 /// Prints a progress line on stderr every second.
@@ -266,8 +307,21 @@ fn print_summary(document: &serde_json::Value) {
         latency["p99"].as_f64().unwrap_or(0.0),
         latency["max"].as_f64().unwrap_or(0.0)
     );
-    if let Some(rss) = document["rss_bytes"].as_u64() {
-        println!("  kernel RSS {:.1} MiB, CPU {}%", rss as f64 / 1_048_576.0, document["cpu_percent"]);
+    if let Some(rss) = document["rss_bytes"].as_f64() {
+        println!("  kernel RSS {:.1} MiB, CPU {}%", rss / 1_048_576.0, document["cpu_percent"]);
+    }
+    let per_kernel = document["per_kernel"].as_array().map(Vec::as_slice).unwrap_or_default();
+    if per_kernel.len() > 1 {
+        for (index, kernel) in per_kernel.iter().enumerate() {
+            println!(
+                "  kernel {index}: {} devices, deliveries {:>10} = {:.0}/s, RSS {:.1} MiB, CPU {}%",
+                kernel["devices"],
+                kernel["deliveries_received"],
+                kernel["deliveries_per_s"].as_f64().unwrap_or(0.0),
+                kernel["rss_bytes"].as_f64().unwrap_or(0.0) / 1_048_576.0,
+                kernel["cpu_percent"]
+            );
+        }
     }
     println!("  errors {}", document["errors"]);
 }

@@ -8,19 +8,21 @@ use anyhow::bail;
 use hookwire_client::proto::kernel_message::Kind;
 use hookwire_client::{AdminClient, DeviceClient};
 
-/// Connects a device per token and starts its publishing loop, counting into `template`'s counters: open loop at
-/// `rate` events/s each when given, else closed loop with `window` publishes in flight each.
+/// Connects a device per token, spread across `endpoints` in turn, and starts its publishing loop, counting into
+/// `template`'s counters: open loop at `rate` events/s each when given, else closed loop with `window` publishes in
+/// flight each.
 pub(super) async fn spawn_publishers(
-    endpoint: &str,
+    endpoints: &[String],
     tokens: Vec<String>,
     template: &Publisher,
     rate: Option<f64>,
     window: usize,
 ) -> anyhow::Result<Vec<tokio::task::JoinHandle<anyhow::Result<()>>>> {
     let mut publishers = Vec::with_capacity(tokens.len());
-    for token in tokens {
-        let device = DeviceClient::connect(endpoint, &token).await?;
-        let publisher = template.clone();
+    for (index, token) in tokens.into_iter().enumerate() {
+        let kernel = index % endpoints.len();
+        let device = DeviceClient::connect(&endpoints[kernel], &token).await?;
+        let publisher = Publisher { kernel, ..template.clone() };
         let window = window.max(1);
         publishers.push(tokio::spawn(async move {
             match rate {
@@ -41,6 +43,8 @@ pub(super) struct Publisher {
     pub(super) num_sent: Arc<AtomicU64>,
     pub(super) num_acked: Arc<AtomicU64>,
     pub(super) num_errors: Arc<AtomicU64>,
+    /// The index of the kernel the device publishes to, which its events carry to the receiver.
+    pub(super) kernel: usize,
 }
 
 impl Publisher {
@@ -55,8 +59,10 @@ impl Publisher {
         }
     }
 
+    /// An event's data: when it was sent (nanoseconds since the run began) and the kernel it was sent to, which the
+    /// receiver reads back from the delivery's body.
     fn stamp(&self) -> String {
-        self.epoch.elapsed().as_nanos().to_string()
+        format!("{} {}", self.epoch.elapsed().as_nanos(), self.kernel)
     }
 
     fn on_message(&self, kind: Option<Kind>) -> bool {

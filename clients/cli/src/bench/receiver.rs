@@ -13,6 +13,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 /// What the receiver saw.
 #[derive(Debug, Default)]
 pub(super) struct Received {
+    /// Deliveries by the index of the kernel their event was published to (the kernel that delivered them).
+    pub(super) per_kernel: Vec<AtomicU64>,
     pub(super) num_deliveries: AtomicU64,
     pub(super) num_ceiling: AtomicU64,
     pub(super) latencies_us: Mutex<Vec<u64>>,
@@ -20,6 +22,13 @@ pub(super) struct Received {
     pub(super) first_delivery_ns: AtomicU64,
     /// When the latest delivery arrived, nanoseconds since the run began.
     pub(super) last_delivery_ns: AtomicU64,
+}
+
+impl Received {
+    /// Nothing received yet, from `num_kernels` kernels.
+    pub(super) fn new(num_kernels: usize) -> Self {
+        Received { per_kernel: (0..num_kernels).map(|_| AtomicU64::new(0)).collect(), ..Received::default() }
+    }
 }
 
 /// Starts the receiver on `listener`: 204 to everything; `/hook/...` bodies carry the send time of their event.
@@ -50,9 +59,14 @@ pub(super) fn start_receiver(
                             );
                             received.last_delivery_ns.fetch_max(now_ns, Ordering::Relaxed);
                             received.num_deliveries.fetch_add(1, Ordering::Relaxed);
-                            if let Some(sent) =
-                                std::str::from_utf8(&body).ok().and_then(|text| text.parse::<u128>().ok())
+                            let text = std::str::from_utf8(&body).unwrap_or_default();
+                            let (sent, kernel) = text.split_once(' ').unwrap_or((text, ""));
+                            if let Some(count) =
+                                kernel.parse::<usize>().ok().and_then(|kernel| received.per_kernel.get(kernel))
                             {
+                                count.fetch_add(1, Ordering::Relaxed);
+                            }
+                            if let Ok(sent) = sent.parse::<u128>() {
                                 let latency_us = u64::try_from(now.saturating_sub(sent) / 1000).unwrap_or(u64::MAX);
                                 received.latencies_us.lock().expect("latencies").push(latency_us);
                             }

@@ -22,7 +22,7 @@ use super::receiver::{Received, start_receiver};
 /// database. Reports the time from the restart to the first delivery and the rate at which the rest drain.
 pub(super) async fn restart_pending(args: &BenchArgs, num_pending: u64) -> anyhow::Result<()> {
     let epoch = Instant::now();
-    let received = Arc::new(Received::default());
+    let received = Arc::new(Received::new(1));
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let directory = tempfile::tempdir()?;
     let database = bench_database(args, &directory);
@@ -50,8 +50,9 @@ pub(super) async fn restart_pending(args: &BenchArgs, num_pending: u64) -> anyho
         num_sent,
         num_acked: num_acked.clone(),
         num_errors: num_errors.clone(),
+        kernel: 0,
     };
-    let publishers = spawn_publishers(&endpoint, tokens, &publisher, None, args.window).await?;
+    let publishers = spawn_publishers(std::slice::from_ref(&endpoint), tokens, &publisher, None, args.window).await?;
     for publisher in publishers {
         publisher.await??;
     }
