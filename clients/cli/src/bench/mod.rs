@@ -49,6 +49,7 @@ Examples:
   hookwire bench --rate 1000 --devices 10         # open loop at 1,000 events/s, for latency
   hookwire bench --idle-devices 10000             # kernel memory per connected idle device
   hookwire bench --restart-pending 100000         # restart with deliveries pending: first delivery, drain rate
+  hookwire bench --database postgres://u@h/db --kernels 3   # three kernels on one PostgreSQL database
   hookwire bench --json > result.json";
 
 #[derive(Debug, Args)]
