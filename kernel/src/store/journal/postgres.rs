@@ -8,7 +8,7 @@
 
 use super::{BatchRows, StoreError, WEBHOOK_STATE_SQL, attempts_to_record, webhook_state_values};
 use hookwire_actors::domain::ids::{DeliveryId, DeviceId};
-use hookwire_actors::services::journal::JournalBatch;
+use hookwire_actors::services::journal::{AttemptRecord, JournalBatch};
 use sqlx::postgres::PgPool;
 use sqlx::{PgConnection, Row};
 use std::collections::HashSet;
@@ -62,7 +62,8 @@ pub(super) async fn write(
         update_deliveries(&mut transaction, rows, now, owner).await?
     };
     let lost = rows.lost(&kept);
-    insert_attempts(&mut transaction, batch, &lost).await?;
+    let attempts = attempts_to_record(batch, &lost);
+    insert_attempts(&mut transaction, &attempts).await?;
     for state in &batch.webhook_states {
         let (webhook_id, num_failures_added, gone_reason, failure_limit, is_reset) = webhook_state_values(state);
         sqlx::query(WEBHOOK_STATE_SQL)
@@ -75,6 +76,8 @@ pub(super) async fn write(
             .execute(&mut *transaction)
             .await?;
     }
+    // Any statement a batch adds for both databases goes here too, on this transaction (a `PgConnection`: the
+    // `Any` statements of the SQLite path do not run on it), e.g. the console's daily summary of `attempts`.
     transaction.commit().await?;
     Ok(lost)
 }
@@ -151,12 +154,7 @@ async fn update_deliveries(
     Ok(kept.iter().map(|row| row.try_get::<String, _>(0)).collect::<Result<_, _>>()?)
 }
 
-async fn insert_attempts(
-    connection: &mut PgConnection,
-    batch: &JournalBatch,
-    lost: &[DeliveryId],
-) -> Result<(), StoreError> {
-    let attempts = attempts_to_record(batch, lost);
+async fn insert_attempts(connection: &mut PgConnection, attempts: &[&AttemptRecord]) -> Result<(), StoreError> {
     if attempts.is_empty() {
         return Ok(());
     }
