@@ -136,7 +136,7 @@ pub async fn run_with_listeners(
         .context("registering this kernel")?;
     let ownership = membership.ownership().clone();
 
-    let sql_journal = Arc::new(store::journal::SqlJournal::with_ownership(store.pool().clone(), ownership.clone()));
+    let sql_journal = Arc::new(store::journal::SqlJournal::with_ownership(&store, ownership.clone()));
     let (journal, journal_task) = Journal::start_with_metrics(sql_journal, JOURNAL_CAPACITY, Arc::default());
     let tls = hookwire_actors::actors::host::default_tls_config().context("TLS configuration")?;
     let egress = EgressPolicy::new(settings.allow_destination.clone());

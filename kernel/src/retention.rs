@@ -134,7 +134,7 @@ mod tests {
     async fn pruning_removes_old_attempts_keeps_history_a_month_and_never_touches_pending_deliveries() {
         let directory = tempfile::tempdir().unwrap();
         let store = Store::connect(&format!("sqlite://{}", directory.path().join("db").display())).await.unwrap();
-        let journal = SqlJournal::new(store.pool().clone());
+        let journal = SqlJournal::new(&store);
         let now = time::now_ms();
         record(&journal, now - 2 * DAY, DeliveryStatus::Succeeded).await; // recent: all kept
         record(&journal, now - 20 * DAY, DeliveryStatus::Failed).await; // older than retention 10, within history

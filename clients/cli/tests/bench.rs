@@ -43,3 +43,61 @@ async fn idle_devices_connect_and_report_the_memory_per_device() {
         assert!(result[key].as_f64().is_some(), "{key} missing in {result}");
     }
 }
+
+#[tokio::test]
+async fn several_kernels_are_refused_on_sqlite() {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookwire"))
+        .args(["bench", "--kernels", "2", "--json"])
+        .output()
+        .await
+        .expect("run hookwire bench");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--database postgres://"), "{stderr}");
+}
+
+/// `--kernels 2` starts two `hookwired` processes (the debug build beside this CLI: `cargo build --bin hookwired`)
+/// on one PostgreSQL database (`HOOKWIRE_TEST_POSTGRES`; skipped without it) and reports each kernel's part.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_kernels_on_one_postgres_database_each_deliver_their_devices_events() {
+    let Some(server) = std::env::var("HOOKWIRE_TEST_POSTGRES").ok().filter(|server| !server.is_empty()) else {
+        eprintln!("skipped: HOOKWIRE_TEST_POSTGRES is not set");
+        return;
+    };
+    let hookwired = std::path::Path::new(env!("CARGO_BIN_EXE_hookwire")).with_file_name("hookwired");
+    if !hookwired.is_file() {
+        eprintln!("skipped: no hookwired beside the CLI (cargo build --bin hookwired)");
+        return;
+    }
+    let database = {
+        use sqlx::Executor as _;
+        let name = format!("hw_bench_{}_{}", std::process::id(), std::time::UNIX_EPOCH.elapsed().unwrap().as_nanos());
+        let admin = sqlx::PgPool::connect(&format!("{server}/postgres")).await.expect("connect to PostgreSQL");
+        admin.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.expect("create a database");
+        admin.close().await;
+        format!("{server}/{name}")
+    };
+    let args =
+        ["--kernels", "2", "--database", &database, "--devices", "4", "--duration", "2", "--ceiling-seconds", "0"];
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookwire"))
+        .args(["bench", "--json"])
+        .args(args)
+        .output()
+        .await
+        .expect("run hookwire bench");
+    assert!(output.status.success(), "hookwire bench failed: {}", String::from_utf8_lossy(&output.stderr));
+    let result: Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert_eq!(result["kernels"], 2, "{result}");
+    assert_eq!(result["deliveries_received"], result["deliveries_expected"], "{result}");
+    let per_kernel = result["per_kernel"].as_array().expect("per_kernel");
+    assert_eq!(per_kernel.len(), 2, "{result}");
+    let mut total = 0;
+    for kernel in per_kernel {
+        assert_eq!(kernel["devices"], 2, "{result}");
+        let delivered = kernel["deliveries_received"].as_u64().expect("deliveries_received");
+        assert!(delivered > 0, "each kernel delivers its own devices' events: {result}");
+        assert!(kernel["cpu_seconds"].as_f64().is_some() && kernel["rss_bytes"].as_u64().is_some(), "{result}");
+        total += delivered;
+    }
+    assert_eq!(result["deliveries_received"], total, "{result}");
+}

@@ -14,7 +14,7 @@
 use super::{Backend, StoreError, insert_values_sql};
 use hookwire_actors::domain::ids::WebhookId;
 use hookwire_actors::services::journal::{AttemptRecord, DeliveryStatus};
-use sqlx::{AnyConnection, AnyPool, AssertSqlSafe, Row};
+use sqlx::{AnyConnection, AnyPool, AssertSqlSafe, PgConnection, Row};
 use std::collections::BTreeMap;
 
 /// Milliseconds in a day.
@@ -40,15 +40,7 @@ pub async fn add_outcomes(
     attempts: &[&AttemptRecord],
     now_ms: i64,
 ) -> Result<(), StoreError> {
-    let mut counts: BTreeMap<(&str, i64), [i64; 4]> = BTreeMap::new();
-    for attempt in attempts {
-        let Some(column) = OUTCOMES.iter().position(|status| *status == attempt.delivery_status) else {
-            continue;
-        };
-        let day = now_ms.div_euclid(DAY_MS);
-        counts.entry((attempt.webhook_id.as_str(), day)).or_default()[column] += 1;
-    }
-    let rows: Vec<_> = counts.into_iter().collect();
+    let rows = outcome_rows(attempts, now_ms);
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
         let mut sql = insert_values_sql(
             backend,
@@ -56,11 +48,7 @@ pub async fn add_outcomes(
             6,
             chunk.len(),
         );
-        sql.push_str(
-            " ON CONFLICT (webhook_id, day) DO UPDATE SET succeeded = daily_outcomes.succeeded + excluded.succeeded, \
-             failed = daily_outcomes.failed + excluded.failed, skipped = daily_outcomes.skipped + excluded.skipped, \
-             dropped = daily_outcomes.dropped + excluded.dropped",
-        );
+        sql.push_str(ADD_ON_CONFLICT);
         let mut query = sqlx::query(AssertSqlSafe(sql)).persistent(false);
         for ((webhook_id, day), [succeeded, failed, skipped, dropped]) in chunk {
             query = query.bind(*webhook_id).bind(*day).bind(*succeeded).bind(*failed).bind(*skipped).bind(*dropped);
@@ -68,6 +56,54 @@ pub async fn add_outcomes(
         query.execute(&mut *connection).await?;
     }
     Ok(())
+}
+
+/// [`add_outcomes`] on the journal's PostgreSQL connection: the same rows in the same (key) order, in one statement
+/// binding one array per column, as the journal's other PostgreSQL writes.
+pub async fn add_outcomes_postgres(
+    connection: &mut PgConnection,
+    attempts: &[&AttemptRecord],
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    let rows = outcome_rows(attempts, now_ms);
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let column = |i: usize| -> Vec<i64> { rows.iter().map(|(_, counts)| counts[i]).collect() };
+    let webhook_ids: Vec<&str> = rows.iter().map(|((webhook_id, _), _)| *webhook_id).collect();
+    let days: Vec<i64> = rows.iter().map(|((_, day), _)| *day).collect();
+    let sql = format!(
+        "INSERT INTO daily_outcomes (webhook_id, day, succeeded, failed, skipped, dropped) \
+         SELECT * FROM UNNEST($1::text[], $2::int8[], $3::int8[], $4::int8[], $5::int8[], $6::int8[]){ADD_ON_CONFLICT}"
+    );
+    sqlx::query(AssertSqlSafe(sql))
+        .bind(webhook_ids)
+        .bind(days)
+        .bind(column(0))
+        .bind(column(1))
+        .bind(column(2))
+        .bind(column(3))
+        .execute(&mut *connection)
+        .await?;
+    Ok(())
+}
+
+/// Adds a row's counts to those already stored for its (webhook, day).
+const ADD_ON_CONFLICT: &str = " ON CONFLICT (webhook_id, day) DO UPDATE SET \
+     succeeded = daily_outcomes.succeeded + excluded.succeeded, failed = daily_outcomes.failed + excluded.failed, \
+     skipped = daily_outcomes.skipped + excluded.skipped, dropped = daily_outcomes.dropped + excluded.dropped";
+
+/// The deliveries that `attempts` finished, counted per (webhook, day of `now_ms`), in key order.
+fn outcome_rows<'a>(attempts: &[&'a AttemptRecord], now_ms: i64) -> Vec<((&'a str, i64), [i64; 4])> {
+    let day = now_ms.div_euclid(DAY_MS);
+    let mut counts: BTreeMap<(&str, i64), [i64; 4]> = BTreeMap::new();
+    for attempt in attempts {
+        let Some(column) = OUTCOMES.iter().position(|status| *status == attempt.delivery_status) else {
+            continue;
+        };
+        counts.entry((attempt.webhook_id.as_str(), day)).or_default()[column] += 1;
+    }
+    counts.into_iter().collect()
 }
 
 /// Takes a finished delivery out of the count of the day it finished, before it is reopened, in the reopening
@@ -165,8 +201,13 @@ mod tests {
     #[tokio::test]
     async fn each_finished_delivery_counts_once_on_the_day_it_finished_and_leaves_it_when_reopened() {
         let directory = tempfile::tempdir().unwrap();
-        let store = Store::connect(&format!("sqlite://{}", directory.path().join("db").display())).await.unwrap();
-        let journal = SqlJournal::new(store.pool().clone());
+        for store in crate::store::journal::tests::test_stores(&directory).await {
+            counts_once_and_leaves_when_reopened(&store).await;
+        }
+    }
+
+    async fn counts_once_and_leaves_when_reopened(store: &Store) {
+        let journal = SqlJournal::new(store);
         let (webhook, other) = (WebhookId::generate(), WebhookId::generate());
         let event = Event::new(GroupId::generate(), None, "x".into(), "data".into(), 0);
         let deliveries: Vec<_> = (0..6)

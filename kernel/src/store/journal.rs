@@ -1,15 +1,23 @@
-//! The journal's SQL side: one transaction per batch, events, deliveries and attempts written with multi-row
-//! inserts, and the reload of unfinished deliveries at start.
+//! The journal's SQL side: one transaction per batch, events, deliveries and attempts written in a few statements,
+//! and the reload of unfinished deliveries at start. What a batch writes is worked out once ([`BatchRows`]); how it
+//! is written is the database's: SQLite through `sqlx::Any` with multi-row inserts (here), PostgreSQL through its
+//! own driver with one statement per table binding a few arrays ([`postgres`]).
 
-use super::{Backend, StoreError, insert_values_sql, values_rows};
+mod postgres;
+
+use super::{Backend, Store, StoreError, insert_values_sql, values_rows};
 use futures::future::BoxFuture;
 use hookwire_actors::domain::event::Event;
 use hookwire_actors::domain::ids::{DeliveryId, DeviceId, EventId, GroupId, WebhookId};
 use hookwire_actors::domain::request::DeviceProfile;
 use hookwire_actors::domain::time;
-use hookwire_actors::services::journal::{AttemptRecord, DeliveryStatus, JournalBatch, JournalError, JournalStore};
+use hookwire_actors::services::journal::{
+    AttemptRecord, DeliveryRecord, DeliveryStatus, JournalBatch, JournalError, JournalStore, WebhookStateRecord,
+};
 use hookwire_actors::services::ownership::Ownership;
+use sqlx::postgres::PgPool;
 use sqlx::{AnyPool, AssertSqlSafe, Row};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 /// Rows per multi-row INSERT, well under both databases' bound-parameter limits.
@@ -38,214 +46,272 @@ fn statement_chunks<T>(rows: &[T]) -> impl Iterator<Item = &[T]> {
 /// [`hookwire_actors::services::ownership`]).
 #[derive(Debug, Clone)]
 pub struct SqlJournal {
-    pool: AnyPool,
-    backend: Backend,
+    writer: Writer,
     ownership: Arc<Ownership>,
 }
 
-impl SqlJournal {
-    /// A journal writing to `pool` for a kernel alone on its database (owner `local`).
-    pub fn new(pool: AnyPool) -> Self {
-        SqlJournal::with_ownership(pool, Arc::default())
-    }
+/// Where, and so how, the journal writes: the one place that picks the dialect.
+#[derive(Debug, Clone)]
+enum Writer {
+    /// SQLite through `sqlx::Any`: multi-row `VALUES` with anonymous `?` placeholders.
+    Sqlite(AnyPool),
+    /// PostgreSQL through its own driver: `UNNEST` of one array per column.
+    Postgres(PgPool),
+}
 
-    /// A journal writing to `pool` on behalf of the kernel whose ownership is `ownership`.
-    pub fn with_ownership(pool: AnyPool, ownership: Arc<Ownership>) -> Self {
-        let is_sqlite = pool.connect_options().database_url.scheme().starts_with("sqlite");
-        let backend = if is_sqlite { Backend::Sqlite } else { Backend::Postgres };
-        SqlJournal { pool, backend, ownership }
-    }
+/// A delivery of the batch's events, with what it is inserted with.
+struct NewDelivery<'a> {
+    event: &'a Event,
+    delivery: &'a DeliveryRecord,
+    status: DeliveryStatus,
+    num_attempts: i64,
+    updated_at: i64,
+    next_attempt_at: Option<i64>,
+}
 
-    async fn write(&self, batch: &JournalBatch) -> Result<(), StoreError> {
-        // Not getting a transaction at all means the database is unreachable, whatever the error says: transient.
-        let mut transaction = self.pool.begin().await.map_err(|error| StoreError::Unavailable(error.to_string()))?;
-        let now = time::now_ms();
-        let owner = self.ownership.node_id();
+/// What a batch writes besides its events, worked out the same way for both databases.
+struct BatchRows<'a> {
+    /// Each delivery of the batch's events. One whose attempt is in the same batch (common under load, when a
+    /// batch takes long enough for the requests of the events waiting for it to come back) is inserted with its
+    /// status after its last attempt of the batch.
+    deliveries: Vec<NewDelivery<'a>>,
+    /// The last attempt of the batch of each other delivery: its status update, once per delivery.
+    updates: Vec<&'a AttemptRecord>,
+}
 
-        for records in statement_chunks(&batch.events) {
-            let sql = insert_values_sql(
-                self.backend,
-                "events (id, group_id, device_id, name, data, published_at, ttl)",
-                7,
-                records.len(),
-            );
-            let mut query = sqlx::query(AssertSqlSafe(sql));
-            for record in records {
-                let event = &record.event;
-                query = query
-                    .bind(event.id.as_str())
-                    .bind(event.group_id.as_str())
-                    .bind(event.device_id.as_ref().map(DeviceId::as_str))
-                    .bind(event.name.as_str())
-                    .bind(event.data.as_bytes())
-                    .bind(event.published_at_ms)
-                    .bind(i64::from(event.ttl));
-            }
-            query.execute(&mut *transaction).await?;
-        }
-
-        // Each delivery's last attempt of the batch: its status after the batch. A delivery whose event is in the
-        // same batch is inserted with that status (common under load, when a batch takes long enough for the
-        // requests of the events waiting for it to come back); the others are updated, once each.
-        let mut last_attempts = std::collections::HashMap::with_capacity(batch.attempts.len());
+impl<'a> BatchRows<'a> {
+    fn new(batch: &'a JournalBatch, now: i64) -> Self {
+        let mut last_attempts = HashMap::with_capacity(batch.attempts.len());
         for attempt in &batch.attempts {
             last_attempts.insert(attempt.delivery_id.as_str(), attempt);
         }
-        // The deliveries whose attempts this kernel may record: those it inserts now, and those the fenced update
-        // below finds still its own.
-        let mut owned = std::collections::HashSet::with_capacity(batch.attempts.len());
-
-        let deliveries: Vec<_> = batch
-            .events
-            .iter()
-            .flat_map(|record| record.deliveries.iter().map(move |delivery| (record, delivery)))
-            .collect();
-        for rows in statement_chunks(&deliveries) {
-            let sql = insert_values_sql(
-                self.backend,
-                "deliveries (id, event_id, webhook_id, status, num_attempts, created_at, updated_at, owner, \
-                 next_attempt_at)",
-                9,
-                rows.len(),
-            );
-            let mut query = sqlx::query(AssertSqlSafe(sql));
-            for (record, delivery) in rows {
+        let mut deliveries = Vec::with_capacity(batch.events.iter().map(|record| record.deliveries.len()).sum());
+        for record in &batch.events {
+            let event = &*record.event;
+            for delivery in &record.deliveries {
                 let (status, num_attempts, updated_at, next_attempt_at) =
                     match last_attempts.remove(delivery.id.as_str()) {
                         Some(attempt) => {
                             (attempt.delivery_status, i64::from(attempt.attempt), now, attempt.next_attempt_at_ms)
                         }
-                        None => (DeliveryStatus::Pending, 0, record.event.published_at_ms, None),
+                        None => (DeliveryStatus::Pending, 0, event.published_at_ms, None),
                     };
-                owned.insert(delivery.id.as_str());
-                query = query
-                    .bind(delivery.id.as_str())
-                    .bind(record.event.id.as_str())
-                    .bind(delivery.webhook_id.as_str())
-                    .bind(status as i64)
-                    .bind(num_attempts)
-                    .bind(record.event.published_at_ms)
-                    .bind(updated_at)
-                    .bind(owner)
-                    .bind(next_attempt_at);
+                deliveries.push(NewDelivery { event, delivery, status, num_attempts, updated_at, next_attempt_at });
             }
-            query.execute(&mut *transaction).await?;
         }
+        BatchRows { deliveries, updates: last_attempts.into_values().collect() }
+    }
 
-        // The other deliveries' status after their last attempt of the batch, in one statement per chunk rather
-        // than one per attempt, fenced by the owner: the rows that come back are still this kernel's.
-        let updates: Vec<_> = last_attempts.into_values().collect();
-        let mut lost = Vec::new();
-        for attempts in statement_chunks(&updates) {
-            let mut sql = String::from("WITH v (id, status, num_attempts, next_attempt_at) AS (VALUES ");
-            values_rows(&mut sql, self.backend, 4, attempts.len(), 0);
-            sql.push_str(
-                ") UPDATE deliveries SET status = v.status, num_attempts = v.num_attempts, \
-                 next_attempt_at = v.next_attempt_at, updated_at = ",
-            );
-            match self.backend {
-                Backend::Sqlite => sql.push_str("? FROM v WHERE deliveries.id = v.id AND deliveries.owner = ?"),
-                Backend::Postgres => sql.push_str(&format!(
-                    "${} FROM v WHERE deliveries.id = v.id AND deliveries.owner = ${}",
-                    attempts.len() * 4 + 1,
-                    attempts.len() * 4 + 2
-                )),
-            }
-            sql.push_str(" RETURNING deliveries.id");
-            let mut query = sqlx::query(AssertSqlSafe(sql));
-            for attempt in attempts {
-                query = query
-                    .bind(attempt.delivery_id.as_str())
-                    .bind(attempt.delivery_status as i64)
-                    .bind(i64::from(attempt.attempt))
-                    .bind(attempt.next_attempt_at_ms);
-            }
-            let rows = query.bind(now).bind(owner).fetch_all(&mut *transaction).await?;
-            let kept: std::collections::HashSet<String> =
-                rows.iter().map(|row| row.try_get::<String, _>(0)).collect::<Result<_, _>>()?;
-            for attempt in attempts {
-                match kept.get(attempt.delivery_id.as_str()) {
-                    Some(_) => {
-                        owned.insert(attempt.delivery_id.as_str());
-                    }
-                    None => lost.push(attempt.delivery_id.clone()),
-                }
-            }
-        }
+    /// The deliveries updated whose row did not come back (`kept` holds those that did): another kernel owns them.
+    fn lost(&self, kept: &HashSet<String>) -> Vec<DeliveryId> {
+        self.updates
+            .iter()
+            .filter(|attempt| !kept.contains(attempt.delivery_id.as_str()))
+            .map(|attempt| attempt.delivery_id.clone())
+            .collect()
+    }
+}
 
-        // Attempts of deliveries this kernel no longer owns are not recorded: their new owner records its own.
-        let attempts: Vec<&AttemptRecord> =
-            batch.attempts.iter().filter(|attempt| owned.contains(attempt.delivery_id.as_str())).collect();
-        for attempts in statement_chunks(&attempts) {
-            let sql = insert_values_sql(
-                self.backend,
-                "attempts (delivery_id, webhook_id, event_id, attempt, started_at, duration_ms, request_method, request_url, \
-                 response_status, error_class, error_message, delivery_status, request_headers, request_body, \
-                 response_headers, response_body)",
-                16,
-                attempts.len(),
-            );
-            let mut query = sqlx::query(AssertSqlSafe(sql));
-            for attempt in attempts {
-                query = query
-                    .bind(attempt.delivery_id.as_str())
-                    .bind(attempt.webhook_id.as_str())
-                    .bind(attempt.event_id.as_str())
-                    .bind(i64::from(attempt.attempt))
-                    .bind(attempt.started_at_ms)
-                    .bind(attempt.duration_ms)
-                    .bind(attempt.request_method.as_str())
-                    .bind(attempt.request_url.as_str())
-                    .bind(attempt.response_status.map(i64::from))
-                    .bind(attempt.error_class)
-                    .bind(attempt.error_message.as_deref())
-                    .bind(attempt.delivery_status as i64)
-                    .bind(attempt.request_headers.as_str())
-                    .bind(&attempt.request_body[..])
-                    .bind(attempt.response_headers.as_deref())
-                    .bind(attempt.response_body.as_deref());
-            }
-            query.execute(&mut *transaction).await?;
-        }
-        for state in &batch.webhook_states {
-            // Applied as a change, never as an overwrite: every kernel on the database counts into the same row, a
-            // success resets it, and the row is disabled when the shared count reaches the limit. A stored disable
-            // is never cleared here (only by `enable`). A webhook deleted meanwhile has no state to keep: the guard
-            // skips it rather than fail the batch. The disable reason for 410 Gone is the kernel's; the limit's
-            // reason is computed from the shared count.
-            let gone_reason = state.disabled_reason.as_deref().filter(|reason| reason.starts_with("410 Gone"));
-            sqlx::query(
-                "INSERT INTO webhook_state (webhook_id, consecutive_failures, disabled_reason, updated_at) \
-                 SELECT $1, $2, COALESCE($3, CASE WHEN $5 > 0 AND $2 >= $5 \
-                 THEN CAST($2 AS TEXT) || ' consecutive failures' END), $4 \
-                 WHERE EXISTS (SELECT 1 FROM webhooks WHERE id = $1) \
-                 ON CONFLICT (webhook_id) DO UPDATE SET \
-                 consecutive_failures = CASE WHEN $6 = 1 THEN $2 ELSE webhook_state.consecutive_failures + $2 END, \
-                 disabled_reason = COALESCE(webhook_state.disabled_reason, $3, CASE WHEN $5 > 0 AND \
-                 (CASE WHEN $6 = 1 THEN $2 ELSE webhook_state.consecutive_failures + $2 END) >= $5 \
-                 THEN CAST((CASE WHEN $6 = 1 THEN $2 ELSE webhook_state.consecutive_failures + $2 END) AS TEXT) \
-                 || ' consecutive failures' END), \
-                 updated_at = $4",
-            )
-            .bind(state.webhook_id.as_str())
-            .bind(i64::from(state.num_failures_added))
-            .bind(gone_reason)
-            .bind(now)
-            .bind(i64::from(state.failure_limit))
-            .bind(i64::from(state.is_reset))
-            .execute(&mut *transaction)
-            .await?;
-        }
-        // Last, so that the summary's rows (shared by every journal writing to the same webhook) are locked only
-        // until the commit.
-        super::daily::add_outcomes(&mut transaction, self.backend, &attempts, now).await?;
-        transaction.commit().await?;
+/// The attempts this kernel may record: all but those of deliveries another kernel owns now (their new owner
+/// records its own).
+fn attempts_to_record<'a>(batch: &'a JournalBatch, lost: &[DeliveryId]) -> Vec<&'a AttemptRecord> {
+    let lost: HashSet<&str> = lost.iter().map(DeliveryId::as_str).collect();
+    batch.attempts.iter().filter(|attempt| !lost.contains(attempt.delivery_id.as_str())).collect()
+}
+
+/// Applies a webhook's state change as a change, never as an overwrite: every kernel on the database counts into
+/// the same row, a success resets it, and the row is disabled when the shared count reaches the limit. A stored
+/// disable is never cleared here (only by `enable`). A webhook deleted meanwhile has no state to keep: the guard
+/// skips it rather than fail the batch. The disable reason for 410 Gone is the kernel's; the limit's reason is
+/// computed from the shared count. `$N` placeholders: both databases take the statement as it is.
+const WEBHOOK_STATE_SQL: &str = "INSERT INTO webhook_state (webhook_id, consecutive_failures, disabled_reason, updated_at) \
+     SELECT $1, $2, COALESCE($3, CASE WHEN $5 > 0 AND $2 >= $5 \
+     THEN CAST($2 AS TEXT) || ' consecutive failures' END), $4 \
+     WHERE EXISTS (SELECT 1 FROM webhooks WHERE id = $1) \
+     ON CONFLICT (webhook_id) DO UPDATE SET \
+     consecutive_failures = CASE WHEN $6 = 1 THEN $2 ELSE webhook_state.consecutive_failures + $2 END, \
+     disabled_reason = COALESCE(webhook_state.disabled_reason, $3, CASE WHEN $5 > 0 AND \
+     (CASE WHEN $6 = 1 THEN $2 ELSE webhook_state.consecutive_failures + $2 END) >= $5 \
+     THEN CAST((CASE WHEN $6 = 1 THEN $2 ELSE webhook_state.consecutive_failures + $2 END) AS TEXT) \
+     || ' consecutive failures' END), \
+     updated_at = $4";
+
+/// The values [`WEBHOOK_STATE_SQL`] binds, in order: webhook id, failures added, the 410 Gone reason, the failure
+/// limit and whether the count was reset (0 or 1).
+fn webhook_state_values(state: &WebhookStateRecord) -> (&str, i64, Option<&str>, i64, i64) {
+    let gone_reason = state.disabled_reason.as_deref().filter(|reason| reason.starts_with("410 Gone"));
+    (
+        state.webhook_id.as_str(),
+        i64::from(state.num_failures_added),
+        gone_reason,
+        i64::from(state.failure_limit),
+        i64::from(state.is_reset),
+    )
+}
+
+impl SqlJournal {
+    /// A journal writing to `store` for a kernel alone on its database (owner `local`).
+    pub fn new(store: &Store) -> Self {
+        SqlJournal::with_ownership(store, Arc::default())
+    }
+
+    /// A journal writing to `store` on behalf of the kernel whose ownership is `ownership`.
+    pub fn with_ownership(store: &Store, ownership: Arc<Ownership>) -> Self {
+        let writer = match store.journal_pool() {
+            Some(pool) => Writer::Postgres(pool.clone()),
+            None => Writer::Sqlite(store.pool().clone()),
+        };
+        SqlJournal { writer, ownership }
+    }
+
+    async fn write(&self, batch: &JournalBatch) -> Result<(), StoreError> {
+        let now = time::now_ms();
+        let owner = self.ownership.node_id();
+        let rows = BatchRows::new(batch, now);
+        let lost = match &self.writer {
+            Writer::Sqlite(pool) => write_sqlite(pool, batch, &rows, now, owner).await?,
+            Writer::Postgres(pool) => postgres::write(pool, batch, &rows, now, owner).await?,
+        };
         if !lost.is_empty() {
             tracing::warn!(num_lost = lost.len(), first = %lost[0], "deliveries owned by another kernel now; their outcomes here are not recorded and they are forgotten");
             self.ownership.mark_lost(lost);
         }
         Ok(())
     }
+}
+
+/// Writes a batch to SQLite in one transaction; returns the deliveries another kernel owns now.
+async fn write_sqlite(
+    pool: &AnyPool,
+    batch: &JournalBatch,
+    rows: &BatchRows<'_>,
+    now: i64,
+    owner: &str,
+) -> Result<Vec<DeliveryId>, StoreError> {
+    let backend = Backend::Sqlite;
+    // Not getting a transaction at all means the database is unreachable, whatever the error says: transient.
+    let mut transaction = pool.begin().await.map_err(|error| StoreError::Unavailable(error.to_string()))?;
+
+    for records in statement_chunks(&batch.events) {
+        let sql = insert_values_sql(
+            backend,
+            "events (id, group_id, device_id, name, data, published_at, ttl)",
+            7,
+            records.len(),
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for record in records {
+            let event = &record.event;
+            query = query
+                .bind(event.id.as_str())
+                .bind(event.group_id.as_str())
+                .bind(event.device_id.as_ref().map(DeviceId::as_str))
+                .bind(event.name.as_str())
+                .bind(event.data.as_bytes())
+                .bind(event.published_at_ms)
+                .bind(i64::from(event.ttl));
+        }
+        query.execute(&mut *transaction).await?;
+    }
+
+    for deliveries in statement_chunks(&rows.deliveries) {
+        let sql = insert_values_sql(
+            backend,
+            "deliveries (id, event_id, webhook_id, status, num_attempts, created_at, updated_at, owner, \
+             next_attempt_at)",
+            9,
+            deliveries.len(),
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for row in deliveries {
+            query = query
+                .bind(row.delivery.id.as_str())
+                .bind(row.event.id.as_str())
+                .bind(row.delivery.webhook_id.as_str())
+                .bind(row.status as i64)
+                .bind(row.num_attempts)
+                .bind(row.event.published_at_ms)
+                .bind(row.updated_at)
+                .bind(owner)
+                .bind(row.next_attempt_at);
+        }
+        query.execute(&mut *transaction).await?;
+    }
+
+    // The other deliveries' status after their last attempt of the batch, in one statement per chunk rather than
+    // one per attempt, fenced by the owner: the rows that come back are still this kernel's.
+    let mut kept = HashSet::with_capacity(rows.updates.len());
+    for attempts in statement_chunks(&rows.updates) {
+        let mut sql = String::from("WITH v (id, status, num_attempts, next_attempt_at) AS (VALUES ");
+        values_rows(&mut sql, backend, 4, attempts.len(), 0);
+        sql.push_str(
+            ") UPDATE deliveries SET status = v.status, num_attempts = v.num_attempts, \
+             next_attempt_at = v.next_attempt_at, updated_at = ? FROM v \
+             WHERE deliveries.id = v.id AND deliveries.owner = ? RETURNING deliveries.id",
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for attempt in attempts {
+            query = query
+                .bind(attempt.delivery_id.as_str())
+                .bind(attempt.delivery_status as i64)
+                .bind(i64::from(attempt.attempt))
+                .bind(attempt.next_attempt_at_ms);
+        }
+        for row in query.bind(now).bind(owner).fetch_all(&mut *transaction).await? {
+            kept.insert(row.try_get::<String, _>(0)?);
+        }
+    }
+    let lost = rows.lost(&kept);
+
+    let attempts = attempts_to_record(batch, &lost);
+    for attempts in statement_chunks(&attempts) {
+        let sql = insert_values_sql(
+            backend,
+            "attempts (delivery_id, webhook_id, event_id, attempt, started_at, duration_ms, request_method, request_url, \
+             response_status, error_class, error_message, delivery_status, request_headers, request_body, \
+             response_headers, response_body)",
+            16,
+            attempts.len(),
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for attempt in attempts {
+            query = query
+                .bind(attempt.delivery_id.as_str())
+                .bind(attempt.webhook_id.as_str())
+                .bind(attempt.event_id.as_str())
+                .bind(i64::from(attempt.attempt))
+                .bind(attempt.started_at_ms)
+                .bind(attempt.duration_ms)
+                .bind(attempt.request_method.as_str())
+                .bind(attempt.request_url.as_str())
+                .bind(attempt.response_status.map(i64::from))
+                .bind(attempt.error_class)
+                .bind(attempt.error_message.as_deref())
+                .bind(attempt.delivery_status as i64)
+                .bind(attempt.request_headers.as_str())
+                .bind(&attempt.request_body[..])
+                .bind(attempt.response_headers.as_deref())
+                .bind(attempt.response_body.as_deref());
+        }
+        query.execute(&mut *transaction).await?;
+    }
+    for state in &batch.webhook_states {
+        let (webhook_id, num_failures_added, gone_reason, failure_limit, is_reset) = webhook_state_values(state);
+        sqlx::query(WEBHOOK_STATE_SQL)
+            .bind(webhook_id)
+            .bind(num_failures_added)
+            .bind(gone_reason)
+            .bind(now)
+            .bind(failure_limit)
+            .bind(is_reset)
+            .execute(&mut *transaction)
+            .await?;
+    }
+    // Last, so that the summary's rows (shared by every journal writing to the same webhook) are locked only until
+    // the commit.
+    super::daily::add_outcomes(&mut transaction, backend, &attempts, now).await?;
+    transaction.commit().await?;
+    Ok(lost)
 }
 
 impl JournalStore for SqlJournal {
@@ -348,7 +414,7 @@ pub async fn drop_deliveries(pool: &AnyPool, owner: &str, ids: &[DeliveryId]) ->
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::store::Store;
     use hookwire_actors::services::journal::{DeliveryRecord, EventRecord};
@@ -384,11 +450,34 @@ mod tests {
         (row.try_get("status").unwrap(), row.try_get("num_attempts").unwrap())
     }
 
+    /// The stores a test runs on: SQLite, and PostgreSQL (a fresh database) when `HOOKWIRE_TEST_POSTGRES` names a
+    /// server, as the end-to-end suite does. Each database has its own journal statements.
+    /// A SQLite store in `directory`, and a PostgreSQL one on a fresh database where `HOOKWIRE_TEST_POSTGRES` names
+    /// a server.
+    pub(crate) async fn test_stores(directory: &tempfile::TempDir) -> Vec<Store> {
+        let mut stores =
+            vec![Store::connect(&format!("sqlite://{}", directory.path().join("db").display())).await.unwrap()];
+        if let Some(server) = std::env::var("HOOKWIRE_TEST_POSTGRES").ok().filter(|server| !server.is_empty()) {
+            use sqlx::Executor as _;
+            let name = format!("hw_journal_{}", DeliveryId::generate().as_str().to_lowercase().replace('-', "_"));
+            let admin = sqlx::PgPool::connect(&format!("{server}/postgres")).await.unwrap();
+            admin.execute(AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.unwrap();
+            admin.close().await;
+            stores.push(Store::connect(&format!("{server}/{name}")).await.unwrap());
+        }
+        stores
+    }
+
     #[tokio::test]
     async fn a_delivery_ends_with_the_status_of_its_last_attempt_whether_in_its_events_batch_or_a_later_one() {
         let directory = tempfile::tempdir().unwrap();
-        let store = Store::connect(&format!("sqlite://{}", directory.path().join("db").display())).await.unwrap();
-        let journal = SqlJournal::new(store.pool().clone());
+        for store in test_stores(&directory).await {
+            the_last_attempt_sets_the_status(&store).await;
+        }
+    }
+
+    async fn the_last_attempt_sets_the_status(store: &Store) {
+        let journal = SqlJournal::new(store);
         let event = Event::new(GroupId::generate(), None, "x".into(), "data".into(), 0);
         let [same, later, retried, untouched] =
             std::array::from_fn(|_| DeliveryRecord { id: DeliveryId::generate(), webhook_id: WebhookId::generate() });
@@ -405,9 +494,9 @@ mod tests {
             webhook_states: Vec::new(),
         };
         journal.write_batch(&first).await.unwrap();
-        assert_eq!(status(&store, &same).await, (DeliveryStatus::Succeeded as i64, 1), "inserted finished");
-        assert_eq!(status(&store, &retried).await, (DeliveryStatus::Pending as i64, 2), "its last attempt holds");
-        assert_eq!(status(&store, &later).await, (DeliveryStatus::Pending as i64, 0));
+        assert_eq!(status(store, &same).await, (DeliveryStatus::Succeeded as i64, 1), "inserted finished");
+        assert_eq!(status(store, &retried).await, (DeliveryStatus::Pending as i64, 2), "its last attempt holds");
+        assert_eq!(status(store, &later).await, (DeliveryStatus::Pending as i64, 0));
 
         let second = JournalBatch {
             attempts: vec![
@@ -417,9 +506,9 @@ mod tests {
             ..JournalBatch::default()
         };
         journal.write_batch(&second).await.unwrap();
-        assert_eq!(status(&store, &later).await, (DeliveryStatus::Failed as i64, 1), "updated");
-        assert_eq!(status(&store, &retried).await, (DeliveryStatus::Succeeded as i64, 3));
-        assert_eq!(status(&store, &untouched).await, (DeliveryStatus::Pending as i64, 0));
+        assert_eq!(status(store, &later).await, (DeliveryStatus::Failed as i64, 1), "updated");
+        assert_eq!(status(store, &retried).await, (DeliveryStatus::Succeeded as i64, 3));
+        assert_eq!(status(store, &untouched).await, (DeliveryStatus::Pending as i64, 0));
         let pending = pending_deliveries(store.pool(), None, 10).await.unwrap();
         let pending: Vec<_> = pending.iter().map(|pending| &pending.delivery_id).collect();
         assert_eq!(pending, [&untouched.id]);
@@ -428,9 +517,14 @@ mod tests {
     #[tokio::test]
     async fn an_outcome_of_a_delivery_another_kernel_took_over_is_not_written_and_the_delivery_is_marked_lost() {
         let directory = tempfile::tempdir().unwrap();
-        let store = Store::connect(&format!("sqlite://{}", directory.path().join("db").display())).await.unwrap();
+        for store in test_stores(&directory).await {
+            a_lost_delivery_is_not_written(&store).await;
+        }
+    }
+
+    async fn a_lost_delivery_is_not_written(store: &Store) {
         let ownership = Arc::new(Ownership::always_open("knl_a"));
-        let journal = SqlJournal::with_ownership(store.pool().clone(), ownership.clone());
+        let journal = SqlJournal::with_ownership(store, ownership.clone());
         let event = Event::new(GroupId::generate(), None, "x".into(), "data".into(), 0);
         let [kept, taken] =
             std::array::from_fn(|_| DeliveryRecord { id: DeliveryId::generate(), webhook_id: WebhookId::generate() });
@@ -467,8 +561,8 @@ mod tests {
             ..JournalBatch::default()
         };
         journal.write_batch(&second).await.unwrap();
-        assert_eq!(status(&store, &kept).await, (DeliveryStatus::Succeeded as i64, 2));
-        assert_eq!(status(&store, &taken).await, (DeliveryStatus::Pending as i64, 0), "its new owner's to write");
+        assert_eq!(status(store, &kept).await, (DeliveryStatus::Succeeded as i64, 2));
+        assert_eq!(status(store, &taken).await, (DeliveryStatus::Pending as i64, 0), "its new owner's to write");
         let recorded = sqlx::query("SELECT COUNT(*) AS n FROM attempts WHERE delivery_id = $1")
             .bind(taken.id.as_str())
             .fetch_one(store.pool())

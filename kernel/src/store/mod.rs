@@ -2,7 +2,8 @@
 //! runs on SQLite (the default, embedded) and PostgreSQL. The schema is portable (text ids, BIGINT epoch
 //! milliseconds and statuses, JSON as TEXT) and every query uses `$N` placeholders, which both accept, except the
 //! journal's multi-row statements, which use `?` on SQLite (see [`values_rows`]).
-//! Migrations live in `migrations/sqlite` and `migrations/postgres` and are applied at start.
+//! Migrations live in `migrations/sqlite` and `migrations/postgres` and are applied at start. On PostgreSQL the
+//! store also holds a typed `PgPool` of its own for the journal, which binds arrays (see [`journal`]); `Any` cannot.
 
 pub mod attempts;
 pub mod console;
@@ -17,6 +18,7 @@ pub mod webhooks;
 
 use hookwire_proto::ErrorCode;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{AnyPool, Executor};
 use std::str::FromStr;
 use std::time::Duration;
@@ -101,7 +103,12 @@ fn is_transient_code(code: &str) -> bool {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// On PostgreSQL, the journal's typed pool.
+    journal_pool: Option<PgPool>,
 }
+
+/// Connections of the journal's PostgreSQL pool: the journal writes one batch at a time.
+const JOURNAL_POOL_CONNECTIONS: u32 = 2;
 
 impl Store {
     /// Connects to `url` (`sqlite://PATH`, created if missing, or `postgres://...`) and applies the migrations.
@@ -152,7 +159,21 @@ impl Store {
             .run(&pool)
             .await
             .map_err(|error| StoreError::Setup(format!("database: migrations failed: {error}")))?;
-        Ok(Store { pool, backend })
+        let journal_pool = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => {
+                let options = PgConnectOptions::from_str(&url)
+                    .map_err(|error| StoreError::Setup(format!("database: {error}")))?;
+                let pool = PgPoolOptions::new()
+                    .max_connections(JOURNAL_POOL_CONNECTIONS)
+                    .acquire_timeout(Duration::from_secs(5))
+                    .connect_with(options)
+                    .await
+                    .map_err(|error| StoreError::Setup(format!("database: cannot open {}: {error}", redact(&url))))?;
+                Some(pool)
+            }
+        };
+        Ok(Store { pool, backend, journal_pool })
     }
 
     /// The pool.
@@ -165,9 +186,17 @@ impl Store {
         self.backend
     }
 
+    /// On PostgreSQL, the typed pool the journal writes through; `None` on SQLite.
+    pub fn journal_pool(&self) -> Option<&PgPool> {
+        self.journal_pool.as_ref()
+    }
+
     /// Closes every connection.
     pub async fn close(&self) {
         self.pool.close().await;
+        if let Some(pool) = &self.journal_pool {
+            pool.close().await;
+        }
     }
 }
 
