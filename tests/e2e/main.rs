@@ -8,6 +8,7 @@ mod console;
 mod core;
 mod credentials;
 mod deliveries;
+mod docs;
 mod egress;
 mod fidelity;
 mod hostile_conn;
