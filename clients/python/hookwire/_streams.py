@@ -1,20 +1,40 @@
 """The thread plumbing of streaming calls: a background reader into a bounded buffer (`Inbox`) so that waits can
-time out, waiting for a stream to open (`open_stream`), and deadlines in seconds."""
+time out, waiting for a stream to open (`open_stream`), iterating a stream's events (`EventIterator`), and deadlines
+in seconds."""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from typing import Any, Callable
 
 import grpc
 
+from hookwire._connection import Closing
 from hookwire.errors import HookwireError, HookwireTimeoutError
+from hookwire.v1 import common_pb2
 
 # How many messages a stream keeps unread before it stops reading from the server; the server then queues them
 # and, past its own limit, drops events and reports how many with an `Overflow`.
 INCOMING_QUEUE_CAPACITY = 1024
+
+
+class EventIterator(Closing):
+    """A stream of events that iterates: each step is `next_event()`, until it returns `None` (the stream ended)."""
+
+    def next_event(self, timeout: float | None = None) -> common_pb2.Event | None:
+        raise NotImplementedError
+
+    def __iter__(self) -> Iterator[common_pb2.Event]:
+        return self
+
+    def __next__(self) -> common_pb2.Event:
+        event = self.next_event()
+        if event is None:
+            raise StopIteration
+        return event
 
 
 class Inbox:

@@ -10,14 +10,14 @@ definition is already parsed.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any, Callable
 
 import grpc
 
 from hookwire._connection import Closing, Response, bearer_metadata, open_channel, unary
 from hookwire._models import Definition, Item, Page, Webhook
-from hookwire._streams import Inbox, open_stream
+from hookwire._streams import EventIterator, Inbox, open_stream
 from hookwire.errors import HookwireError
 from hookwire.v1 import (
     admin_pb2,
@@ -418,7 +418,7 @@ class AdminClient(Closing):
         return unary(method, request, self._metadata, self._timeout)
 
 
-class EventStream(Closing):
+class EventStream(EventIterator):
     """The live events of a group, from `AdminClient.subscribe`: `hookwire.v1.common_pb2.Event` messages.
 
     Iterating yields events until the server ends the stream; `next_event(timeout)` waits for one at most
@@ -441,15 +441,6 @@ class EventStream(Closing):
     def close(self) -> None:
         """Ends the subscription."""
         self._inbox.stop()
-
-    def __iter__(self) -> Iterator[common_pb2.Event]:
-        return self
-
-    def __next__(self) -> common_pb2.Event:
-        event = self.next_event()
-        if event is None:
-            raise StopIteration
-        return event
 
 
 def _role(role: str) -> int:

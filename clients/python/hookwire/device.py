@@ -18,7 +18,7 @@ from typing import Any
 import grpc
 
 from hookwire._connection import Closing, Metadata, bearer_metadata, open_channel, unary
-from hookwire._streams import deadline_after, open_stream, time_left
+from hookwire._streams import EventIterator, deadline_after, open_stream, time_left
 from hookwire.errors import HookwireError
 from hookwire.v1 import common_pb2, device_pb2, device_pb2_grpc
 
@@ -63,7 +63,7 @@ class DeviceClient(Closing):
         self._channel.close()
 
 
-class DeviceSession(Closing):
+class DeviceSession(EventIterator):
     """A device's `Connect` session: publishes, subscriptions and pings go out; acks, errors, pongs and the
     events subscribed to come in.
 
@@ -176,15 +176,6 @@ class DeviceSession(Closing):
         """How many events the server dropped because this session did not read fast enough: the sum of the
         `Overflow` reports received so far."""
         return self._num_dropped
-
-    def __iter__(self) -> Iterator[common_pb2.Event]:
-        return self
-
-    def __next__(self) -> common_pb2.Event:
-        event = self.next_event()
-        if event is None:
-            raise StopIteration
-        return event
 
     # Ending.
 
