@@ -9,8 +9,10 @@
 //! - in fenced code blocks (commands, the event-path picture): a word that starts with a top-level folder;
 //! - Markdown link targets (`[text](docs/cluster.md)`), from the doc's folder.
 //!
-//! Words with characters other than letters, digits, `_`, `-`, `.` and `/` (globs such as `hookwire/v1/*.proto`,
-//! placeholders such as `<service>.rs`, variables) and absolute paths are not paths of the tree.
+//! A word with one list in braces names each path of the list: `kernel/src/store/{mod,journal}.rs` names
+//! `kernel/src/store/mod.rs` and `kernel/src/store/journal.rs`. Words with other characters than letters, digits,
+//! `_`, `-`, `.` and `/` (globs such as `hookwire/v1/*.proto`, placeholders such as `<service>.rs`, variables) and
+//! absolute paths are not paths of the tree.
 
 use std::path::{Path, PathBuf};
 
@@ -92,6 +94,13 @@ fn link_targets(text: &str) -> Vec<(usize, String)> {
     targets
 }
 
+/// The words `word` stands for: itself, or one word per element of its one list in braces (`a/{b,c}.rs`).
+fn expand_braces(word: &str) -> Vec<String> {
+    let Some((before, rest)) = word.split_once('{') else { return vec![word.to_owned()] };
+    let Some((list, after)) = rest.split_once('}') else { return vec![word.to_owned()] };
+    list.split(',').map(|element| format!("{before}{element}{after}")).collect()
+}
+
 /// The path `word` names, if it names one (see the module's doc), without a trailing `/`.
 fn named_path(word: &str, in_code_block: bool, top_folders: &[String]) -> Option<(String, bool)> {
     let word = word.trim().trim_start_matches('(').trim_end_matches([',', '.', ';', ':', ')']);
@@ -128,12 +137,15 @@ fn every_path_the_readme_and_the_docs_name_exists() {
         let doc_name = doc.strip_prefix(&root).unwrap().display().to_string();
         let exists = |path: &str| root.join(path).exists() || doc_folder.join(path).exists();
         for mention in mentions(&text) {
-            let Some((path, has_top_folder)) = named_path(&mention.word, mention.in_code_block, &top_folders) else {
-                continue;
-            };
-            let ends_a_path = || paths.iter().any(|known| known == &path || known.ends_with(&format!("/{path}")));
-            if !exists(&path) && (has_top_folder || !ends_a_path()) {
-                missing.push(format!("{doc_name}:{}: `{}`", mention.line, mention.word));
+            for word in expand_braces(&mention.word) {
+                let Some((path, has_top_folder)) = named_path(&word, mention.in_code_block, &top_folders) else {
+                    continue;
+                };
+                let ends_a_path = || paths.iter().any(|known| known == &path || known.ends_with(&format!("/{path}")));
+                if !exists(&path) && (has_top_folder || !ends_a_path()) {
+                    let source = if word == mention.word { String::new() } else { format!(" (in `{}`)", mention.word) };
+                    missing.push(format!("{doc_name}:{}: `{word}`{source}", mention.line));
+                }
             }
         }
         for (line, target) in link_targets(&text) {
@@ -156,6 +168,8 @@ fn the_docs_check_sees_paths_and_passes_over_what_is_not_one() {
         assert_eq!(named(not_a_path, true), None, "{not_a_path}");
     }
     assert_eq!(named("hook-response/", false), None);
+    assert_eq!(expand_braces("kernel/src/{mod,journal}.rs"), ["kernel/src/mod.rs", "kernel/src/journal.rs"]);
+    assert_eq!(expand_braces("kernel/src/lib.rs"), ["kernel/src/lib.rs"]);
     let text = "a `kernel/x.rs` b\n```\nrun kernel/y.rs now\n```\n[the cluster](cluster.md#top) [web](https://x.y/z)";
     let words: Vec<(usize, String, bool)> =
         mentions(text).into_iter().map(|mention| (mention.line, mention.word, mention.in_code_block)).collect();
