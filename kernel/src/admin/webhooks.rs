@@ -1,5 +1,5 @@
 //! Admin operations on webhooks: validate definitions for a group, create (one or a batch), get with run-time
-//! state, enable, disable, list, replace, rotate the signing secret, delete. Each refreshes the group's index.
+//! state, enable, disable, list, replace, rotate the signing secret, delete. Each change refreshes the group's index.
 
 use super::{ADMIN_DISABLED_REASON, DEFAULT_SECRET_GRACE_SECONDS, MAX_SECRET_GRACE_SECONDS, SavedWebhook};
 use crate::Kernel;
