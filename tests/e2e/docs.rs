@@ -1,5 +1,6 @@
-//! The docs name files that exist: every path that README.md and docs/*.md name is in the tree, so that a file
-//! moved or split cannot leave the docs pointing at nothing.
+//! The docs and the tree agree: every path that README.md and docs/*.md name is in the tree, so that a file moved
+//! or split cannot leave the docs pointing at nothing; and the folder tables (the README's Layout, "Each folder's
+//! job" in docs/architecture.md) name every top-level folder and every client, so that a new one gets its row.
 //!
 //! What counts as a path named by a doc:
 //! - in `code` spans: a word that starts with a top-level folder of the repository (`kernel/src/admin/`), or that
@@ -177,4 +178,42 @@ fn the_docs_check_sees_paths_and_passes_over_what_is_not_one() {
         words.contains(&(1, "kernel/x.rs".to_owned(), false)) && words.contains(&(3, "kernel/y.rs".to_owned(), true))
     );
     assert_eq!(link_targets(text), [(5, "cluster.md".to_owned())]);
+}
+
+/// The text of the section of `text` that starts with the heading `heading`, up to the next heading of its level.
+fn section<'a>(text: &'a str, heading: &str) -> &'a str {
+    let start = text.find(&format!("\n{heading}\n")).unwrap_or_else(|| panic!("no section {heading}"));
+    let level = heading.split(' ').next().unwrap_or_default();
+    let body = &text[start + heading.len() + 2..];
+    let end = body.find(&format!("\n{level} ")).unwrap_or(body.len());
+    &body[..end]
+}
+
+#[test]
+fn the_layout_tables_name_every_top_level_folder_and_every_client() {
+    let root = repository_root();
+    let mut folders: Vec<String> = Vec::new();
+    for entry in std::fs::read_dir(&root).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        // Hidden folders are tools' own (.git, .cargo) except the CI script's.
+        let is_hidden = name.starts_with('.') && name != ".ci";
+        if entry.file_type().unwrap().is_dir() && !is_hidden && !is_ignored_folder(&name) {
+            folders.push(name);
+        }
+    }
+    for entry in std::fs::read_dir(root.join("clients")).unwrap() {
+        folders.push(format!("clients/{}", entry.unwrap().file_name().to_string_lossy()));
+    }
+    folders.sort();
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let architecture = std::fs::read_to_string(root.join("docs/architecture.md")).unwrap();
+    let tables = [
+        ("README.md", section(&readme, "## Layout")),
+        ("docs/architecture.md", section(&architecture, "## Each folder's job")),
+    ];
+    for (doc, table) in tables {
+        let unnamed: Vec<&String> = folders.iter().filter(|folder| !table.contains(&format!("`{folder}"))).collect();
+        assert!(unnamed.is_empty(), "{doc}: the folder table does not name {unnamed:?}");
+    }
 }
