@@ -24,7 +24,8 @@ use std::fs::{File, OpenOptions, TryLockError};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 /// The `NOTIFY` channel on which kernels wake each other's rescuers (a kernel released its deliveries).
 pub const RESCUE_CHANNEL: &str = "hookwire_rescue";

@@ -3,7 +3,7 @@
 //! device sessions), once, and a device's private `hook-*` events reach only that device. Skipped (with the reason
 //! printed) without `HOOKWIRE_TEST_POSTGRES`.
 
-use crate::support::{QUIET, sync};
+use crate::support::{MARKER, event_named, sync};
 use hookwire_client::proto::Event;
 use hookwire_client::{DeviceClient, DeviceSession, EventStream};
 use hookwire_tests::{FakeReceiver, TestKernel};
@@ -29,19 +29,31 @@ async fn two_kernels(
     Some((first, second))
 }
 
-/// Reads a session's events until none arrives for [`QUIET`] (10 s at most in all).
+/// Publishes a [`MARKER`] event through each of `publishers` (one per kernel), so that a subscriber on any kernel
+/// has seen everything published before on either kernel, duplicates and echoes included, once it has seen both
+/// markers: events from one kernel arrive in the order that kernel published them.
+async fn publish_markers(publishers: [&DeviceClient; 2]) {
+    for (index, publisher) in publishers.into_iter().enumerate() {
+        publisher.publish(MARKER, index.to_string()).await.unwrap();
+    }
+}
+
+/// Reads a session's events until both markers of [`publish_markers`] arrived (10 s at most); returns the others.
 async fn session_events(session: &mut DeviceSession) -> Vec<Event> {
     let mut events = Vec::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while let Ok(event) =
-        tokio::time::timeout_at(deadline.min(tokio::time::Instant::now() + QUIET), session.next_event()).await
-    {
-        events.push(event.expect("session open").expect("session not ended"));
-    }
+    let mut num_markers = 0;
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while num_markers < 2 {
+            let event = session.next_event().await.expect("session open").expect("session not ended");
+            if event.name == MARKER { num_markers += 1 } else { events.push(event) }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{num_markers} of 2 markers within 10 s; got {:?}", names(&events)));
     events
 }
 
-/// Reads a stream's events until `last` arrives, then until none arrives for [`QUIET`].
+/// Reads a stream's events until one named `last` arrives (10 s at most); returns them all, that one last.
 async fn stream_events(stream: &mut EventStream, last: &str) -> Vec<Event> {
     let mut events: Vec<Event> = Vec::new();
     tokio::time::timeout(Duration::from_secs(10), async {
@@ -51,9 +63,14 @@ async fn stream_events(stream: &mut EventStream, last: &str) -> Vec<Event> {
     })
     .await
     .unwrap_or_else(|_| panic!("no event named {last} within 10 s; got {:?}", names(&events)));
-    while let Ok(event) = tokio::time::timeout(QUIET, stream.next()).await {
-        events.push(event.expect("stream open").expect("stream not ended"));
-    }
+    events
+}
+
+/// Reads a stream's events until both markers of [`publish_markers`] arrived (10 s at most); returns the others.
+async fn stream_events_before_markers(stream: &mut EventStream) -> Vec<Event> {
+    let mut events = stream_events(stream, MARKER).await;
+    events.extend(stream_events(stream, MARKER).await);
+    events.retain(|event| event.name != MARKER);
     events
 }
 
@@ -89,18 +106,22 @@ async fn subscribe_on_one_kernel_sees_the_events_and_hook_events_made_on_another
     let mut on_a = a.admin().await.subscribe(fixture.group_id.clone(), "").await.unwrap();
     let publisher = a.device(&fixture.device_token).await;
     let (_warmup, _) = until_heard(&b, &fixture.group_id, &publisher).await;
+    let publisher_on_b = b.device(&fixture.device_token).await;
+    let (_warmup, _) = until_heard(&a, &fixture.group_id, &publisher_on_b).await;
 
     publisher.publish("demo", "x").await.unwrap();
 
     let response = format!("{device}/hook-response/demo/0");
     let expected = ["demo", "hook-sent/demo", response.as_str()];
-    let seen_on_b = stream_events(&mut on_b, &response).await;
+    let mut seen_on_b = stream_events(&mut on_b, &response).await;
+    publish_markers([&publisher, &publisher_on_b]).await;
+    seen_on_b.extend(stream_events_before_markers(&mut on_b).await);
     assert_eq!(names(&seen_on_b), expected, "B sees A's event and A's hook events, once each, in order");
     let seen_on_b: Vec<Event> = seen_on_b.into_iter().filter(|event| !event.name.starts_with("warmup/")).collect();
     assert_eq!(seen_on_b[0].data, "x");
     assert_eq!(seen_on_b[0].device_id, *device);
     assert_eq!(seen_on_b[2].data, "thanks");
-    let seen_on_a = stream_events(&mut on_a, &response).await;
+    let seen_on_a = stream_events_before_markers(&mut on_a).await;
     assert_eq!(names(&seen_on_a), expected, "nothing comes back to A from B");
     a.stop().await;
     b.stop().await;
@@ -117,20 +138,25 @@ async fn a_device_session_on_one_kernel_gets_the_hook_response_of_its_event_deli
     let (_, other_token) = fixture.another_device().await;
     // The device has a session on each kernel: it publishes on A and listens on B too.
     let mut publisher = a.device(&fixture.device_token).await.open_session().await.unwrap();
-    publisher.subscribe(format!("{device}/hook-")).await.unwrap();
-    sync(&mut publisher).await;
     let mut listener = b.device(&fixture.device_token).await.open_session().await.unwrap();
-    listener.subscribe(format!("{device}/hook-")).await.unwrap();
-    sync(&mut listener).await;
+    for session in [&mut publisher, &mut listener] {
+        session.subscribe(format!("{device}/hook-")).await.unwrap();
+        session.subscribe(MARKER).await.unwrap();
+        sync(session).await;
+    }
     let mut other = b.device(&other_token).await.open_session().await.unwrap();
     other.subscribe("").await.unwrap();
     sync(&mut other).await;
-    let (_warmup, _) = until_heard(&b, &fixture.group_id, &a.device(&fixture.device_token).await).await;
+    let (publisher_on_a, publisher_on_b) = (a.device(&fixture.device_token).await, b.device(&other_token).await);
+    let (_warmup, _) = until_heard(&b, &fixture.group_id, &publisher_on_a).await;
+    let (_warmup, _) = until_heard(&a, &fixture.group_id, &publisher_on_b).await;
 
     publisher.publish("demo", "x").await.unwrap();
 
     let response = format!("{device}/hook-response/demo/0");
-    let on_b = session_events(&mut listener).await;
+    let first = event_named(&mut listener, &response).await;
+    publish_markers([&publisher_on_a, &publisher_on_b]).await;
+    let on_b = [vec![first], session_events(&mut listener).await].concat();
     assert_eq!(names(&on_b), [response.as_str()], "the session on B gets the response delivered by A, once");
     assert_eq!(on_b[0].data, "for you");
     let on_a = session_events(&mut publisher).await;
@@ -154,15 +180,18 @@ async fn events_too_large_for_a_notify_cross_through_the_table() {
     let fixture = a.fixture().await;
     fixture.webhook(json!({"event": "big", "url": receiver.base_url, "unchunked": true})).await;
     let device = &fixture.device_id;
-    let mut on_b =
-        b.admin().await.subscribe(fixture.group_id.clone(), format!("{device}/hook-response/")).await.unwrap();
+    let mut on_b = b.admin().await.subscribe(fixture.group_id.clone(), "").await.unwrap();
     let publisher = a.device(&fixture.device_token).await;
     let (_warmup, _) = until_heard(&b, &fixture.group_id, &publisher).await;
 
     publisher.publish("big", "x").await.unwrap();
 
+    // Once the response arrived, a marker published after it on A comes after any copy of it.
     let response = format!("{device}/hook-response/big/0");
-    let seen = stream_events(&mut on_b, &response).await;
+    let mut seen = stream_events(&mut on_b, &response).await;
+    publisher.publish(MARKER, "").await.unwrap();
+    seen.extend(stream_events(&mut on_b, MARKER).await);
+    seen.retain(|event| event.name.starts_with(&format!("{device}/hook-response/")));
     assert_eq!(names(&seen), [response.as_str()]);
     assert_eq!(seen[0].data, body, "20,000 bytes, more than a NOTIFY carries, arrive whole");
     sqlx::any::install_default_drivers();
@@ -182,7 +211,8 @@ async fn events_cross_again_once_the_listening_connections_were_terminated() {
     let publisher = a.device(&fixture.device_token).await;
     let (_warmup, _) = until_heard(&b, &fixture.group_id, &publisher).await;
     publisher.publish("ping/before", "").await.unwrap();
-    assert_eq!(names(&stream_events(&mut on_b, "ping/before").await), ["ping/before"]);
+    publisher.publish("ping/marker", "").await.unwrap();
+    assert_eq!(names(&stream_events(&mut on_b, "ping/marker").await), ["ping/before", "ping/marker"]);
 
     sqlx::any::install_default_drivers();
     let pool = sqlx::AnyPool::connect(&a.settings.database).await.unwrap();
@@ -238,7 +268,7 @@ async fn events_of_a_group_no_other_kernel_subscribes_to_stay_on_their_kernel() 
     heard_publisher.publish("warmup/marker", "").await.unwrap();
     let marker = tokio::time::timeout(Duration::from_secs(10), on_b.next()).await.expect("the marker crosses");
     assert_eq!(marker.unwrap().unwrap().name, "warmup/marker");
-    tokio::time::sleep(QUIET).await;
+    // Had any of the unheard group's events been sent, they would have been sent (and counted) before the marker.
 
     let metrics_url = a.metrics_url.clone().expect("a metrics endpoint");
     let sent = scrape(&metrics_url, r#"hookwire_cluster_events_total{outcome="sent"}"#).await;

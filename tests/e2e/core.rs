@@ -1,6 +1,6 @@
 //! The core path: a device's event becomes a delivered webhook request.
 
-use crate::support::{QUIET, event_named, is_iso8601_ms, sync};
+use crate::support::{event_named, is_iso8601_ms, sync};
 use hookwire_client::{AdminClient, DeviceClient};
 use hookwire_tests::{FakeReceiver, ROOT_TOKEN, TestKernel};
 use serde_json::json;
@@ -48,11 +48,17 @@ async fn webhooks_match_a_case_sensitive_prefix_of_the_event_name() {
         assert_eq!(device.publish(name, "1").await.unwrap().num_deliveries, 0, "{name} must not match");
     }
     assert_eq!(device.publish("temperature/basement", "21").await.unwrap().num_deliveries, 1);
-    let requests = receiver.wait_for(1, Duration::from_secs(10)).await;
-    tokio::time::sleep(QUIET).await;
-    let requests = if requests.len() == 1 { receiver.requests() } else { requests };
-    assert_eq!(requests.len(), 1, "only the matching event is delivered");
-    assert!(requests[0].form().contains(&("event".into(), "temperature/basement".into())));
+    receiver.wait_for(1, Duration::from_secs(10)).await;
+    // A last matching event, sent after the first was received: had anything else been delivered, it would have
+    // been sent before this one.
+    assert_eq!(device.publish("temp", "marker").await.unwrap().num_deliveries, 1);
+    let requests = receiver.wait_for(2, Duration::from_secs(10)).await;
+    let events: Vec<_> = requests.iter().map(|request| request.form()[0].clone()).collect();
+    assert_eq!(
+        events,
+        [("event".into(), "temperature/basement".into()), ("event".into(), "temp".into())],
+        "only the matching events are delivered"
+    );
     kernel.stop().await;
 }
 
@@ -72,8 +78,12 @@ async fn a_device_filter_limits_a_webhook_to_one_device_and_disabled_webhooks_ne
     let request = receiver.first_request().await;
     assert_eq!(request.path, "/only-other");
     assert!(request.form().contains(&("coreid".into(), other_id)));
-    tokio::time::sleep(QUIET).await;
-    assert_eq!(receiver.requests().len(), 1);
+    // A last event, sent after the first was received: had anything else been delivered, it would have been sent
+    // before this one.
+    assert_eq!(kernel.device(&other_token).await.publish("a", "marker").await.unwrap().num_deliveries, 1);
+    let requests = receiver.wait_for(2, Duration::from_secs(10)).await;
+    let paths: Vec<&str> = requests.iter().map(|request| request.path.as_str()).collect();
+    assert_eq!(paths, ["/only-other", "/only-other"]);
     kernel.stop().await;
 }
 

@@ -2,7 +2,7 @@
 //! `hook-error`, Blynk pin writes), devices subscribe by prefix, a slow device loses events without slowing the
 //! kernel, and `hook-*` events never trigger webhooks.
 
-use crate::support::{QUIET, event_named, sync};
+use crate::support::{MARKER, event_named, events_before_marker, sync};
 use base64::Engine as _;
 use hookwire_client::DeviceSession;
 use hookwire_client::proto::Event;
@@ -31,15 +31,6 @@ async fn events_until(session: &mut DeviceSession, name: &str) -> Vec<Event> {
     events
 }
 
-/// Reads events until none arrives for [`QUIET`], and returns them.
-async fn events_until_quiet(session: &mut DeviceSession) -> Vec<Event> {
-    let mut events = Vec::new();
-    while let Ok(event) = tokio::time::timeout(QUIET, session.next_event()).await {
-        events.push(event.expect("session open").expect("session not ended"));
-    }
-    events
-}
-
 fn names(events: &[Event]) -> Vec<&str> {
     events.iter().map(|event| event.name.as_str()).collect()
 }
@@ -57,17 +48,20 @@ async fn an_unchunked_response_is_one_event_and_one_above_the_maximum_is_a_hook_
     let device = &fixture.device_id;
     let mut session = kernel.device(&fixture.device_token).await.open_session().await.unwrap();
     session.subscribe(format!("{device}/hook-")).await.unwrap();
+    session.subscribe(MARKER).await.unwrap();
     sync(&mut session).await;
 
+    // A delivery's response events are put on the bus together: once the first arrived, a marker published
+    // after it comes after all of them.
     session.publish("fits", "1").await.unwrap();
-    let events = events_until_quiet(&mut session).await;
-    assert_eq!(names(&events), [format!("{device}/hook-response/fits/0")], "one event, not 512-byte chunks");
-    assert_eq!(events[0].data, "a".repeat(1300));
+    let response = event_named(&mut session, &format!("{device}/hook-response/fits/0")).await;
+    assert_eq!(response.data, "a".repeat(1300));
+    assert_eq!(names(&events_before_marker(&mut session).await), [] as [&str; 0], "one event, not 512-byte chunks");
 
     session.publish("toobig", "1").await.unwrap();
-    let events = events_until_quiet(&mut session).await;
-    assert_eq!(names(&events), [format!("{device}/hook-error/toobig/0")], "an error and no hook-response");
-    assert_eq!(events[0].data, "response of 2500 bytes is larger than the maximum of 2000 for an unchunked response");
+    let error = event_named(&mut session, &format!("{device}/hook-error/toobig/0")).await;
+    assert_eq!(error.data, "response of 2500 bytes is larger than the maximum of 2000 for an unchunked response");
+    assert_eq!(names(&events_before_marker(&mut session).await), [] as [&str; 0], "an error and no hook-response");
     kernel.stop().await;
 }
 
@@ -170,8 +164,12 @@ async fn hook_events_never_trigger_webhooks_and_devices_cannot_publish_them() {
 
     session.publish("ping", "1").await.unwrap();
     event_named(&mut session, &format!("{device}/hook-response/ping/0")).await;
-    tokio::time::sleep(QUIET).await;
-    assert_eq!(receiver.requests().len(), 1, "hook-sent and hook-response/ping/0 triggered nothing");
+    // The webhook matches every name: the marker's own delivery comes after whatever the hook events triggered.
+    session.publish("marker", "1").await.unwrap();
+    event_named(&mut session, &format!("{device}/hook-response/marker/0")).await;
+    let event_of = |form: Vec<(String, String)>| form.into_iter().find(|(name, _)| name == "event").unwrap().1;
+    let events: Vec<String> = receiver.requests().into_iter().map(|request| event_of(request.form())).collect();
+    assert_eq!(events, ["ping", "marker"], "hook-sent and hook-response/ping/0 triggered nothing");
 
     for name in ["hook-sent/ping".to_owned(), format!("{device}/hook-response/ping/0"), "hook-error".to_owned()] {
         let refused = session.publish(name.as_str(), "x").await.unwrap_err();
@@ -269,7 +267,7 @@ async fn a_blynk_webhook_writes_the_answer_back_to_the_pin_of_the_triggering_dev
     let device = &fixture.device_id;
     let mut triggering = kernel.device(&fixture.device_token).await.open_session().await.unwrap();
     let mut other = kernel.device(&other_token).await.open_session().await.unwrap();
-    for prefix in ["V", &format!("{device}/hook-")] {
+    for prefix in ["V", &format!("{device}/hook-"), MARKER] {
         triggering.subscribe(prefix).await.unwrap();
     }
     sync(&mut triggering).await;
@@ -278,7 +276,12 @@ async fn a_blynk_webhook_writes_the_answer_back_to_the_pin_of_the_triggering_dev
 
     triggering.publish("V0", "1").await.unwrap();
     assert_eq!(answering.first_request().await.query.as_deref(), Some("value=1"));
-    let events = events_until_quiet(&mut triggering).await;
+    let mut events = Vec::new();
+    while !events.iter().any(|event: &Event| event.data == "42") {
+        let event = tokio::time::timeout(Duration::from_secs(10), triggering.next_event()).await;
+        events.push(event.expect("the pin write within 10 s").unwrap().expect("session open"));
+    }
+    events.extend(events_before_marker(&mut triggering).await);
     let mut pairs: Vec<(&str, &str)> = events.iter().map(|event| (event.name.as_str(), event.data.as_str())).collect();
     pairs.sort_unstable();
     assert_eq!(pairs, [("V0", "1"), ("V0", "42")], "the device's own event and the answer on the pin, nothing else");
@@ -286,7 +289,7 @@ async fn a_blynk_webhook_writes_the_answer_back_to_the_pin_of_the_triggering_dev
     triggering.publish("V1", "1").await.unwrap();
     let error = event_named(&mut triggering, &format!("{device}/hook-error/V1/0")).await;
     assert_eq!(error.data, "response of 101 bytes is larger than the maximum of 100 for a pin");
-    let events = events_until_quiet(&mut triggering).await;
+    let events = events_before_marker(&mut triggering).await;
     assert!(events.iter().all(|event| event.data.len() < 100), "nothing written to V1: {events:?}");
 
     other.publish("marker", "").await.unwrap();

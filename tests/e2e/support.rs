@@ -52,8 +52,30 @@ pub fn is_iso8601_ms(text: &str) -> bool {
         })
 }
 
-/// How long a test waits to be sure that nothing arrives.
-pub const QUIET: Duration = Duration::from_millis(700);
+/// The name of the event a test publishes to learn that everything published before it has reached a session.
+pub const MARKER: &str = "marker";
+
+/// Publishes a [`MARKER`] event from the session's device and reads the session's events until it comes back;
+/// returns the events read before it. Events of one subscriber arrive in the order they were published, so
+/// whatever reached the session's queue before the marker was published is among them: a test proves that
+/// nothing (more) happened by waiting for the event that must come after, not for a time. The session must be
+/// subscribed to [`MARKER`], and no webhook of the test may match it.
+pub async fn events_before_marker(session: &mut DeviceSession) -> Vec<hookwire_client::proto::Event> {
+    session.publish(MARKER, "").await.expect("publish the marker");
+    let mut events = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let event = session.next_event().await.expect("session open").expect("session not ended");
+            if event.name == MARKER {
+                return;
+            }
+            events.push(event);
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("the marker did not come back within 10 s; got {events:?}"));
+    events
+}
 
 /// Fetches `url` with a plain HTTP/1.0 GET; returns the status line and the body.
 pub async fn http_get(url: &str) -> (String, String) {

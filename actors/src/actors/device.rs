@@ -329,3 +329,135 @@ impl Handler<Disconnect> for DeviceActor {
         actix::ActorContext::stop(ctx);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The device actor on the test's runtime with paused time, its journal played by the test.
+
+    use super::*;
+    use crate::actors::testing::services;
+    use crate::domain::ids::DeviceId;
+    use crate::domain::time::Instant;
+    use hookwire_proto::v1::{Ping, PublishAck, PublishRequest};
+    use std::time::Duration;
+
+    /// A session: the actor reads `inbound`, answers on `outbound`; `ended` says why it ended the session.
+    struct Session {
+        inbound: mpsc::Sender<Inbound>,
+        outbound: mpsc::Receiver<Box<KernelMessage>>,
+        ended: SessionEndCell,
+        journal: mpsc::Receiver<JournalEntry>,
+        services: Arc<Services>,
+    }
+
+    fn session(configure: impl FnOnce(&mut crate::actors::registry::ActorSettings)) -> Session {
+        let (services, journal) = services(configure);
+        let device_id = DeviceId::generate();
+        let profile = Arc::new(DeviceProfile { id: Some(device_id.clone()), ..DeviceProfile::default() });
+        let group_id = GroupId::generate();
+        let (inbound, inbound_receiver) = mpsc::channel::<Inbound>(16);
+        let (outbound_sender, outbound) = mpsc::channel(services.settings.device_outbound_capacity);
+        let (sink, _events) = services.bus.sink(group_id.clone(), Some(device_id), 16);
+        let ended = SessionEndCell::default();
+        let (actor_services, actor_ended) = (services.clone(), ended.clone());
+        DeviceActor::create(move |ctx| {
+            ctx.add_stream(futures::stream::unfold(inbound_receiver, |mut receiver| async move {
+                receiver.recv().await.map(|message| (message, receiver))
+            }));
+            DeviceActor::new(1, profile, group_id, actor_services, outbound_sender, actor_ended, sink)
+        });
+        Session { inbound, outbound, ended, journal, services }
+    }
+
+    fn ping(nonce: u64) -> Inbound {
+        Ok(DeviceMessage { kind: Some(device_message::Kind::Ping(Ping { nonce })) })
+    }
+
+    fn publish(seq: u64, name: &str) -> Inbound {
+        let request = PublishRequest { seq, name: name.into(), data: "21".into(), ttl: 60 };
+        Ok(DeviceMessage { kind: Some(device_message::Kind::Publish(request)) })
+    }
+
+    fn pong_nonce(message: &KernelMessage) -> Option<u64> {
+        match &message.kind {
+            Some(kernel_message::Kind::Pong(pong)) => Some(pong.nonce),
+            _ => None,
+        }
+    }
+
+    #[actix_rt::test]
+    async fn a_publish_is_acked_by_the_journal_once_durable_and_never_holds_up_later_answers() {
+        tokio::time::pause();
+        let mut session = session(|_| {});
+        session.inbound.send(publish(1, "temp")).await.unwrap();
+        session.inbound.send(ping(7)).await.unwrap();
+
+        let Some(JournalEntry::Event { record, ack: AckTarget::Stream { seq, outbound } }) =
+            session.journal.recv().await
+        else {
+            panic!("the publish goes to the journal with its session's place for the ack");
+        };
+        assert_eq!((seq, record.event.name.as_str(), record.event.data.as_str()), (1, "temp", "21"));
+        let answer = session.outbound.recv().await.unwrap();
+        assert_eq!(pong_nonce(&answer), Some(7), "the ping is answered while the publish waits for the journal");
+        assert!(session.outbound.try_recv().is_err(), "no ack before the journal has the publish");
+
+        // The journal acks through the place the publish kept (as `journal::ack` does).
+        let ack = PublishAck { seq, event_id: record.event.id.to_string(), num_deliveries: 0 };
+        let _ = outbound.send(Box::new(KernelMessage { kind: Some(kernel_message::Kind::Ack(ack.clone())) }));
+        let answer = session.outbound.recv().await.unwrap();
+        assert_eq!(answer.kind, Some(kernel_message::Kind::Ack(ack)));
+        session.services.registry.stop();
+    }
+
+    #[actix_rt::test]
+    async fn a_device_that_reads_none_of_its_full_queue_is_ended_after_the_stall_timeout() {
+        tokio::time::pause();
+        let stall = Duration::from_secs(30);
+        let mut session = session(|settings| {
+            settings.device_outbound_capacity = 2;
+            settings.device_stall_timeout = stall;
+        });
+        let start = Instant::now();
+        for nonce in 1..=3 {
+            session.inbound.send(ping(nonce)).await.unwrap();
+        }
+
+        // Nothing is read: the third ping finds the queue full, and the actor stops reading and ends the session.
+        session.inbound.closed().await;
+        assert_eq!(start.elapsed().as_secs(), stall.as_secs(), "ended at the stall timeout");
+        let end = session.ended.get().expect("the session says why it ended");
+        assert_eq!(end.code, ErrorCode::ResourceExhausted);
+        assert!(end.message.contains("device_stall_timeout_ms"), "{}", end.message);
+        let mut nonces = Vec::new();
+        while let Some(answer) = session.outbound.recv().await {
+            nonces.push(pong_nonce(&answer).unwrap());
+        }
+        assert_eq!(nonces, [1, 2], "the queue held two answers; the third message was never handled");
+        session.services.registry.stop();
+    }
+
+    #[actix_rt::test]
+    async fn a_device_that_reads_within_the_stall_timeout_keeps_its_session_and_gets_every_answer() {
+        tokio::time::pause();
+        let mut session = session(|settings| {
+            settings.device_outbound_capacity = 2;
+            settings.device_stall_timeout = Duration::from_secs(30);
+        });
+        for nonce in 1..=3 {
+            session.inbound.send(ping(nonce)).await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_secs(29)).await;
+
+        let mut nonces = Vec::new();
+        for _ in 0..3 {
+            nonces.push(pong_nonce(&session.outbound.recv().await.unwrap()).unwrap());
+        }
+        assert_eq!(nonces, [1, 2, 3], "reading made room for the third answer");
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        session.inbound.send(ping(4)).await.unwrap();
+        assert_eq!(pong_nonce(&session.outbound.recv().await.unwrap()), Some(4), "the session goes on");
+        assert!(session.ended.get().is_none());
+        session.services.registry.stop();
+    }
+}

@@ -13,4 +13,6 @@ pub mod device;
 pub mod host;
 pub mod messages;
 pub mod registry;
+#[cfg(test)]
+mod testing;
 pub mod webhook;

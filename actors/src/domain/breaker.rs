@@ -18,7 +18,8 @@
 //! - **Asleep**: outcomes recorded while the host sleeps (requests that were already in flight when it fell
 //!   asleep) are ignored: they are evidence from before the decision.
 
-use std::time::{Duration, Instant};
+use crate::domain::time::Instant;
+use std::time::Duration;
 
 /// Buckets of the sliding window; each covers `window / NUM_BUCKETS`.
 const NUM_BUCKETS: usize = 60;

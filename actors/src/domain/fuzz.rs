@@ -28,10 +28,11 @@ use crate::domain::event::{Event, MAX_NAME_BYTES, is_hook_event, validate_publis
 use crate::domain::ids::{DeviceId, GroupId, WebhookId};
 use crate::domain::request::{DeviceProfile, build_request, render_context};
 use crate::domain::template::{BudgetExceeded, Dialect, RenderBudget, RenderLimits, Template};
+use crate::domain::time::Instant;
 use serde_json::{Map, Value, json};
 use std::fmt::Write as _;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Cases per target when `HOOKWIRE_FUZZ_CASES` is not set: a few seconds of a debug build.
 const SHORT_RUN_CASES: u64 = 300;

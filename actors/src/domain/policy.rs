@@ -15,8 +15,8 @@
 //!   `[0, max_retry_after]`; no jitter is added to it.
 
 use crate::actors::host::ErrorClass;
-use std::hash::{BuildHasher, Hasher};
-use std::time::{Duration, Instant, SystemTime};
+use crate::domain::time::Instant;
+use std::time::{Duration, SystemTime};
 
 /// The most attempts a retry policy may make, the first included.
 pub const MAX_ATTEMPTS: u32 = 20;
@@ -83,11 +83,9 @@ pub fn equal_jitter(delay: Duration, random: u64) -> Duration {
     Duration::from_millis(half + random % spread.saturating_add(1))
 }
 
-/// A random number for jitter: the standard library's per-process random hash keys, so no generator is needed.
+/// A uniformly distributed random number for jitter, from the thread's generator.
 pub fn random() -> u64 {
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u128(Instant::now().elapsed().as_nanos());
-    hasher.finish()
+    rand::random()
 }
 
 /// Whether a failed attempt is worth another: 5xx, 408, 429, transient transport failures, and a new destination

@@ -1,7 +1,13 @@
-//! Wall-clock helpers: epoch milliseconds and their ISO-8601 form, the one format hookwire prints times in.
+//! Wall-clock helpers: epoch milliseconds and their ISO-8601 form, the one format hookwire prints times in; and the
+//! crate's one monotonic clock type, [`Instant`].
 
 use std::fmt::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The one monotonic clock of the actors crate: tokio's, so that actor tests can pause and advance time
+/// (`tokio::time::pause`, `tokio::time::advance`) and every deadline, timer and measured duration moves with it.
+/// Outside a runtime, or with time not paused, it reads the system's monotonic clock as `std::time::Instant` does.
+pub use tokio::time::Instant;
 
 /// Returns the current time in milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {

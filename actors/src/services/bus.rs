@@ -15,10 +15,11 @@
 
 use crate::domain::event::SharedEvent;
 use crate::domain::ids::{DeviceId, GroupId};
+use crate::domain::time::Instant;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::{Notify, mpsc};
 
 /// How long another kernel's announcement that it has subscribers for a group holds, unless renewed.

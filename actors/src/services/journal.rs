@@ -264,6 +264,13 @@ impl Journal {
     pub async fn append(&self, entry: JournalEntry) -> Result<(), JournalEntry> {
         self.sender.send(entry).await.map_err(|error| error.0)
     }
+
+    /// A journal with no task: the caller reads the entries, and acks publishes, itself (actor tests).
+    #[cfg(test)]
+    pub(crate) fn unstarted(capacity: usize) -> (Journal, mpsc::Receiver<JournalEntry>) {
+        let (sender, receiver) = mpsc::channel(capacity.max(1));
+        (Journal { sender, metrics: std::sync::Arc::default() }, receiver)
+    }
 }
 
 /// Tells an ack target that its publish failed.
@@ -343,7 +350,7 @@ async fn run(
             }
             continue;
         }
-        let started = std::time::Instant::now();
+        let started = crate::domain::time::Instant::now();
         let written = store.write_batch(&batch).await;
         metrics.journal_commit_seconds.observe(started.elapsed().as_secs_f64());
         if written.is_err() {

@@ -16,10 +16,11 @@
 //! actor reads both before each attempt. Without a cluster (actor tests), the gate is always open.
 
 use crate::domain::ids::DeliveryId;
+use crate::domain::time::Instant;
 use std::collections::HashSet;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// This kernel's right to send.
 #[derive(Debug)]

@@ -3,9 +3,10 @@
 
 use super::{AttemptOutcome, ErrorClass, HostKey, HostSettings, HostState};
 use crate::domain::breaker::CircuitBreaker;
+use crate::domain::time::Instant;
 use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::Semaphore;
 
 /// What a host actor did lately, shared with the registry (which reads it without a message, to find idle

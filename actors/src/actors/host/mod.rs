@@ -23,6 +23,7 @@ use crate::domain::breaker::{BreakerSettings, BreakerState};
 use crate::domain::egress::EgressPolicy;
 use crate::domain::request::RenderedRequest;
 use crate::domain::time;
+use crate::domain::time::Instant;
 use crate::services::connector::{EgressConnector, OutboundProxy};
 use crate::services::metrics::HostMetrics;
 use activity::lock;
@@ -37,7 +38,7 @@ use std::error::Error as StdError;
 use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tls::{build_client, unverified_tls_config};
 
 mod activity;

@@ -33,6 +33,7 @@ use crate::domain::policy::Pacer;
 use crate::domain::request::{body_for_log, build_request, headers_for_log, url_for_log};
 use crate::domain::signing;
 use crate::domain::time;
+use crate::domain::time::Instant;
 use crate::services::journal::DeliveryStatus;
 use actix::dev::SendError;
 use actix::{Actor, AsyncContext, Context, Handler, SpawnHandle, Supervised};
@@ -41,6 +42,8 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
+#[cfg(test)]
+mod actor_tests;
 mod policies;
 mod report;
 #[cfg(test)]
@@ -102,12 +105,12 @@ pub struct WebhookActor {
     is_quota_timer_armed: bool,
     /// Deliveries waiting for their next attempt (a retry, or a sleeping host), by when it is due; the number
     /// keeps deliveries due at the same instant apart and in order.
-    retries: BTreeMap<(tokio::time::Instant, u64), Delivery>,
+    retries: BTreeMap<(Instant, u64), Delivery>,
     /// Numbers the entries of `retries`.
     next_retry_number: u64,
     /// The one timer of `retries`, and when it fires: one timer per actor, not one per delivery, since actix polls
     /// every timer of an actor at each of its wake-ups.
-    retry_timer: Option<(tokio::time::Instant, SpawnHandle)>,
+    retry_timer: Option<(Instant, SpawnHandle)>,
 }
 
 impl WebhookActor {

@@ -7,10 +7,11 @@ use crate::domain::definition::{CompiledWebhook, QuotaOverflow};
 use crate::domain::event::Event;
 use crate::domain::policy;
 use crate::domain::time;
+use crate::domain::time::Instant;
 use crate::services::journal::{DeliveryStatus, JournalEntry, WebhookStateRecord};
 use actix::{AsyncContext, Context};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 impl WebhookActor {
     /// Admits a new delivery under the rate quota: sent at once, queued for its turn, or, over the quota with
@@ -122,7 +123,7 @@ impl WebhookActor {
     pub(super) fn postpone(&mut self, delivery: Delivery, delay: Duration, ctx: &mut Context<Self>) {
         let number = self.next_retry_number;
         self.next_retry_number += 1;
-        self.retries.insert((tokio::time::Instant::now() + delay, number), delivery);
+        self.retries.insert((Instant::now() + delay, number), delivery);
         self.arm_retry_timer(ctx);
     }
 
@@ -137,7 +138,7 @@ impl WebhookActor {
             }
             ctx.cancel_future(handle);
         }
-        let handle = ctx.run_later(due.saturating_duration_since(tokio::time::Instant::now()), |actor, ctx| {
+        let handle = ctx.run_later(due.saturating_duration_since(Instant::now()), |actor, ctx| {
             actor.retry_timer = None;
             actor.resend_due(ctx);
         });
@@ -146,7 +147,7 @@ impl WebhookActor {
 
     /// Sends every delivery whose next attempt is due, then waits for the next one.
     pub(super) fn resend_due(&mut self, ctx: &mut Context<Self>) {
-        let now = tokio::time::Instant::now();
+        let now = Instant::now();
         while let Some(entry) = self.retries.first_entry() {
             if entry.key().0 > now {
                 break;

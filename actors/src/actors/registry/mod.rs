@@ -24,6 +24,7 @@ use crate::domain::egress::EgressPolicy;
 use crate::domain::event::SharedEvent;
 use crate::domain::ids::{DeviceId, GroupId, WebhookId};
 use crate::domain::request::DeviceProfile;
+use crate::domain::time::Instant;
 use crate::services::bus::EventBus;
 use crate::services::index::WebhookIndex;
 use crate::services::journal::Journal;
@@ -36,7 +37,7 @@ use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::mpsc;
 
 /// The default delays before a delivery that met a sleeping host is tried again (Particle's).
@@ -530,3 +531,6 @@ impl Registry {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
