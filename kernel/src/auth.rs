@@ -239,28 +239,35 @@ impl AdminAuth {
     ) -> Result<Principal, KernelError> {
         let token = bearer(metadata)?;
         let token_hash = hash_token(token);
-        if constant_time_eq(token_hash.as_bytes(), self.root_token_hash.as_bytes()) {
-            return Ok(Principal::Root);
-        }
-        if token.starts_with(DEVICE_TOKEN_PREFIX) {
+        let is_root = constant_time_eq(token_hash.as_bytes(), self.root_token_hash.as_bytes());
+        if !is_root && token.starts_with(DEVICE_TOKEN_PREFIX) {
             return Err(KernelError::Unauthenticated(
                 "authorization: a device token cannot call the admin services; use an admin token".into(),
             ));
         }
-        if !token.starts_with(GROUP_TOKEN_PREFIX) {
+        if !is_root && !token.starts_with(GROUP_TOKEN_PREFIX) {
             return Err(KernelError::Unauthenticated("authorization: unknown token".into()));
+        }
+        self.authenticate_hash(store, &token_hash).await
+    }
+
+    /// Authenticates an admin token known only by its hash ([`hash_token`]), as the console's sessions keep it:
+    /// the root token, or a group token that has not been revoked.
+    pub async fn authenticate_hash(&self, store: &Store, token_hash: &str) -> Result<Principal, KernelError> {
+        if constant_time_eq(token_hash.as_bytes(), self.root_token_hash.as_bytes()) {
+            return Ok(Principal::Root);
         }
         let cached = self
             .by_token_hash
             .read()
             .unwrap_or_else(|poison| poison.into_inner())
-            .get(&token_hash)
+            .get(token_hash)
             .filter(|cached| cached.cached_at.elapsed() < self.cache_ttl)
             .cloned();
         let cached = match cached {
             Some(cached) => cached,
             None => {
-                let row = store::tokens::find_by_token_hash(store.pool(), &token_hash)
+                let row = store::tokens::find_by_token_hash(store.pool(), token_hash)
                     .await?
                     .ok_or_else(|| KernelError::Unauthenticated("authorization: unknown or revoked token".into()))?;
                 let cached = Arc::new(CachedToken {
@@ -273,7 +280,7 @@ impl AdminAuth {
                 self.by_token_hash
                     .write()
                     .unwrap_or_else(|poison| poison.into_inner())
-                    .insert(token_hash.clone(), cached.clone());
+                    .insert(token_hash.to_owned(), cached.clone());
                 if let Principal::Group { token_id, .. } = &cached.principal
                     && store::tokens::get_token(store.pool(), token_id).await?.is_none()
                 {

@@ -4,10 +4,10 @@
 //!
 //! - **Out**: the bus offers each event to a bounded outbox without waiting ([`EventBus::forward`]); a full outbox
 //!   drops the event for the other kernels only, counted (`hookwire_cluster_events_total{outcome="dropped"}`) and logged.
-//!   One task drains it, a batch every `cluster_events_batch_ms`, into one `NOTIFY` on [`CHANNEL`], outside any
-//!   journal transaction. A batch whose payload would not fit a `NOTIFY` (PostgreSQL refuses 8000 bytes or more)
-//!   goes into the table `cluster_events` and the `NOTIFY` carries the row's id; rows are pruned after
-//!   [`ROW_TTL_SECS`].
+//!   One task drains it, a batch every `cluster_events_batch_ms`, into one statement outside any journal
+//!   transaction: the batch is stored as a row of `cluster_events`, whose id is the batch's sequence number, and a
+//!   `NOTIFY` on [`CHANNEL`] carries the sequence number and, when they fit (PostgreSQL refuses payloads of 8000
+//!   bytes or more), the events; otherwise the receivers read the row. Rows are pruned after [`ROW_TTL_SECS`].
 //! - **In**: each kernel `LISTEN`s on its own connection ([`PgListener`]; `sqlx::Any` has none), skips its own
 //!   batches (by a node id drawn at start) and publishes the others' events on its bus with
 //!   [`EventBus::publish_received`], which reaches local subscribers only: nothing is sent back out, so each
@@ -16,10 +16,13 @@
 //!   groups it has subscribers for on the same channel every [`ANNOUNCE_INTERVAL`], and at once when a group gets
 //!   its first local subscriber; an announcement holds for `hookwire_actors::services::bus::REMOTE_PRESENCE`. Without
 //!   subscribers anywhere, no `hook-*` event is made, as on one kernel.
-//! - **Gaps**: `NOTIFY` is not stored. When the listening connection drops, the listener reconnects (and listens
-//!   again) at once, but what the other kernels sent meanwhile is lost for this kernel's subscribers: each gap is
-//!   logged and counted (`outcome="listener_gap"`), as are batches whose row was pruned before it was read
-//!   (`outcome="lost"`).
+//! - **Gaps**: `NOTIFY` is not stored, the rows are. When the listening connection drops, the listener listens
+//!   again at once and then re-reads the rows the other kernels stored since the last batch it received (at most
+//!   [`MAX_CATCH_UP_BATCHES`], from [`CATCH_UP_MARGIN`] sequence numbers back, since batches of several kernels
+//!   may commit out of order), skipping those it already published; the notices of re-read batches that arrive
+//!   after are skipped too. Each gap is logged and counted (`outcome="listener_gap"`), the events re-read as
+//!   `outcome="recovered"`; batches pruned before they were read (a gap over [`ROW_TTL_SECS`]) are lost and
+//!   counted (`outcome="lost"`).
 
 use hookwire_actors::domain::event::Event;
 use hookwire_actors::domain::ids::{DeviceId, EventId, GroupId};
@@ -51,6 +54,13 @@ pub const ANNOUNCE_INTERVAL: Duration = Duration::from_secs(1);
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Time to wait before listening again after the listener failed to reconnect.
 const RECONNECT_PAUSE: Duration = Duration::from_millis(500);
+/// Batches re-read after a gap at most.
+pub const MAX_CATCH_UP_BATCHES: i64 = 1000;
+/// After a gap, batches are re-read from this many sequence numbers before the newest one received: a batch
+/// numbered before it may have committed after it.
+pub const CATCH_UP_MARGIN: i64 = 256;
+/// Sequence numbers of batches received that are kept to skip a batch met twice (by its notice and a re-read).
+const RECENT_BATCHES: usize = 4096;
 
 /// One event on the wire.
 #[derive(Debug, Serialize, Deserialize)]
@@ -75,8 +85,9 @@ struct Notice {
     node: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     events: Vec<WireEvent>,
+    /// The batch's sequence number: the id of its row in `cluster_events`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    row: Option<i64>,
+    seq: Option<i64>,
     /// Groups the sender has subscribers for.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     groups: Vec<String>,
@@ -205,7 +216,7 @@ async fn send(
 async fn announce_groups(bus: Arc<EventBus>, announce: Arc<Notify>, pool: PgPool, node: String) {
     loop {
         let groups = bus.local_groups();
-        let mut notice = Notice { node: node.clone(), events: Vec::new(), row: None, groups: Vec::new() };
+        let mut notice = Notice { node: node.clone(), events: Vec::new(), seq: None, groups: Vec::new() };
         let mut size = node.len() + 32;
         for group_id in groups {
             // A group id is a few tens of bytes: well within the margin below 8000.
@@ -231,37 +242,62 @@ async fn notify(pool: &PgPool, notice: &Notice) {
     }
 }
 
-/// Sends one batch: inline in a `NOTIFY` when it fits, else through a row of `cluster_events`.
+/// Sends one batch: stored as a row of `cluster_events` (its id is the batch's sequence number) and announced by a
+/// `NOTIFY` that carries the sequence number and, when they fit, the events; one statement.
 async fn send_batch(pool: &PgPool, node: &str, batch: &[Outgoing]) -> Result<(), sqlx::Error> {
     let notice = Notice {
         node: node.to_owned(),
         events: batch.iter().map(WireEvent::from_outgoing).collect(),
-        row: None,
+        seq: None,
         groups: Vec::new(),
     };
     let payload = serde_json::to_string(&notice).unwrap_or_default();
-    let payload = if payload.len() < MAX_NOTIFY_BYTES {
-        payload
+    // The NOTIFY's payload is `{"seq":N,` followed by the rest of the batch's JSON, or of a notice without events.
+    let inline = if payload.len() + SEQ_BYTES < MAX_NOTIFY_BYTES {
+        payload[1..].to_owned()
     } else {
-        let (row,): (i64,) =
-            sqlx::query_as("INSERT INTO cluster_events (node_id, payload) VALUES ($1, $2) RETURNING id")
-                .bind(node)
-                .bind(&payload)
-                .fetch_one(pool)
-                .await?;
-        serde_json::to_string(&Notice { node: node.to_owned(), events: Vec::new(), row: Some(row), groups: Vec::new() })
-            .unwrap_or_default()
+        let bare = Notice { node: node.to_owned(), events: Vec::new(), seq: None, groups: Vec::new() };
+        serde_json::to_string(&bare).unwrap_or_default()[1..].to_owned()
     };
-    sqlx::query("SELECT pg_notify($1, $2)").bind(CHANNEL).bind(payload).execute(pool).await?;
+    sqlx::query(
+        "WITH batch AS (INSERT INTO cluster_events (node_id, payload) VALUES ($2, $3) RETURNING id) \
+         SELECT pg_notify($1, '{\"seq\":' || id || ',' || $4) FROM batch",
+    )
+    .bind(CHANNEL)
+    .bind(node)
+    .bind(&payload)
+    .bind(inline)
+    .execute(pool)
+    .await?;
     Ok(())
 }
 
-/// Publishes the other kernels' events on the local bus, listening again after each gap.
+/// Bytes `{"seq":N,` adds to a payload at most.
+const SEQ_BYTES: usize = 32;
+
+/// Publishes the other kernels' events on the local bus, listening again after each gap and re-reading the
+/// batches missed meanwhile.
 async fn receive(mut listener: PgListener, pool: PgPool, node: String, bus: Arc<EventBus>, metrics: Arc<Metrics>) {
+    let mut received = Received::default();
+    match sqlx::query_as::<_, (Option<i64>,)>("SELECT MAX(id) FROM cluster_events").fetch_one(&pool).await {
+        Ok((newest,)) => received.floor = newest.unwrap_or(0),
+        Err(error) => {
+            tracing::warn!(%error, "could not read the newest batch of events; a gap before the first received batch is not re-read")
+        }
+    }
+    let mut is_behind = false;
     loop {
+        if is_behind {
+            is_behind = !catch_up(&mut listener, &pool, &node, &bus, &metrics, &mut received).await;
+            if is_behind {
+                tokio::time::sleep(RECONNECT_PAUSE).await;
+                continue;
+            }
+        }
         match listener.try_recv().await {
             Ok(Some(notification)) => {
-                let num_events = publish_notice(notification.payload(), &pool, &node, &bus, &metrics).await;
+                let num_events =
+                    publish_notice(notification.payload(), &pool, &node, &bus, &metrics, &mut received).await;
                 if num_events > 0 {
                     metrics.cluster_events("received", num_events);
                 }
@@ -269,21 +305,107 @@ async fn receive(mut listener: PgListener, pool: PgPool, node: String, bus: Arc<
             Ok(None) => {
                 metrics.cluster_events("listener_gap", 1);
                 tracing::warn!(
-                    "lost the connection that listens for other kernels' events; listening again: events they sent meanwhile are lost for this kernel's subscribers"
+                    "lost the connection that listens for other kernels' events; listening again, then re-reading what they sent meanwhile"
                 );
+                is_behind = true;
             }
             Err(error) => {
                 metrics.cluster_events("listener_gap", 1);
-                tracing::warn!(%error, "cannot listen for other kernels' events; retrying: events they send meanwhile are lost for this kernel's subscribers");
+                tracing::warn!(%error, "cannot listen for other kernels' events; retrying, then re-reading what they sent meanwhile");
                 tokio::time::sleep(RECONNECT_PAUSE).await;
+                is_behind = true;
             }
         }
     }
 }
 
-/// Publishes the events of one `NOTIFY` payload (reading its row when it names one), unless this kernel sent it;
-/// returns how many were published.
-async fn publish_notice(payload: &str, pool: &PgPool, node: &str, bus: &EventBus, metrics: &Metrics) -> u64 {
+/// The batches this kernel received, to know where to re-read from after a gap and to skip a batch met twice.
+#[derive(Debug, Default)]
+struct Received {
+    /// The newest batch when this kernel started listening: older ones are never re-read.
+    floor: i64,
+    /// Sequence numbers of the latest batches received (at most [`RECENT_BATCHES`]).
+    recent: std::collections::BTreeSet<i64>,
+}
+
+impl Received {
+    /// Notes a batch; false when it was met already.
+    fn note(&mut self, seq: i64) -> bool {
+        if !self.recent.insert(seq) {
+            return false;
+        }
+        if self.recent.len() > RECENT_BATCHES {
+            self.recent.pop_first();
+        }
+        true
+    }
+
+    /// The sequence number after which batches are re-read.
+    fn catch_up_from(&self) -> i64 {
+        self.recent.last().map_or(self.floor, |newest| (newest - CATCH_UP_MARGIN).max(self.floor))
+    }
+}
+
+/// Listens again (reconnecting), then publishes the other kernels' batches stored since the last one received
+/// that were not received; false when the database could not be reached (the caller tries again).
+async fn catch_up(
+    listener: &mut PgListener,
+    pool: &PgPool,
+    node: &str,
+    bus: &EventBus,
+    metrics: &Metrics,
+    received: &mut Received,
+) -> bool {
+    // Any statement on the listener reconnects it and listens again: batches sent from now on are notified.
+    if let Err(error) = sqlx::query("SELECT 1").execute(&mut *listener).await {
+        tracing::warn!(%error, "cannot listen again for other kernels' events yet");
+        return false;
+    }
+    let rows: Result<Vec<(i64, String)>, _> =
+        sqlx::query_as("SELECT id, payload FROM cluster_events WHERE id > $1 AND node_id <> $2 ORDER BY id LIMIT $3")
+            .bind(received.catch_up_from())
+            .bind(node)
+            .bind(MAX_CATCH_UP_BATCHES)
+            .fetch_all(pool)
+            .await;
+    let rows = match rows {
+        Ok(rows) => rows,
+        Err(error) => {
+            tracing::warn!(%error, "could not re-read the events other kernels sent while this one was not listening");
+            return false;
+        }
+    };
+    let (mut num_batches, mut num_events) = (0, 0);
+    for (seq, payload) in rows {
+        if !received.note(seq) {
+            continue;
+        }
+        if let Ok(notice) = serde_json::from_str::<Notice>(&payload) {
+            num_batches += 1;
+            num_events += publish_events(bus, notice.events);
+        }
+    }
+    if num_batches > 0 {
+        metrics.cluster_events("recovered", num_events);
+        tracing::info!(
+            num_batches,
+            num_events,
+            "re-read the events other kernels sent while this one was not listening"
+        );
+    }
+    true
+}
+
+/// Publishes the events of one `NOTIFY` payload (reading its row when it has no events), unless this kernel sent
+/// it or it was received already; returns how many were published.
+async fn publish_notice(
+    payload: &str,
+    pool: &PgPool,
+    node: &str,
+    bus: &EventBus,
+    metrics: &Metrics,
+    received: &mut Received,
+) -> u64 {
     let notice: Notice = match serde_json::from_str(payload) {
         Ok(notice) => notice,
         Err(error) => {
@@ -297,30 +419,39 @@ async fn publish_notice(payload: &str, pool: &PgPool, node: &str, bus: &EventBus
     if !notice.groups.is_empty() {
         bus.note_remote_groups(notice.groups.iter().filter_map(|group_id| GroupId::parse(group_id).ok()));
     }
-    let events = match notice.row {
-        None => notice.events,
-        Some(row) => {
-            let stored: Result<Option<(String,)>, _> =
-                sqlx::query_as("SELECT payload FROM cluster_events WHERE id = $1").bind(row).fetch_optional(pool).await;
-            match stored.map(|stored| stored.map(|(payload,)| serde_json::from_str::<Notice>(&payload))) {
-                Ok(Some(Ok(stored))) => stored.events,
-                Ok(Some(Err(error))) => {
-                    tracing::warn!(%error, row, "ignored a malformed row of cluster_events");
-                    return 0;
-                }
-                Ok(None) => {
-                    metrics.cluster_events("lost", 1);
-                    tracing::warn!(row, "a batch of events from another kernel was pruned before it was read");
-                    return 0;
-                }
-                Err(error) => {
-                    metrics.cluster_events("lost", 1);
-                    tracing::warn!(%error, row, "could not read a batch of events from another kernel");
-                    return 0;
-                }
-            }
-        }
+    // A notice without a sequence number (a kernel of an earlier version) carries its events inline.
+    let Some(seq) = notice.seq else {
+        return publish_events(bus, notice.events);
     };
+    if !received.note(seq) {
+        return 0;
+    }
+    if !notice.events.is_empty() {
+        return publish_events(bus, notice.events);
+    }
+    let stored: Result<Option<(String,)>, _> =
+        sqlx::query_as("SELECT payload FROM cluster_events WHERE id = $1").bind(seq).fetch_optional(pool).await;
+    match stored.map(|stored| stored.map(|(payload,)| serde_json::from_str::<Notice>(&payload))) {
+        Ok(Some(Ok(stored))) => publish_events(bus, stored.events),
+        Ok(Some(Err(error))) => {
+            tracing::warn!(%error, seq, "ignored a malformed row of cluster_events");
+            0
+        }
+        Ok(None) => {
+            metrics.cluster_events("lost", 1);
+            tracing::warn!(seq, "a batch of events from another kernel was pruned before it was read");
+            0
+        }
+        Err(error) => {
+            metrics.cluster_events("lost", 1);
+            tracing::warn!(%error, seq, "could not read a batch of events from another kernel");
+            0
+        }
+    }
+}
+
+/// Publishes received events on the local bus; returns how many.
+fn publish_events(bus: &EventBus, events: Vec<WireEvent>) -> u64 {
     let mut num_published = 0;
     for wire in events {
         if let Some((event, recipient)) = wire.into_event() {
@@ -342,10 +473,23 @@ mod tests {
             Event::new(GroupId::generate(), Some(device.clone()), "x/hook-response/0".into(), "é\n\"".into(), 0);
         let outgoing: Outgoing = (Arc::new(event.clone()), Some(device.clone()));
         let events = vec![WireEvent::from_outgoing(&outgoing)];
-        let notice = Notice { node: "n".into(), events, row: None, groups: Vec::new() };
+        let notice = Notice { node: "n".into(), events, seq: Some(7), groups: Vec::new() };
         let back: Notice = serde_json::from_str(&serde_json::to_string(&notice).unwrap()).unwrap();
         let (received, recipient) = back.events.into_iter().next().unwrap().into_event().unwrap();
         assert_eq!(received, event);
         assert_eq!(recipient, Some(device));
+    }
+
+    #[test]
+    fn a_batch_met_twice_is_published_once_and_a_gap_is_re_read_from_a_margin_before_the_newest() {
+        let mut received = Received { floor: 10, ..Received::default() };
+        assert_eq!(received.catch_up_from(), 10, "nothing received: from the newest batch at start");
+        assert!(received.note(500));
+        assert!(!received.note(500));
+        assert_eq!(received.catch_up_from(), 500 - CATCH_UP_MARGIN);
+        for seq in 0..(RECENT_BATCHES as i64 + 10) {
+            received.note(1000 + seq);
+        }
+        assert_eq!(received.recent.len(), RECENT_BATCHES, "bounded");
     }
 }

@@ -152,7 +152,9 @@ impl Kernel {
         let today = time::now_ms().div_euclid(86_400_000);
         let first = today - i64::from(days) + 1;
         let mut history: Vec<DayCounts> = (first..=today).map(|day| DayCounts { day, counts: [0; 5] }).collect();
-        for (day, status, num) in attempts::daily_counts(self.store.pool(), webhook_id, first * 86_400_000).await? {
+        for (day, status, num) in
+            crate::store::daily::daily_counts(self.store.pool(), webhook_id, first * 86_400_000).await?
+        {
             let (Some(entry), Ok(status)) = (history.get_mut((day - first) as usize), usize::try_from(status)) else {
                 continue;
             };

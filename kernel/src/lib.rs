@@ -11,6 +11,7 @@ pub mod admin;
 pub mod auth;
 pub mod cluster;
 pub mod cluster_events;
+pub mod cluster_policy;
 pub mod console;
 pub mod deliveries;
 pub mod error;
@@ -156,6 +157,10 @@ pub async fn run_with_listeners(
         ),
         store::Backend::Sqlite => None,
     };
+    // ... and their rate quotas and host sleep decisions are shared through the database.
+    let cluster_policy = cluster_policy::start(&settings.database, &store, &services, membership.node_id())
+        .await
+        .context("sharing rate quotas and host sleep with other kernels")?;
 
     let root_token = match &settings.root_token {
         Some(token) if !token.is_empty() => token.clone(),
@@ -202,6 +207,8 @@ pub async fn run_with_listeners(
         session_ttl: Duration::from_secs(settings.console_session_secs),
         max_sessions: settings.console_max_sessions,
         secure_cookie: settings.console_secure_cookie,
+        signin_failures: settings.console_signin_failures,
+        signin_failures_global: settings.console_signin_failures_global,
     };
     let console_server = listeners.console.map(|listener| {
         if let Ok(address) = listener.local_addr() {
@@ -284,6 +291,7 @@ pub async fn run_with_listeners(
         task.abort();
     }
     drop(cluster_events);
+    drop(cluster_policy);
     if let Some(task) = index_sync {
         task.abort();
     }

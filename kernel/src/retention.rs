@@ -1,7 +1,7 @@
 //! Retention: a background task that deletes what is older than the retention period, in bounded batches with a
 //! pause between them, so that pruning a large backlog never stalls the journal. Attempts go after
-//! `retention_days`; finished deliveries (which the daily history counts) after the longer of that and 31 days;
-//! events once no delivery refers to them. Pending deliveries are never pruned.
+//! `retention_days`; finished deliveries, and the days of the daily outcome summary, after the longer of that and
+//! 31 days; events once no delivery refers to them. Pending deliveries are never pruned.
 
 use crate::store::attempts::{PRUNE_BATCH, prune_attempts, prune_deliveries, prune_events};
 use crate::store::{Store, StoreError};
@@ -22,6 +22,8 @@ pub struct Pruned {
     pub deliveries: u64,
     /// Events deleted.
     pub events: u64,
+    /// Rows of the daily outcome summary deleted (one per webhook and day).
+    pub days: u64,
 }
 
 /// Deletes everything older than the retention period as of `now_ms`.
@@ -47,6 +49,7 @@ pub async fn prune_once(store: &Store, retention_days: u32, now_ms: i64) -> Resu
         }
         tokio::time::sleep(BATCH_PAUSE).await;
     }
+    pruned.days = crate::store::daily::prune_days(pool, deliveries_before).await?;
     loop {
         let num = prune_events(pool, deliveries_before).await?;
         pruned.events += num;
@@ -63,7 +66,14 @@ pub async fn run(store: Store, retention_days: u32, interval: Duration) {
     loop {
         match prune_once(&store, retention_days, time::now_ms()).await {
             Ok(pruned) if pruned != Pruned::default() => {
-                tracing::info!(pruned.attempts, pruned.deliveries, pruned.events, retention_days, "pruned old records");
+                tracing::info!(
+                    pruned.attempts,
+                    pruned.deliveries,
+                    pruned.events,
+                    pruned.days,
+                    retention_days,
+                    "pruned old records"
+                );
             }
             Ok(_) => {}
             Err(error) => tracing::warn!(%error, "pruning failed; trying again at the next interval"),
@@ -130,12 +140,21 @@ mod tests {
         record(&journal, now - 20 * DAY, DeliveryStatus::Failed).await; // older than retention 10, within history
         record(&journal, now - 60 * DAY, DeliveryStatus::Succeeded).await; // older than everything
         record(&journal, now - 60 * DAY, DeliveryStatus::Pending).await; // old but still owed
+        // The summary counts those three on the day they were written (today); two older days of another webhook.
+        for days_ago in [20, 40] {
+            sqlx::query("INSERT INTO daily_outcomes (webhook_id, day, succeeded) VALUES ('whk_old', $1, 1)")
+                .bind((now - days_ago * DAY) / DAY)
+                .execute(store.pool())
+                .await
+                .unwrap();
+        }
 
         let pruned = prune_once(&store, 10, now).await.unwrap();
-        assert_eq!(pruned, Pruned { attempts: 3, deliveries: 1, events: 1 });
+        assert_eq!(pruned, Pruned { attempts: 3, deliveries: 1, events: 1, days: 1 });
         assert_eq!(count(&store, "attempts").await, 1);
         assert_eq!(count(&store, "deliveries").await, 3, "history keeps 31 days; pending deliveries stay");
         assert_eq!(count(&store, "events").await, 3, "an event stays while a delivery refers to it");
+        assert_eq!(count(&store, "daily_outcomes").await, 4, "the summary keeps the deliveries' month");
         assert_eq!(prune_once(&store, 10, now).await.unwrap(), Pruned::default(), "nothing left to prune");
     }
 }

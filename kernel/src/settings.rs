@@ -234,7 +234,7 @@ pub struct Settings {
     /// Seconds a console session lasts after sign-in
     #[arg(long, env = "HOOKWIRE_CONSOLE_SESSION_SECS")]
     pub console_session_secs: u64,
-    /// Console sessions held at once; signing in beyond it ends the oldest
+    /// Console sessions held at once, across the kernels sharing the database; signing in beyond it ends the oldest
     #[arg(long, env = "HOOKWIRE_CONSOLE_MAX_SESSIONS")]
     pub console_max_sessions: usize,
     /// Mark the console's session cookie `Secure`, for a console served over TLS by a proxy in front of it
@@ -256,6 +256,16 @@ pub struct Settings {
     /// Milliseconds between two batches of events sent to the other kernels (one `NOTIFY` per batch)
     #[arg(long, env = "HOOKWIRE_CLUSTER_EVENTS_BATCH_MS")]
     pub cluster_events_batch_ms: u64,
+    /// Failed console sign-ins allowed a minute from one client address (0: no limit)
+    ///
+    /// Beyond it, sign-ins from that address are refused (`429`, with `Retry-After`) until its minute ends,
+    /// without the token being looked at. IPv6 clients count by their /64; behind a proxy, every client counts
+    /// as the proxy's address.
+    #[arg(long, env = "HOOKWIRE_CONSOLE_SIGNIN_FAILURES")]
+    pub console_signin_failures: u32,
+    /// Failed console sign-ins allowed a minute from all client addresses together (0: no limit)
+    #[arg(long, env = "HOOKWIRE_CONSOLE_SIGNIN_FAILURES_GLOBAL")]
+    pub console_signin_failures_global: u32,
 }
 
 /// `console_listen`: an address, or `off` for no console. In the file and on the command line alike it is text
@@ -351,6 +361,8 @@ impl Default for Settings {
             cluster_lease_secs: 30,
             cluster_events_queue: 65_536,
             cluster_events_batch_ms: 5,
+            console_signin_failures: 10,
+            console_signin_failures_global: 100,
         }
     }
 }

@@ -36,7 +36,7 @@ async fn kernel(database: Option<String>, lease_secs: u64) -> TestKernel {
 }
 
 /// A first kernel on a fresh PostgreSQL database, or `None` (with the reason printed) without one.
-async fn first_kernel_on_postgres(lease_secs: u64) -> Option<TestKernel> {
+pub(crate) async fn first_kernel_on_postgres(lease_secs: u64) -> Option<TestKernel> {
     let first = kernel(None, lease_secs).await;
     if !first.settings.database.starts_with("postgres") {
         eprintln!("skipped: several kernels share a PostgreSQL database only; run it with HOOKWIRE_TEST_POSTGRES");
@@ -47,7 +47,7 @@ async fn first_kernel_on_postgres(lease_secs: u64) -> Option<TestKernel> {
 }
 
 /// The `hookwired` binary: `HOOKWIRE_TEST_HOOKWIRED`, or the one cargo built beside this test binary.
-fn hookwired() -> Option<PathBuf> {
+pub(crate) fn hookwired() -> Option<PathBuf> {
     if let Some(path) = std::env::var_os("HOOKWIRE_TEST_HOOKWIRED") {
         return Some(PathBuf::from(path));
     }
@@ -57,7 +57,7 @@ fn hookwired() -> Option<PathBuf> {
 }
 
 /// A `hookwired` process on `database`, and its endpoint.
-async fn kernel_process(binary: &PathBuf, database: &str, lease_secs: u64) -> (Child, String) {
+pub(crate) async fn kernel_process(binary: &PathBuf, database: &str, lease_secs: u64) -> (Child, String) {
     let mut child = Command::new(binary)
         .args(["--listen", "127.0.0.1:0", "--allow-destination", "127.0.0.0/8", "--log-format", "json"])
         .args(["--database", database, "--cluster-lease-secs", &lease_secs.to_string()])

@@ -280,3 +280,49 @@ async fn events_of_a_group_no_other_kernel_subscribes_to_stay_on_their_kernel() 
     a.stop().await;
     b.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_sent_while_a_kernel_could_not_listen_are_re_read_once_it_listens_again() {
+    let Some((a, b)) = two_kernels(|settings| settings.metrics_listen = Some(([127, 0, 0, 1], 0).into())).await else {
+        return;
+    };
+    let fixture = a.fixture().await;
+    let mut on_b = b.admin().await.subscribe(fixture.group_id.clone(), "ping/").await.unwrap();
+    let publisher = a.device(&fixture.device_token).await;
+    let (_warmup, _) = until_heard(&b, &fixture.group_id, &publisher).await;
+    let metrics_url = a.metrics_url.clone().expect("a metrics endpoint");
+    let sent = r#"hookwire_cluster_events_total{outcome="sent"}"#;
+    let sent_before = scrape(&metrics_url, sent).await;
+
+    // The listening connections are cut, and cannot come back while the database refuses new connections (the
+    // kernels' pools keep theirs): what A sends meanwhile is not notified to B.
+    sqlx::any::install_default_drivers();
+    let url = &a.settings.database;
+    let (server, database) = url.rsplit_once('/').expect("a database name in the URL");
+    let database = database.split('?').next().unwrap_or(database).to_owned();
+    // A database's connections can be refused only from another database.
+    let pool = sqlx::AnyPool::connect(&format!("{server}/postgres")).await.unwrap();
+    let allow = |allowed: bool| format!("ALTER DATABASE \"{database}\" ALLOW_CONNECTIONS {allowed}");
+    sqlx::query(sqlx::AssertSqlSafe(allow(false))).execute(&pool).await.unwrap();
+    sqlx::query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 \
+         AND query LIKE 'LISTEN \"hookwire_events\"%'",
+    )
+    .bind(database.as_str())
+    .execute(&pool)
+    .await
+    .unwrap();
+    publisher.publish("ping/gap", "").await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while scrape(&metrics_url, sent).await <= sent_before {
+        assert!(tokio::time::Instant::now() < deadline, "A did not send ping/gap within 10 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    sqlx::query(sqlx::AssertSqlSafe(allow(true))).execute(&pool).await.unwrap();
+    pool.close().await;
+
+    // B listens again, re-reads what it missed, and its subscriber gets it once.
+    assert_eq!(names(&stream_events(&mut on_b, "ping/gap").await), ["ping/gap"]);
+    a.stop().await;
+    b.stop().await;
+}

@@ -9,8 +9,16 @@ use hookwire_tests::{FakeReceiver, Fixture, ROOT_TOKEN, Reply, TestKernel};
 use std::time::Duration;
 
 async fn kernel_with_console() -> (TestKernel, String) {
+    console_kernel(|_| {}).await
+}
+
+/// A kernel with its console on a loopback port, and the console's URL.
+pub(crate) async fn console_kernel(
+    configure: impl FnOnce(&mut hookwire_kernel::settings::Settings),
+) -> (TestKernel, String) {
     let kernel = TestKernel::spawn_with(|settings| {
-        settings.console_listen = hookwire_kernel::settings::ConsoleListen(Some("127.0.0.1:0".parse().unwrap()))
+        settings.console_listen = hookwire_kernel::settings::ConsoleListen(Some("127.0.0.1:0".parse().unwrap()));
+        configure(settings);
     })
     .await;
     let url = kernel.console_url.clone().expect("a console");
@@ -255,6 +263,13 @@ async fn the_attempt_log_pages_through_every_attempt_newest_first() {
     assert!(recent.body.contains("reading-54"), "newest first");
     let future = console.get(&format!("/webhooks/{webhook}?all=1&since=2999-01-01T00:00:00Z")).await;
     assert_eq!(count(&future.body), 0, "the time filter applies");
+    // The group's list shows each webhook's last attempt: this one's, and none yet for a webhook without one.
+    let idle = fixture.webhook(serde_json::json!({"event": "never", "url": format!("{}/y", receiver.base_url)})).await;
+    let group = console.get(&format!("/groups/{}", fixture.group_id)).await;
+    let row = |id: &str| group.body.split(&format!(r#"href="/webhooks/{id}""#)).nth(1).unwrap().split("</tr>").next();
+    let busy_row = row(&webhook).unwrap();
+    assert!(busy_row.contains(r#"<span class="badge ok">200</span>"#), "{busy_row}");
+    assert!(row(&idle).unwrap().contains("none yet"));
 }
 
 fn screenshot_path(name: &str) -> Option<std::path::PathBuf> {
@@ -510,9 +525,21 @@ async fn console_page_load_bench() {
             .await
             .unwrap();
     }
+    // The daily outcome summary, filled as migration 0008 fills it on a database that has deliveries.
+    sqlx::query(
+        "INSERT INTO daily_outcomes (webhook_id, day, succeeded, failed, skipped, dropped) \
+             SELECT webhook_id, updated_at / 86400000, SUM(CASE WHEN status = 1 THEN 1 ELSE 0 END), \
+             SUM(CASE WHEN status = 2 THEN 1 ELSE 0 END), SUM(CASE WHEN status = 3 THEN 1 ELSE 0 END), \
+             SUM(CASE WHEN status = 4 THEN 1 ELSE 0 END) FROM deliveries WHERE status <> 0 \
+             GROUP BY webhook_id, updated_at / 86400000",
+    )
+    .execute(&mut *transaction)
+    .await
+    .unwrap();
     transaction.commit().await.unwrap();
     let _ = pool.execute("ANALYZE").await;
-    println!("seeded 1,000 webhooks and 100,000 attempts in {:.1} s", started.elapsed().as_secs_f64());
+    let backend = if kernel.settings.database.starts_with("postgres") { "PostgreSQL" } else { "SQLite" };
+    println!("{backend}: seeded 1,000 webhooks and 100,000 attempts in {:.1} s", started.elapsed().as_secs_f64());
 
     let console = ConsoleClient::sign_in(&url, ROOT_TOKEN).await;
     let hot = &webhook_ids[0];

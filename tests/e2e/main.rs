@@ -3,8 +3,10 @@
 mod access;
 mod cluster;
 mod cluster_events;
+mod cluster_policy;
 mod conformance;
 mod console;
+mod console_sessions;
 mod core;
 mod credentials;
 mod deliveries;

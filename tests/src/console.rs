@@ -57,6 +57,11 @@ impl ConsoleClient {
         client
     }
 
+    /// The same session, sent to another console (another kernel on the same database).
+    pub fn with_base(&self, base: &str) -> Self {
+        ConsoleClient { base: base.trim_end_matches('/').to_owned(), ..self.clone() }
+    }
+
     /// The session cookie (`name=value`).
     pub fn cookie(&self) -> Option<&str> {
         self.cookie.as_deref()

@@ -125,6 +125,14 @@ impl CircuitBreaker {
         }
     }
 
+    /// Sleeps until `until` at least, on a decision taken elsewhere (another kernel's breaker for the same host):
+    /// the window and the cool-downs are left as they are, this breaker's own evidence.
+    pub fn sleep_until(&mut self, until: Instant) {
+        if self.settings.enabled && self.latest_sleep_end.is_none_or(|end| end < until) {
+            self.latest_sleep_end = Some(until);
+        }
+    }
+
     /// The state at `now`, for metrics.
     pub fn state(&self, now: Instant) -> BreakerState {
         let (num_successes, num_failures) = self.window.counts_at(now);

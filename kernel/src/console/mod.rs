@@ -17,6 +17,7 @@ mod html;
 mod live;
 mod pages;
 pub mod session;
+pub mod throttle;
 
 use crate::Kernel;
 use crate::auth::Principal;
@@ -29,6 +30,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use session::{COOKIE_NAME, Sessions};
 use std::convert::Infallible;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
@@ -56,6 +58,10 @@ pub struct ConsoleSettings {
     pub max_sessions: usize,
     /// Mark the session cookie `Secure` (the console is reached over TLS through a proxy).
     pub secure_cookie: bool,
+    /// Failed sign-ins allowed a minute from one client address (0: no limit).
+    pub signin_failures: u32,
+    /// Failed sign-ins allowed a minute from all addresses together (0: no limit).
+    pub signin_failures_global: u32,
 }
 
 /// The console's state.
@@ -65,6 +71,7 @@ pub struct Console {
     sessions: Sessions,
     secure_cookie: bool,
     live_streams: Arc<AtomicUsize>,
+    throttle: throttle::SignInThrottle,
 }
 
 /// A request, read whole: its form (for `POST`) and query decoded.
@@ -75,6 +82,8 @@ pub struct Request {
     query: Vec<(String, String)>,
     form: Vec<(String, String)>,
     headers: HeaderMap,
+    /// The client's address (a proxy's, behind one).
+    peer: IpAddr,
 }
 
 impl Request {
@@ -118,15 +127,16 @@ impl Signed {
 /// Serves the console on `listener` until the kernel shuts down (or the task is aborted).
 pub async fn serve(listener: TcpListener, kernel: Arc<Kernel>, settings: ConsoleSettings) {
     let console = Arc::new(Console {
-        kernel,
-        sessions: Sessions::new(settings.session_ttl, settings.max_sessions),
+        sessions: Sessions::new(kernel.store.pool().clone(), settings.session_ttl, settings.max_sessions),
         secure_cookie: settings.secure_cookie,
         live_streams: Arc::default(),
+        throttle: throttle::SignInThrottle::new(settings.signin_failures, settings.signin_failures_global),
+        kernel,
     });
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok((stream, peer)) => (stream, peer.ip()),
                 Err(error) => {
                     tracing::warn!(%error, "console: could not accept a connection");
                     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -141,7 +151,7 @@ pub async fn serve(listener: TcpListener, kernel: Arc<Kernel>, settings: Console
             let service_console = console.clone();
             let service = service_fn(move |request| {
                 let console = service_console.clone();
-                async move { Ok::<_, Infallible>(console.handle(request).await) }
+                async move { Ok::<_, Infallible>(console.handle(request, peer).await) }
             });
             let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
             builder = builder.http1_only();
@@ -161,7 +171,7 @@ pub(crate) async fn shut_down(mut shutting_down: tokio::sync::watch::Receiver<bo
 }
 
 impl Console {
-    async fn handle(&self, request: hyper::Request<hyper::body::Incoming>) -> Response {
+    async fn handle(&self, request: hyper::Request<hyper::body::Incoming>, peer: IpAddr) -> Response {
         let (parts, body) = request.into_parts();
         let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
             Ok(collected) => collected.to_bytes(),
@@ -179,6 +189,7 @@ impl Console {
             query: decode(parts.uri.query().unwrap_or("").as_bytes()),
             form: if is_form { decode(&body) } else { Vec::new() },
             headers: parts.headers,
+            peer,
         };
         with_headers(self.route(&request).await)
     }
@@ -210,7 +221,9 @@ impl Console {
             }
         }
         if is_post && segments.as_slice() == ["signout"] {
-            self.sessions.close(&signed.session_id);
+            if let Err(error) = self.sessions.close(&signed.session_id).await {
+                return error_page(&signed, error.into());
+            }
             let mut response = redirect("/signin");
             response.headers_mut().insert(header::SET_COOKIE, self.cookie("", 0));
             return response;
@@ -235,16 +248,17 @@ impl Console {
         let Some(session_id) = request.cookie(COOKIE_NAME) else {
             return Err(to_sign_in());
         };
-        let Some(session) = self.sessions.get(session_id) else {
+        let unavailable = |error: KernelError| plain(StatusCode::SERVICE_UNAVAILABLE, &public_message(&error));
+        let Some(session) = self.sessions.get(session_id).await.map_err(|error| unavailable(error.into()))? else {
             return Err(to_sign_in());
         };
-        match self.authenticate(&session.token).await {
+        match self.kernel.admin.authenticate_hash(&self.kernel.store, &session.token_hash).await {
             Ok(who) => Ok(Signed { who, csrf: session.csrf, session_id: session_id.to_owned() }),
             Err(KernelError::Unauthenticated(_)) => {
-                self.sessions.close(session_id);
+                self.sessions.close(session_id).await.map_err(|error| unavailable(error.into()))?;
                 Err(to_sign_in())
             }
-            Err(error) => Err(plain(StatusCode::SERVICE_UNAVAILABLE, &public_message(&error))),
+            Err(error) => Err(unavailable(error)),
         }
     }
 
@@ -257,13 +271,24 @@ impl Console {
     }
 
     async fn sign_in(&self, request: &Request) -> Response {
+        if let Err(refusal) = self.throttle.check(request.peer) {
+            tracing::info!(peer = %request.peer, ?refusal, "console: sign-in refused, too many failures");
+            let mut response = pages::sign_in_page(Some(&refusal.message()));
+            *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+            response.headers_mut().insert(header::RETRY_AFTER, refusal.retry_after_secs().into());
+            return response;
+        }
         let token = request.form("token").unwrap_or("").trim();
         if token.is_empty() || token.len() > 512 {
+            self.throttle.failed(request.peer);
             return pages::sign_in_page(Some("Give a root or group admin token."));
         }
         match self.authenticate(token).await {
             Ok(who) => {
-                let id = self.sessions.open(token);
+                let id = match self.sessions.open(token).await {
+                    Ok(id) => id,
+                    Err(error) => return pages::sign_in_page(Some(&public_message(&error.into()))),
+                };
                 let target = match &who {
                     Principal::Root => "/groups".to_owned(),
                     Principal::Group { group_id, .. } => format!("/groups/{group_id}"),
@@ -274,7 +299,8 @@ impl Console {
                 response
             }
             Err(KernelError::Unauthenticated(_)) => {
-                tracing::info!("console: sign-in refused");
+                self.throttle.failed(request.peer);
+                tracing::info!(peer = %request.peer, "console: sign-in refused");
                 pages::sign_in_page(Some("That token is not a valid root or group admin token."))
             }
             Err(error) => pages::sign_in_page(Some(&public_message(&error))),

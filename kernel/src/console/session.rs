@@ -1,13 +1,18 @@
-//! Console sessions, held in memory and bounded. A session keeps the admin token it was opened with, so that
-//! every request is checked again by the kernel's own [`AdminAuth`](crate::auth::AdminAuth): a token revoked, or
-//! its group deleted, ends the session's access at once. The browser holds only a random session id in an
-//! `HttpOnly`, `SameSite=Strict` cookie; the token never leaves the server again. Sessions are keyed by the
-//! SHA-256 of their id, and each has its own CSRF token that every change must carry.
+//! Console sessions, kept in the database (`console_sessions`) so that every kernel on it knows them: behind a
+//! load balancer, a session opened through one kernel works through the others, and sessions survive a restart.
+//! Only hashes are stored: the SHA-256 of the session id (the browser's cookie, random) and of the admin token it
+//! signed in with. Every request authenticates that token hash again with the kernel's own
+//! [`AdminAuth`](crate::auth::AdminAuth), so a token revoked, or its group deleted, ends the session's access at
+//! once. The browser holds only the session id, in an `HttpOnly`, `SameSite=Strict` cookie; each session has its
+//! own CSRF token that every change must carry. At most `max_sessions` are held across all kernels (signing in
+//! beyond ends the oldest); expired ones are deleted at each sign-in.
 
 use crate::auth;
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use crate::store::StoreError;
+use crate::store::console::{self as sql, SessionRow};
+use hookwire_actors::domain::time;
+use sqlx::AnyPool;
+use std::time::Duration;
 
 /// The name of the session cookie.
 pub const COOKIE_NAME: &str = "hookwire_session";
@@ -15,26 +20,24 @@ pub const COOKIE_NAME: &str = "hookwire_session";
 /// One signed-in browser.
 #[derive(Debug, Clone)]
 pub struct Session {
-    /// The admin token it signed in with (server-side only).
-    pub token: String,
+    /// The SHA-256 of the admin token it signed in with.
+    pub token_hash: String,
     /// The CSRF token forms must carry.
     pub csrf: String,
-    opened_at: Instant,
-    expires_at: Instant,
 }
 
-/// The open sessions.
+/// The sessions, in the database.
 #[derive(Debug)]
 pub struct Sessions {
-    by_id_hash: Mutex<HashMap<String, Session>>,
+    pool: AnyPool,
     ttl: Duration,
     max_sessions: usize,
 }
 
 impl Sessions {
-    /// Sessions that last `ttl`, at most `max_sessions` at once (the oldest ends first).
-    pub fn new(ttl: Duration, max_sessions: usize) -> Self {
-        Sessions { by_id_hash: Mutex::default(), ttl, max_sessions: max_sessions.max(1) }
+    /// Sessions stored in `pool` that last `ttl`, at most `max_sessions` at once (the oldest ends first).
+    pub fn new(pool: AnyPool, ttl: Duration, max_sessions: usize) -> Self {
+        Sessions { pool, ttl, max_sessions: max_sessions.max(1) }
     }
 
     /// How long a session lasts.
@@ -43,57 +46,25 @@ impl Sessions {
     }
 
     /// Opens a session for an authenticated token; returns its id, for the cookie.
-    pub fn open(&self, token: &str) -> String {
+    pub async fn open(&self, token: &str) -> Result<String, StoreError> {
         let id = auth::generate_token("");
-        let now = Instant::now();
-        let session = Session {
-            token: token.to_owned(),
-            csrf: auth::generate_token(""),
-            opened_at: now,
-            expires_at: now + self.ttl,
-        };
-        let mut sessions = self.by_id_hash.lock().unwrap_or_else(|poison| poison.into_inner());
-        if sessions.len() >= self.max_sessions {
-            sessions.retain(|_, session| session.expires_at > now);
-        }
-        while sessions.len() >= self.max_sessions {
-            let oldest = sessions.iter().min_by_key(|(_, session)| session.opened_at).map(|(key, _)| key.clone());
-            match oldest {
-                Some(key) => sessions.remove(&key),
-                None => break,
-            };
-        }
-        sessions.insert(auth::hash_token(&id), session);
-        id
+        let now = time::now_ms();
+        let ttl_ms = i64::try_from(self.ttl.as_millis()).unwrap_or(i64::MAX);
+        let row = SessionRow { token_hash: auth::hash_token(token), csrf: auth::generate_token("") };
+        let max = i64::try_from(self.max_sessions).unwrap_or(i64::MAX);
+        sql::insert_session(&self.pool, &auth::hash_token(&id), &row, now, now.saturating_add(ttl_ms), max).await?;
+        Ok(id)
     }
 
-    /// The live session of an id; an expired one is removed.
-    pub fn get(&self, id: &str) -> Option<Session> {
-        let key = auth::hash_token(id);
-        let mut sessions = self.by_id_hash.lock().unwrap_or_else(|poison| poison.into_inner());
-        match sessions.get(&key) {
-            Some(session) if session.expires_at > Instant::now() => Some(session.clone()),
-            Some(_) => {
-                sessions.remove(&key);
-                None
-            }
-            None => None,
-        }
+    /// The live session of an id.
+    pub async fn get(&self, id: &str) -> Result<Option<Session>, StoreError> {
+        let row = sql::get_session(&self.pool, &auth::hash_token(id), time::now_ms()).await?;
+        Ok(row.map(|row| Session { token_hash: row.token_hash, csrf: row.csrf }))
     }
 
     /// Ends a session.
-    pub fn close(&self, id: &str) {
-        self.by_id_hash.lock().unwrap_or_else(|poison| poison.into_inner()).remove(&auth::hash_token(id));
-    }
-
-    /// How many sessions are held.
-    pub fn len(&self) -> usize {
-        self.by_id_hash.lock().unwrap_or_else(|poison| poison.into_inner()).len()
-    }
-
-    /// True when none is held.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
+    pub async fn close(&self, id: &str) -> Result<(), StoreError> {
+        sql::delete_session(&self.pool, &auth::hash_token(id)).await
     }
 }
 
@@ -105,22 +76,30 @@ pub fn same_secret(a: &str, b: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Store;
 
-    #[test]
-    fn sessions_are_bounded_expire_and_close() {
-        let sessions = Sessions::new(Duration::from_secs(60), 2);
-        let first = sessions.open("a");
-        let second = sessions.open("b");
-        assert_eq!(sessions.get(&first).unwrap().token, "a");
-        let third = sessions.open("c");
-        assert!(sessions.get(&first).is_none(), "the oldest session ends when the bound is reached");
-        assert_eq!(sessions.len(), 2);
-        sessions.close(&second);
-        assert!(sessions.get(&second).is_none());
-        assert!(sessions.get(&third).is_some());
-        let expired = Sessions::new(Duration::ZERO, 2);
-        let id = expired.open("a");
-        assert!(expired.get(&id).is_none());
+    #[tokio::test]
+    async fn sessions_are_bounded_expire_close_and_keep_only_hashes() {
+        let directory = tempfile::tempdir().unwrap();
+        let store = Store::connect(&format!("sqlite://{}", directory.path().join("db").display())).await.unwrap();
+        let sessions = Sessions::new(store.pool().clone(), Duration::from_secs(60), 2);
+        let first = sessions.open("a").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        let second = sessions.open("b").await.unwrap();
+        assert_eq!(sessions.get(&first).await.unwrap().unwrap().token_hash, auth::hash_token("a"));
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        let third = sessions.open("c").await.unwrap();
+        assert!(sessions.get(&first).await.unwrap().is_none(), "the oldest session ends when the bound is reached");
+        assert_eq!(sql::count_sessions(store.pool()).await.unwrap(), 2);
+        sessions.close(&second).await.unwrap();
+        assert!(sessions.get(&second).await.unwrap().is_none());
+        assert!(sessions.get(&third).await.unwrap().is_some());
+        let stored: Vec<(String, String)> =
+            sqlx::query_as("SELECT id_hash, token_hash FROM console_sessions").fetch_all(store.pool()).await.unwrap();
+        assert_eq!(stored, [(auth::hash_token(&third), auth::hash_token("c"))], "neither the id nor the token");
+        let expired = Sessions::new(store.pool().clone(), Duration::ZERO, 2);
+        let id = expired.open("a").await.unwrap();
+        assert!(expired.get(&id).await.unwrap().is_none());
         assert!(same_secret("abc", "abc") && !same_secret("abc", "abd") && !same_secret("abc", "ab"));
     }
 }

@@ -137,26 +137,6 @@ pub async fn get_attempt(pool: &AnyPool, id: i64) -> Result<Option<AttemptRow>, 
     Ok(row.as_ref().map(from_row).transpose()?)
 }
 
-/// Counts a webhook's deliveries created since a time by UTC day and status: `(day number, status, count)`.
-pub async fn daily_counts(
-    pool: &AnyPool,
-    webhook_id: &WebhookId,
-    since_ms: i64,
-) -> Result<Vec<(i64, i64, i64)>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT created_at / 86400000 AS day, status, COUNT(*) AS num FROM deliveries \
-         WHERE webhook_id = $1 AND created_at >= $2 GROUP BY created_at / 86400000, status",
-    )
-    .bind(webhook_id.as_str())
-    .bind(since_ms)
-    .fetch_all(pool)
-    .await?;
-    rows.iter()
-        .map(|row| Ok((row.try_get("day")?, row.try_get("status")?, row.try_get("num")?)))
-        .collect::<Result<_, sqlx::Error>>()
-        .map_err(StoreError::from)
-}
-
 /// Selects up to `limit` of a webhook's finished deliveries in `statuses` created since a time (ids after
 /// `after`), marks them pending again and owned by `owner` in one transaction, so that a crash in the middle of a
 /// replay still delivers them after the restart, and returns them ready to dispatch. A delivery that another
@@ -189,6 +169,7 @@ pub async fn reopen_deliveries(
     let now = time::now_ms();
     let mut reopened = Vec::with_capacity(deliveries.len());
     for delivery in &deliveries {
+        super::daily::remove_outcome(&mut transaction, delivery.delivery_id.as_str()).await?;
         let result = sqlx::query(
             "UPDATE deliveries SET status = $1, updated_at = $2, owner = $3, next_attempt_at = NULL \
              WHERE id = $4 AND status <> $1",
@@ -249,6 +230,8 @@ pub async fn reopen_delivery(
     let Some(mut delivery) = pending_from_rows(&rows)?.into_iter().next() else {
         return Ok(Reopened::Missing);
     };
+    // A finished delivery is always reopened below; a pending one (with a dead owner) was never counted.
+    super::daily::remove_outcome(&mut transaction, delivery_id).await?;
     let result = sqlx::query(AssertSqlSafe(format!(
         "UPDATE deliveries SET status = $1, updated_at = $2, owner = $3, next_attempt_at = NULL WHERE id = $4 \
          AND (status <> $1 OR owner IS NULL OR owner IN (SELECT k.id FROM kernels k WHERE k.stopped_at IS NOT NULL \

@@ -236,6 +236,9 @@ impl SqlJournal {
             .execute(&mut *transaction)
             .await?;
         }
+        // Last, so that the summary's rows (shared by every journal writing to the same webhook) are locked only
+        // until the commit.
+        super::daily::add_outcomes(&mut transaction, self.backend, &attempts, now).await?;
         transaction.commit().await?;
         if !lost.is_empty() {
             tracing::warn!(num_lost = lost.len(), first = %lost[0], "deliveries owned by another kernel now; their outcomes here are not recorded and they are forgotten");

@@ -6,6 +6,7 @@
 
 pub mod attempts;
 pub mod console;
+pub mod daily;
 pub mod devices;
 pub mod groups;
 pub mod journal;

@@ -4,6 +4,7 @@
 use super::{AttemptOutcome, ErrorClass, HostKey, HostSettings, HostState};
 use crate::domain::breaker::CircuitBreaker;
 use crate::domain::time::Instant;
+use crate::services::shared_policy::SharedPolicy;
 use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -105,4 +106,14 @@ impl HostActivity {
 /// Locks a host's sleep decision (a poisoned lock still holds a sound breaker).
 pub(super) fn lock(sleep: &Mutex<CircuitBreaker>) -> MutexGuard<'_, CircuitBreaker> {
     sleep.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Whether the host sleeps at `now`: by this kernel's decision or, when sleeps are shared, by another kernel's,
+/// which its breaker then takes as its own until it ends.
+pub(super) fn is_asleep(activity: &HostActivity, shared_policy: Option<&SharedPolicy>, now: Instant) -> bool {
+    let mut breaker = lock(&activity.sleep);
+    if let Some(until) = shared_policy.and_then(|shared| shared.remote_sleep(&activity.key, now)) {
+        breaker.sleep_until(until);
+    }
+    breaker.asleep_until(now).is_some()
 }

@@ -26,7 +26,8 @@ use crate::domain::time;
 use crate::domain::time::Instant;
 use crate::services::connector::{EgressConnector, OutboundProxy};
 use crate::services::metrics::HostMetrics;
-use activity::lock;
+use crate::services::shared_policy::SharedPolicy;
+use activity::{is_asleep, lock};
 use actix::{Actor, Context, Handler, Message, MessageResult, ResponseFuture, Supervised};
 use bytes::{Bytes, BytesMut};
 use class::{classify, sleep_kind, status_failure};
@@ -72,6 +73,15 @@ impl HostKey {
         let host = uri.host().unwrap_or_default().to_ascii_lowercase();
         let port = uri.port_u16().unwrap_or(if scheme == "https" { 443 } else { 80 });
         HostKey { scheme, host, port }
+    }
+}
+
+impl HostKey {
+    /// The destination its [`Display`](fmt::Display) form (`scheme://host:port`) names, if it names one.
+    pub fn parse(text: &str) -> Option<HostKey> {
+        let uri: http::Uri = text.parse().ok()?;
+        uri.host()?;
+        Some(HostKey::of(&uri))
     }
 }
 
@@ -226,6 +236,8 @@ pub struct HostActor {
     refusal: Option<String>,
     /// Its counters.
     metrics: Option<HostMetrics>,
+    /// Sleep decisions shared with other kernels on the database: this host's, announced; theirs, honoured.
+    shared_policy: Option<Arc<SharedPolicy>>,
 }
 
 impl HostActor {
@@ -251,6 +263,7 @@ impl HostActor {
             activity,
             refusal,
             metrics: None,
+            shared_policy: None,
         }
     }
 
@@ -265,6 +278,12 @@ impl HostActor {
             metrics.record(&outcome);
         }
         Box::pin(std::future::ready(outcome))
+    }
+
+    /// Shares its sleep decisions with other kernels, and honours theirs, through `shared_policy`.
+    pub fn with_shared_policy(mut self, shared_policy: Arc<SharedPolicy>) -> Self {
+        self.shared_policy = Some(shared_policy);
+        self
     }
 
     /// Counts its attempts into `metrics`.
@@ -326,7 +345,7 @@ impl HostActor {
             let outcome = AttemptOutcome::not_sent(ErrorClass::Blocked, refusal.clone());
             return self.answer_now(outcome);
         }
-        if lock(&self.activity.sleep).asleep_until(Instant::now()).is_some() {
+        if is_asleep(&self.activity, self.shared_policy.as_deref(), Instant::now()) {
             return self.answer_now(AttemptOutcome::sleeping());
         }
         let client = match self.client_for(verify_tls) {
@@ -340,12 +359,13 @@ impl HostActor {
         let host_name = self.host_name.clone();
         let permits = self.activity.permits.clone();
         let settings = self.settings.clone();
-        let sleep = self.activity.sleep.clone();
+        let activity = self.activity.clone();
+        let shared_policy = self.shared_policy.clone();
         Box::pin(async move {
             // Waiting for a permit is this host's queue; the timeouts start when the request is sent.
             let _permit = permits.acquire_owned().await;
             // The host may have fallen asleep while this request waited for its turn.
-            if lock(&sleep).asleep_until(Instant::now()).is_some() {
+            if is_asleep(&activity, shared_policy.as_deref(), Instant::now()) {
                 let outcome = AttemptOutcome::sleeping();
                 if let Some(metrics) = &metrics {
                     metrics.record(&outcome);
@@ -357,9 +377,13 @@ impl HostActor {
                 metrics.record(&outcome);
             }
             let kind = sleep_kind(&outcome, &settings.sleep.ignore_statuses);
-            if let Some(cooldown) = lock(&sleep).record(kind, Instant::now()) {
+            let fell_asleep = lock(&activity.sleep).record(kind, Instant::now());
+            if let Some(cooldown) = fell_asleep {
                 let cooldown_secs = cooldown.as_secs();
                 tracing::warn!(host = %host_name, cooldown_secs, "host sleeps: errors outnumber successes");
+                if let Some(shared_policy) = &shared_policy {
+                    shared_policy.announce_sleep(activity.key(), cooldown);
+                }
             }
             outcome
         })

@@ -10,6 +10,10 @@ fn host_keys_normalise_scheme_host_and_default_port() {
     assert_eq!(key.to_string(), "https://example.com:443");
     let key = HostKey::of(&"http://127.0.0.1:8080/".parse().unwrap());
     assert_eq!(key.to_string(), "http://127.0.0.1:8080");
+    for text in ["http://127.0.0.1:8080", "https://example.com:443", "http://[::1]:80"] {
+        assert_eq!(HostKey::parse(text).map(|key| key.to_string()).as_deref(), Some(text));
+    }
+    assert_eq!(HostKey::parse("not a host"), None);
 }
 
 #[test]

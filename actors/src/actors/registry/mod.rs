@@ -129,6 +129,8 @@ pub struct Services {
     pub metrics: Arc<Metrics>,
     /// What this kernel may send (the attempt gate and deliveries lost to another kernel).
     pub ownership: Arc<crate::services::ownership::Ownership>,
+    /// The policies shared with other kernels on the database (quota slots, host sleep), when the kernel shares them.
+    pub shared_policy: Arc<crate::services::shared_policy::SharedPolicy>,
 }
 
 impl Services {
@@ -150,6 +152,7 @@ impl Services {
             bus: Arc::new(EventBus::default()),
             metrics: metrics.clone(),
             ownership,
+            shared_policy: Arc::default(),
             journal,
             registry: Registry {
                 inner: Arc::new(RegistryInner {
@@ -346,7 +349,9 @@ impl Registry {
         let arbiter = self.arbiter_for(&key).clone();
         let (settings, tls, egress) = (inner.host_settings.clone(), inner.tls.clone(), inner.egress.clone());
         let metrics = inner.metrics.host(&key);
-        let actor = HostActor::new(key.clone(), settings, tls, egress).with_metrics(metrics);
+        let shared_policy = self.services().shared_policy.clone();
+        let actor =
+            HostActor::new(key.clone(), settings, tls, egress).with_metrics(metrics).with_shared_policy(shared_policy);
         let activity = actor.activity();
         // Built here so that its activity is known; a restart keeps the same actor (actix calls `restarting`).
         let addr = actix::Supervisor::start_in_arbiter(&arbiter, move |_| actor);

@@ -45,6 +45,7 @@ use std::time::Duration;
 #[cfg(test)]
 mod actor_tests;
 mod policies;
+mod quota;
 mod report;
 #[cfg(test)]
 mod tests;
@@ -103,6 +104,8 @@ pub struct WebhookActor {
     pacer: Pacer,
     /// Whether a timer will send the head of the quota queue.
     is_quota_timer_armed: bool,
+    /// Slots reserved in the database, when the quota is shared with other kernels.
+    shared_quota: quota::SharedQuota,
     /// Deliveries waiting for their next attempt (a retry, or a sleeping host), by when it is due; the number
     /// keeps deliveries due at the same instant apart and in order.
     retries: BTreeMap<(Instant, u64), Delivery>,
@@ -122,6 +125,7 @@ impl WebhookActor {
             quota_queue: VecDeque::new(),
             pacer: Pacer::default(),
             is_quota_timer_armed: false,
+            shared_quota: quota::SharedQuota::default(),
             retries: BTreeMap::new(),
             next_retry_number: 0,
             retry_timer: None,

@@ -21,17 +21,22 @@ impl WebhookActor {
         let Some(interval) = webhook.min_interval else {
             return self.attempt(delivery, ctx);
         };
-        if self.take_turn(interval) {
+        if self.is_quota_shared() {
+            if webhook.quota_overflow == QuotaOverflow::Drop && self.may_ask_for_slot() {
+                return self.ask_for_slot(delivery, interval, ctx);
+            }
+            if webhook.quota_overflow == QuotaOverflow::Queue && self.take_turn(interval) {
+                return self.wait_for_slot_on_its_way(delivery, ctx);
+            }
+        } else if self.take_turn(interval) {
             return self.attempt(delivery, ctx);
         }
         let limit = self.services.settings.quota_queue_limit;
+        let num_waiting = self.quota_queue.len() - usize::from(self.is_head_on_its_way());
         let interval_ms = interval.as_millis();
         let refusal = match webhook.quota_overflow {
-            QuotaOverflow::Drop => Some(format!(
-                "over quota: at most one request every {interval_ms} ms (x-minIntervalMs); event dropped \
-                 (x-quotaOverflow: drop)"
-            )),
-            QuotaOverflow::Queue if self.quota_queue.len() >= limit => Some(format!(
+            QuotaOverflow::Drop => Some(over_quota_message(interval)),
+            QuotaOverflow::Queue if num_waiting >= limit => Some(format!(
                 "over quota: {limit} requests already wait their turn (one every {interval_ms} ms); event dropped"
             )),
             QuotaOverflow::Queue => None,
@@ -46,6 +51,7 @@ impl WebhookActor {
     /// It was admitted once, so the quota queues it whatever its bound.
     pub(super) fn resend(&mut self, delivery: Delivery, ctx: &mut Context<Self>) {
         match delivery.dispatch.webhook.min_interval {
+            Some(_) if self.is_quota_shared() => self.wait_turn(delivery, ctx),
             Some(interval) if !self.take_turn(interval) => self.wait_turn(delivery, ctx),
             _ => self.attempt(delivery, ctx),
         }
@@ -69,6 +75,9 @@ impl WebhookActor {
 
     /// Makes sure a timer sends the head of the quota queue when its turn comes.
     pub(super) fn arm_quota_timer(&mut self, ctx: &mut Context<Self>) {
+        if self.is_quota_shared() {
+            return self.arm_shared_slots(ctx);
+        }
         if self.is_quota_timer_armed || self.quota_queue.is_empty() {
             return;
         }
@@ -81,6 +90,9 @@ impl WebhookActor {
 
     /// Sends the head of the quota queue, whose turn has come.
     pub(super) fn send_queued(&mut self, ctx: &mut Context<Self>) {
+        if self.is_quota_shared() {
+            return self.send_in_slot(ctx);
+        }
         let now = Instant::now();
         if self.pacer.wait(now).is_zero()
             && let Some(delivery) = self.quota_queue.pop_front()
@@ -223,4 +235,12 @@ impl WebhookActor {
 /// When an attempt put off by `delay` is due, epoch milliseconds.
 pub(super) fn due_at_ms(delay: Duration) -> i64 {
     time::now_ms().saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2))
+}
+
+/// The message of a delivery dropped over the quota of a webhook with `x-quotaOverflow: drop`.
+pub(super) fn over_quota_message(interval: Duration) -> String {
+    let interval_ms = interval.as_millis();
+    format!(
+        "over quota: at most one request every {interval_ms} ms (x-minIntervalMs); event dropped (x-quotaOverflow: drop)"
+    )
 }
