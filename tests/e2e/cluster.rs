@@ -8,15 +8,13 @@
 //! `HOOKWIRE_TEST_POSTGRES` (SQLite serves one kernel) and say so when skipped.
 
 use hookwire_client::{AdminClient, DeviceClient};
-use hookwire_tests::{FakeReceiver, Reply, TestKernel};
+pub(crate) use hookwire_tests::process::hookwired;
+use hookwire_tests::{FakeReceiver, KernelProcess, Reply, TestKernel};
 use serde_json::json;
 use sqlx::Row as _;
 use std::collections::HashMap;
-use std::path::PathBuf;
-use std::process::Stdio;
+use std::path::Path;
 use std::time::Duration;
-use tokio::io::AsyncBufReadExt as _;
-use tokio::process::{Child, Command};
 
 /// The lease of the test kernels, seconds: short, so that takeovers happen within a test.
 const LEASE_SECS: u64 = 2;
@@ -46,44 +44,9 @@ pub(crate) async fn first_kernel_on_postgres(lease_secs: u64) -> Option<TestKern
     Some(first)
 }
 
-/// The `hookwired` binary: `HOOKWIRE_TEST_HOOKWIRED`, or the one cargo built beside this test binary.
-pub(crate) fn hookwired() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("HOOKWIRE_TEST_HOOKWIRED") {
-        return Some(PathBuf::from(path));
-    }
-    let deps = std::env::current_exe().ok()?;
-    let binary = deps.parent()?.parent()?.join("hookwired");
-    binary.exists().then_some(binary)
-}
-
-/// A `hookwired` process on `database`, and its endpoint.
-pub(crate) async fn kernel_process(binary: &PathBuf, database: &str, lease_secs: u64) -> (Child, String) {
-    let mut child = Command::new(binary)
-        .args(["--listen", "127.0.0.1:0", "--allow-destination", "127.0.0.0/8", "--log-format", "json"])
-        .args(["--database", database, "--cluster-lease-secs", &lease_secs.to_string()])
-        // No web console: several kernels run at once, and the default port may be a running hookwired's.
-        .args(["--console-listen", "off"])
-        .env("HOOKWIRE_ROOT_TOKEN", hookwire_tests::ROOT_TOKEN)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start hookwired");
-    let mut lines = tokio::io::BufReader::new(child.stderr.take().expect("stderr")).lines();
-    let address = tokio::time::timeout(Duration::from_secs(30), async {
-        while let Some(line) = lines.next_line().await.expect("read the log") {
-            let Ok(record) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
-            if record["message"] == "hookwired ready" {
-                return record["address"].as_str().expect("address in the ready line").to_owned();
-            }
-        }
-        panic!("hookwired exited before it was ready");
-    })
-    .await
-    .expect("hookwired ready within 30 s");
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, format!("http://{address}"))
+/// A `hookwired` process on `database` with a lease of `lease_secs`.
+pub(crate) async fn kernel_process(binary: &Path, database: &str, lease_secs: u64) -> KernelProcess {
+    KernelProcess::start(binary, database, &["--cluster-lease-secs".into(), lease_secs.to_string()]).await
 }
 
 /// A receiver that fails every request with 503, so that deliveries with `x-retry` wait for their next attempt.
@@ -226,7 +189,7 @@ struct JobsOnAProcess {
     survivor: TestKernel,
     database: String,
     receiver: FakeReceiver,
-    process: Child,
+    process: KernelProcess,
     events: Vec<String>,
 }
 
@@ -239,8 +202,8 @@ async fn jobs_on_a_process_beside_a_survivor(lease_secs: u64, backoff_ms: u64) -
     };
     let database = survivor.settings.database.clone();
     let receiver = failing_receiver().await;
-    let (process, endpoint) = kernel_process(&binary, &database, lease_secs).await;
-    let (_admin, events) = publish_jobs(&endpoint, retried_webhook(&receiver, backoff_ms), NUM_EVENTS).await;
+    let process = kernel_process(&binary, &database, lease_secs).await;
+    let (_admin, events) = publish_jobs(&process.endpoint, retried_webhook(&receiver, backoff_ms), NUM_EVENTS).await;
     receiver.wait_for(NUM_EVENTS, Duration::from_secs(10)).await;
     // Once the first attempts are recorded, no request is in flight: none may be sent twice.
     wait_recorded(&database, NUM_EVENTS as i64).await;
@@ -259,8 +222,7 @@ async fn assert_second_attempts_sent_once(jobs: &JobsOnAProcess) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_kernels_pending_deliveries_are_taken_over_after_its_lease_and_sent_once() {
     let Some(mut jobs) = jobs_on_a_process_beside_a_survivor(LEASE_SECS, 3000).await else { return };
-    jobs.process.start_kill().expect("SIGKILL");
-    jobs.process.wait().await.unwrap();
+    jobs.process.kill().await;
 
     // The survivor claims them once the victim's lease has passed, and sends each second attempt once.
     settle(&jobs.receiver, 2 * NUM_EVENTS, Duration::from_secs(20)).await;
@@ -272,11 +234,8 @@ async fn a_killed_kernels_pending_deliveries_are_taken_over_after_its_lease_and_
 async fn a_kernel_stopped_with_sigterm_hands_its_pending_deliveries_over_at_once_not_after_its_lease() {
     // A lease far longer than the test: only the hand-over can explain a takeover within it.
     let Some(mut jobs) = jobs_on_a_process_beside_a_survivor(120, 1000).await else { return };
-    let pid = jobs.process.id().expect("pid").to_string();
-    let status = Command::new("kill").args(["-TERM", &pid]).status().await.unwrap();
-    assert!(status.success());
-    let status = tokio::time::timeout(Duration::from_secs(30), jobs.process.wait()).await.unwrap().unwrap();
-    assert!(status.success(), "a clean stop");
+    jobs.process.signal("TERM").await;
+    assert!(jobs.process.wait(Duration::from_secs(30)).await, "a clean stop");
 
     settle(&jobs.receiver, 2 * NUM_EVENTS, Duration::from_secs(30)).await;
     assert_second_attempts_sent_once(&jobs).await;
@@ -348,15 +307,13 @@ async fn a_kernel_frozen_past_its_lease_sends_nothing_when_thawed_and_stops() {
     let Some(mut jobs) = jobs_on_a_process_beside_a_survivor(LEASE_SECS, 3000).await else { return };
 
     // Frozen until its retries are due and past its lease: the survivor takes them over and sends them.
-    let pid = jobs.process.id().expect("pid").to_string();
-    assert!(Command::new("kill").args(["-STOP", &pid]).status().await.unwrap().success());
+    jobs.process.signal("STOP").await;
     jobs.receiver.wait_for(2 * NUM_EVENTS, Duration::from_secs(20)).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert!(Command::new("kill").args(["-CONT", &pid]).status().await.unwrap().success());
+    jobs.process.signal("CONT").await;
 
     // Thawed, it finds its lease expired: it sends nothing of what it held and stops with an error.
-    let status = tokio::time::timeout(Duration::from_secs(30), jobs.process.wait()).await.unwrap().unwrap();
-    assert!(!status.success(), "a kernel that lost its lease stops with an error");
+    assert!(!jobs.process.wait(Duration::from_secs(30)).await, "a kernel that lost its lease stops with an error");
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_second_attempts_sent_once(&jobs).await;
     jobs.survivor.stop().await;
@@ -372,16 +329,15 @@ async fn a_dead_kernels_deliveries_are_spread_across_the_live_kernels() {
     let database = first.settings.database.clone();
     let second = kernel(Some(database.clone()), LEASE_SECS).await;
     let receiver = failing_receiver().await;
-    let (mut victim, endpoint) = kernel_process(&binary, &database, LEASE_SECS).await;
+    let mut victim = kernel_process(&binary, &database, LEASE_SECS).await;
     // More deliveries than one claim takes (200), each waiting a minute for its retry.
     let num_events = 500;
-    let (_admin, _events) = publish_jobs(&endpoint, retried_webhook(&receiver, 60_000), num_events).await;
+    let (_admin, _events) = publish_jobs(&victim.endpoint, retried_webhook(&receiver, 60_000), num_events).await;
     sqlx::any::install_default_drivers();
     let pool = sqlx::AnyPool::connect(&database).await.unwrap();
     let victim_id: String =
         sqlx::query("SELECT owner FROM deliveries LIMIT 1").fetch_one(&pool).await.unwrap().get("owner");
-    victim.start_kill().expect("SIGKILL");
-    victim.wait().await.unwrap();
+    victim.kill().await;
 
     let owners = tokio::time::timeout(Duration::from_secs(20), async {
         loop {

@@ -47,11 +47,11 @@ async fn the_rate_quota_holds_across_kernels_for_queued_and_dropped_events() {
         .await;
     // Three kernels: this one and two processes, started after the webhooks exist so that they load them at start.
     let database = &first.settings.database;
-    let ((_second, second), (_third, third)) =
+    let (second, third) =
         tokio::join!(kernel_process(&binary, database, LEASE_SECS), kernel_process(&binary, database, LEASE_SECS));
     let on_first = first.device(&fixture.device_token).await;
-    let on_second = DeviceClient::connect(&second, &fixture.device_token).await.unwrap();
-    let on_third = DeviceClient::connect(&third, &fixture.device_token).await.unwrap();
+    let on_second = DeviceClient::connect(&second.endpoint, &fixture.device_token).await.unwrap();
+    let on_third = DeviceClient::connect(&third.endpoint, &fixture.device_token).await.unwrap();
 
     let started = Instant::now();
     let published = tokio::join!(publish(&on_first, 4), publish(&on_second, 4), publish(&on_third, 4));
@@ -109,7 +109,7 @@ async fn a_host_put_to_sleep_by_one_kernel_sleeps_on_the_others() {
     receiver.reply_with(Reply { status: 503, ..Reply::default() });
     let fixture = first.fixture().await;
     fixture.webhook(json!({"event": "job", "url": receiver.base_url})).await;
-    let (_second, endpoint) = kernel_process(&binary, &first.settings.database, LEASE_SECS).await;
+    let second = kernel_process(&binary, &first.settings.database, LEASE_SECS).await;
     sqlx::any::install_default_drivers();
     let pool = sqlx::AnyPool::connect(&first.settings.database).await.unwrap();
 
@@ -128,7 +128,7 @@ async fn a_host_put_to_sleep_by_one_kernel_sleeps_on_the_others() {
 
     // The second kernel, which never failed on it, refuses to send to it (a few events, fewer failures than
     // would put it to sleep on its own).
-    let on_second = DeviceClient::connect(&endpoint, &fixture.device_token).await.unwrap();
+    let on_second = DeviceClient::connect(&second.endpoint, &fixture.device_token).await.unwrap();
     let mut slept = false;
     for _ in 0..5 {
         let event_id = publish(&on_second, 1).await.remove(0);

@@ -1,6 +1,7 @@
 //! hookwire's end-to-end suite: one test binary, real kernels, real gRPC clients, real HTTP receivers.
 
 mod access;
+mod chaos;
 mod cluster;
 mod cluster_events;
 mod cluster_policy;

@@ -4,9 +4,12 @@
 
 pub mod browser;
 pub mod console;
+pub mod dedup;
+pub mod process;
 pub mod proxy;
 pub mod receiver;
 
+pub use process::KernelProcess;
 pub use proxy::{FakeProxy, TunnelRequest};
 pub use receiver::{FakeReceiver, RecordedRequest, Reply};
 
@@ -59,19 +62,22 @@ pub struct Fixture {
 }
 
 async fn fresh_database(directory: &tempfile::TempDir) -> String {
-    match std::env::var("HOOKWIRE_TEST_POSTGRES") {
-        Ok(server) if !server.is_empty() => {
-            use sqlx::Executor as _;
-            sqlx::any::install_default_drivers();
-            let name = format!("hw_{}", uuid_like());
-            let pool =
-                sqlx::AnyPool::connect(&format!("{server}/postgres")).await.expect("connect to the test PostgreSQL");
-            pool.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.expect("create a test database");
-            pool.close().await;
-            format!("{server}/{name}")
-        }
-        _ => format!("sqlite://{}", directory.path().join("hookwire.db").display()),
+    match fresh_postgres_database().await {
+        Some(database) => database,
+        None => format!("sqlite://{}", directory.path().join("hookwire.db").display()),
     }
+}
+
+/// A fresh database on the PostgreSQL server `HOOKWIRE_TEST_POSTGRES` names, or `None` when it names none.
+pub async fn fresh_postgres_database() -> Option<String> {
+    use sqlx::Executor as _;
+    let server = std::env::var("HOOKWIRE_TEST_POSTGRES").ok().filter(|server| !server.is_empty())?;
+    sqlx::any::install_default_drivers();
+    let name = format!("hw_{}", uuid_like());
+    let pool = sqlx::AnyPool::connect(&format!("{server}/postgres")).await.expect("connect to the test PostgreSQL");
+    pool.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.expect("create a test database");
+    pool.close().await;
+    Some(format!("{server}/{name}"))
 }
 
 fn uuid_like() -> String {
