@@ -11,6 +11,7 @@ mod console_sessions;
 mod core;
 mod credentials;
 mod deliveries;
+mod docs;
 mod egress;
 mod fidelity;
 mod hostile_conn;

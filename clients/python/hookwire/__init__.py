@@ -10,6 +10,11 @@ the server said (naming the field at fault). The messages are the types generate
 `proto/hookwire/v1/*.proto` at build time, in `hookwire.v1` (`common_pb2`, `admin_pb2`, `device_pb2`, `tokens_pb2`); the
 protos' comments document every field.
 
+The modules: `admin` (`AdminClient`, `EventStream`), `device` (`DeviceClient`, `DeviceSession`), `errors`; the
+private `_models` (`Page`, `Webhook`), `_connection` (endpoint, channel, token metadata, unary calls) and
+`_streams` (the background reader of streaming calls). `client` re-exports the clients from where they were
+before the split.
+
     import hookwire
 
     admin = hookwire.AdminClient("127.0.0.1:50051", "root-token")
@@ -36,7 +41,9 @@ except ImportError as error:  # pragma: no cover - only outside an installed pac
         "import it from outside clients/python"
     ) from error
 
-from hookwire.client import AdminClient, Definition, DeviceClient, DeviceSession, EventStream, Page, Webhook
+from hookwire._models import Definition, Page, Webhook
+from hookwire.admin import AdminClient, EventStream
+from hookwire.device import DeviceClient, DeviceSession
 from hookwire.errors import HookwireError, HookwireTimeoutError
 
 __all__ = [

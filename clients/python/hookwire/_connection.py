@@ -1,17 +1,24 @@
-"""What both clients share: reading an endpoint, opening the channel, and the metadata that carries the token."""
+"""What both clients share: reading an endpoint, opening the channel, the metadata that carries the token, making
+a unary call, and closing as a context manager."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Callable, TypeVar
 from urllib.parse import urlsplit
 
 import grpc
 
 from hookwire._version import __version__
+from hookwire.errors import HookwireError
 
 Metadata = tuple[tuple[str, str], ...]
 
 USER_AGENT = f"hookwire-python/{__version__}"
+
+Response = TypeVar("Response")
+_Self = TypeVar("_Self", bound="Closing")
 
 
 @dataclass(frozen=True)
@@ -82,3 +89,30 @@ def open_channel(endpoint: str) -> grpc.Channel:
     if parsed.is_https:
         return grpc.secure_channel(parsed.target, grpc.ssl_channel_credentials(), options=options)
     return grpc.insecure_channel(parsed.target, options=options)
+
+
+def unary(method: Callable[..., Response], request: Any, metadata: Metadata, timeout: float | None) -> Response:
+    try:
+        return method(request, metadata=metadata, timeout=timeout)
+    except grpc.RpcError as error:
+        # `from None`: the error already holds the server's code and message, and gRPC's own exception would
+        # repeat them in a longer form.
+        raise HookwireError.from_rpc_error(error) from None
+
+
+class Closing:
+    """A context manager that calls the object's `close` on leaving the `with` block."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self: _Self) -> _Self:
+        return self
+
+    def __exit__(
+        self,
+        exception_type: type[BaseException] | None,
+        exception: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()

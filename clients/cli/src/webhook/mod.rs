@@ -4,18 +4,25 @@
 //! the answers that show a new signing secret: create, update turning `x-signing` on, rotate-secret), its
 //! run-time state (`auto_disabled`, `disabled_reason`, `consecutive_failures`), then the fields of its definition;
 //! `export` prints the definition alone, ready to be created again.
+//!
+//! This module holds the command and runs it; `definitions` reads definition files (and builds the forwarding
+//! webhook of `create --device --url`), `printing` turns answers into the printed documents.
 
-use std::io::Read;
-use std::path::{Path, PathBuf};
+mod definitions;
+mod printing;
+
+use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::Subcommand;
 use hookwire_client::{AdminClient, proto};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use crate::GlobalArgs;
 use crate::output::{DELETED_COLUMNS, Format, print_document};
 use crate::paging::{PageArgs, note_page};
+use definitions::{forwarding_definition, read_definition, read_definitions};
+use printing::{COLUMNS, SECRET_COLUMNS, TEST_COLUMNS, definition, print_webhook, test_json, webhook_json};
 
 pub const EXAMPLES: &str = "\
 Examples:
@@ -24,10 +31,6 @@ Examples:
   hookwire webhook list --group grp_0123456789abcdef --name temp --meta team=ops --output table
   hookwire webhook test whk_0123456789abcdef
   hookwire webhook export --group grp_0123456789abcdef > hooks.json";
-
-const COLUMNS: &[&str] = &["id", "name", "event", "url", "disabled", "auto_disabled"];
-/// The table columns of an answer that shows a new signing secret, which must not be left out.
-const SECRET_COLUMNS: &[&str] = &["id", "signing_secret", "name", "event", "url"];
 
 #[derive(Debug, Subcommand)]
 pub enum WebhookCommand {
@@ -384,272 +387,4 @@ async fn delete(admin: &AdminClient, ids: Vec<String>, format: Format) -> anyhow
     admin.batch_delete_webhooks(ids.clone()).await?;
     print_document(format, &json!({ "deleted": ids }), DELETED_COLUMNS)?;
     Ok(())
-}
-
-/// The table columns of `webhook test`.
-const TEST_COLUMNS: &[&str] = &["succeeded", "status", "error_class", "duration_ms", "response_body"];
-
-/// What `webhook test` prints: the outcome, then the attempt as the attempt log shows it, the response body as
-/// text (invalid UTF-8 replaced).
-fn test_json(tested: &proto::TestWebhookResponse) -> Value {
-    let attempt = tested.attempt.clone().unwrap_or_default();
-    let status = (attempt.response_status != 0).then_some(attempt.response_status);
-    let error_class = Some(attempt.error_class).filter(|class| !class.is_empty());
-    let error_message = Some(attempt.error_message).filter(|message| !message.is_empty());
-    let response_headers: Map<String, Value> =
-        attempt.response_headers.into_iter().map(|(name, value)| (name, Value::String(value))).collect();
-    json!({
-        "succeeded": tested.succeeded,
-        "event_id": tested.event_id,
-        "delivery_id": attempt.delivery_id,
-        "attempt_id": attempt.id,
-        "request_method": attempt.request_method,
-        "request_url": attempt.request_url,
-        "status": status,
-        "error_class": error_class,
-        "error_message": error_message,
-        "duration_ms": attempt.duration_ms,
-        "response_headers": response_headers,
-        "response_body": String::from_utf8_lossy(&attempt.response_body),
-    })
-}
-
-/// Reads a file of definitions for `import`: one JSON object, or an array of objects. Each is sent as its own
-/// text from the file, preceded by as many line breaks and spaces as put it at its line and column there, so
-/// that the lines and columns the server names in a refusal are those of the file.
-fn read_definitions(path: &Path) -> anyhow::Result<Vec<String>> {
-    let text = read_definition(path)?;
-    let source = if path == Path::new("-") { "the standard input".to_owned() } else { path.display().to_string() };
-    match serde_json::from_str::<Value>(&text).with_context(|| format!("{source} is not JSON"))? {
-        Value::Object(_) => Ok(vec![text]),
-        Value::Array(elements) if elements.is_empty() => bail!("{source}: the array holds no webhook"),
-        Value::Array(elements) => {
-            if let Some(index) = elements.iter().position(|element| !element.is_object()) {
-                bail!("{source}: element {index} is not a webhook definition (a JSON object)");
-            }
-            Ok(array_elements(&text).into_iter().map(|range| placed(&text, range)).collect())
-        }
-        _ => bail!("{source}: expected a webhook definition (a JSON object) or an array of them"),
-    }
-}
-
-/// The byte ranges of the elements of the JSON array `text` holds (valid JSON, checked before).
-fn array_elements(text: &str) -> Vec<std::ops::Range<usize>> {
-    let mut ranges = Vec::new();
-    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
-    let mut start = None;
-    for (index, character) in text.char_indices() {
-        if in_string {
-            match character {
-                _ if escaped => escaped = false,
-                '\\' => escaped = true,
-                '"' => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match character {
-            '"' => {
-                in_string = true;
-                start = start.or((depth == 1).then_some(index));
-            }
-            '{' | '[' => {
-                if depth == 1 {
-                    start = start.or(Some(index));
-                }
-                depth += 1;
-            }
-            '}' | ']' => {
-                depth -= 1;
-                if depth == 0 {
-                    ranges.extend(start.take().map(|start| start..index));
-                }
-            }
-            ',' if depth == 1 => ranges.extend(start.take().map(|start| start..index)),
-            c if depth == 1 && !c.is_whitespace() => start = start.or(Some(index)),
-            _ => {}
-        }
-    }
-    ranges.into_iter().map(|range| range.start..range.start + text[range].trim_end().len()).collect()
-}
-
-/// The text of `range`, preceded by the line breaks and spaces that put it at its line and column in `text`.
-fn placed(text: &str, range: std::ops::Range<usize>) -> String {
-    let before = &text[..range.start];
-    let num_lines = before.matches('\n').count();
-    let column = before.rsplit('\n').next().map_or(0, |line| line.chars().count());
-    let mut element = String::with_capacity(num_lines + column + range.len());
-    element.extend(std::iter::repeat_n('\n', num_lines));
-    element.extend(std::iter::repeat_n(' ', column));
-    element.push_str(&text[range]);
-    element
-}
-
-/// Reads a definition file (`-`: standard input) and checks that it is JSON; the server judges the rest. The
-/// text is sent as it is, so that the stored definition keeps its author's order of fields.
-/// A webhook in Mainflux's shape: every event of one device (the empty prefix matches every name) POSTed to a
-/// URL with its raw data as the body and static headers.
-fn forwarding_definition(device: &str, url: &str, name: Option<String>, headers: &[String]) -> anyhow::Result<Value> {
-    let mut header_map = Map::new();
-    for header in headers {
-        let (key, value) = header.split_once('=').with_context(|| format!("--header {header}: expected NAME=VALUE"))?;
-        header_map.insert(key.trim().to_owned(), Value::String(value.to_owned()));
-    }
-    // The Mainflux webhooks service sends JSON; a --header Content-Type=... of the caller's wins.
-    if !header_map.keys().any(|name| name.eq_ignore_ascii_case("content-type")) {
-        header_map.insert("Content-Type".to_owned(), Value::String("application/json".to_owned()));
-    }
-    let mut definition = json!({
-        "event": "",
-        "url": url,
-        "deviceID": device,
-        "body": "{{{PARTICLE_EVENT_VALUE}}}",
-    });
-    if !header_map.is_empty() {
-        definition["headers"] = Value::Object(header_map);
-    }
-    if let Some(name) = name {
-        definition["name"] = Value::String(name);
-    }
-    Ok(definition)
-}
-
-fn read_definition(path: &Path) -> anyhow::Result<String> {
-    let (text, source) = if path == Path::new("-") {
-        let mut text = String::new();
-        std::io::stdin().read_to_string(&mut text).context("cannot read the definition from standard input")?;
-        (text, "the standard input".to_owned())
-    } else {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-        (text, path.display().to_string())
-    };
-    serde_json::from_str::<Value>(&text).with_context(|| format!("{source} is not JSON"))?;
-    Ok(text)
-}
-
-/// Prints one webhook answer; in a table, a new signing secret gets a column of its own.
-fn print_webhook(format: Format, webhook: proto::Webhook) -> anyhow::Result<()> {
-    let columns = if webhook.signing_secret.is_empty() { COLUMNS } else { SECRET_COLUMNS };
-    print_document(format, &webhook_json(webhook)?, columns)?;
-    Ok(())
-}
-
-/// The stored webhook as one object: its own fields, then its definition's.
-fn webhook_json(webhook: proto::Webhook) -> anyhow::Result<Value> {
-    let Value::Object(definition_fields) = definition(&webhook)? else {
-        bail!("webhook {}: the stored definition is not a JSON object", webhook.id);
-    };
-    let mut fields = Map::new();
-    fields.insert("id".to_owned(), Value::String(webhook.id));
-    fields.insert("group_id".to_owned(), Value::String(webhook.group_id));
-    fields.insert("created_at".to_owned(), Value::String(webhook.created_at));
-    fields.insert("updated_at".to_owned(), Value::String(webhook.updated_at));
-    if !webhook.signing_secret.is_empty() {
-        fields.insert("signing_secret".to_owned(), Value::String(webhook.signing_secret));
-    }
-    fields.insert("auto_disabled".to_owned(), Value::Bool(webhook.auto_disabled));
-    let disabled_reason = Some(webhook.disabled_reason).filter(|reason| !reason.is_empty());
-    fields.insert("disabled_reason".to_owned(), disabled_reason.map_or(Value::Null, Value::String));
-    fields.insert("consecutive_failures".to_owned(), Value::from(webhook.consecutive_failures));
-    if !webhook.ignored_fields.is_empty() {
-        fields.insert("ignored_fields".to_owned(), Value::from(webhook.ignored_fields));
-    }
-    for (key, value) in definition_fields {
-        // Definitions have no such keys today; should one appear, the stored webhook's own field wins.
-        fields.entry(key).or_insert(value);
-    }
-    Ok(Value::Object(fields))
-}
-
-/// The webhook's definition JSON, parsed.
-fn definition(webhook: &proto::Webhook) -> anyhow::Result<Value> {
-    serde_json::from_str(&webhook.definition_json)
-        .with_context(|| format!("webhook {}: the stored definition is not JSON", webhook.id))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn stored_webhook(definition_json: &str) -> proto::Webhook {
-        proto::Webhook {
-            id: "whk_1".to_owned(),
-            group_id: "grp_1".to_owned(),
-            definition_json: definition_json.to_owned(),
-            created_at: "2026-11-22T10:34:05.123Z".to_owned(),
-            updated_at: "2026-11-22T10:35:00.000Z".to_owned(),
-            signing_secret: String::new(),
-            ..proto::Webhook::default()
-        }
-    }
-
-    #[test]
-    fn a_stored_webhook_prints_its_own_fields_then_its_definition() {
-        let webhook = stored_webhook(r#"{"url": "https://example.com/t", "event": "temp", "disabled": true}"#);
-        let printed = webhook_json(webhook).unwrap();
-        let keys: Vec<&str> = printed.as_object().unwrap().keys().map(String::as_str).collect();
-        let state = ["auto_disabled", "disabled_reason", "consecutive_failures"];
-        assert_eq!(
-            keys,
-            [&["id", "group_id", "created_at", "updated_at"][..], &state, &["url", "event", "disabled"]].concat()
-        );
-        assert_eq!(printed["id"], "whk_1");
-        assert_eq!(printed["updated_at"], "2026-11-22T10:35:00.000Z");
-        assert_eq!(printed["disabled"], true);
-    }
-
-    #[test]
-    fn a_new_signing_secret_prints_after_the_stored_fields_and_only_when_set() {
-        let mut webhook = stored_webhook(r#"{"event": "temp", "x-signing": true}"#);
-        assert!(webhook_json(webhook.clone()).unwrap().get("signing_secret").is_none());
-        webhook.signing_secret = "whsec_abc".to_owned();
-        let printed = webhook_json(webhook).unwrap();
-        let keys: Vec<&str> = printed.as_object().unwrap().keys().map(String::as_str).collect();
-        let state = ["auto_disabled", "disabled_reason", "consecutive_failures"];
-        assert_eq!(
-            keys,
-            [&["id", "group_id", "created_at", "updated_at", "signing_secret"][..], &state, &["event", "x-signing"]]
-                .concat()
-        );
-        assert_eq!(printed["signing_secret"], "whsec_abc");
-    }
-
-    #[test]
-    fn a_definition_cannot_overwrite_the_stored_fields() {
-        let webhook = stored_webhook(r#"{"id": "whk_other", "event": "temp"}"#);
-        let printed = webhook_json(webhook).unwrap();
-        assert_eq!(printed["id"], "whk_1");
-    }
-
-    #[test]
-    fn import_elements_keep_their_lines_and_columns() {
-        let text = "[\n  {\"event\": \"a\", \"s\": \"x,]}\\\"\"},\n    {\"event\": [1, 2]}\n]\n";
-        let elements: Vec<String> = array_elements(text).into_iter().map(|range| placed(text, range)).collect();
-        assert_eq!(elements, ["\n  {\"event\": \"a\", \"s\": \"x,]}\\\"\"}", "\n\n    {\"event\": [1, 2]}"]);
-        for element in &elements {
-            serde_json::from_str::<Value>(element).unwrap();
-        }
-    }
-
-    #[test]
-    fn a_definition_that_is_not_an_object_is_an_error() {
-        let error = webhook_json(stored_webhook("[1, 2]")).unwrap_err();
-        assert_eq!(error.to_string(), "webhook whk_1: the stored definition is not a JSON object");
-    }
-
-    #[test]
-    fn a_webhook_disabled_at_run_time_prints_its_state() {
-        let webhook = proto::Webhook {
-            auto_disabled: true,
-            disabled_reason: "5 consecutive failures".to_owned(),
-            consecutive_failures: 5,
-            ..stored_webhook(r#"{"event": "temp"}"#)
-        };
-        let printed = webhook_json(webhook).unwrap();
-        assert_eq!(printed["auto_disabled"], true);
-        assert_eq!(printed["disabled_reason"], "5 consecutive failures");
-        assert_eq!(printed["consecutive_failures"], 5);
-        let healthy = webhook_json(stored_webhook(r#"{"event": "temp"}"#)).unwrap();
-        assert_eq!((&healthy["auto_disabled"], &healthy["disabled_reason"]), (&Value::Bool(false), &Value::Null));
-    }
 }

@@ -1,26 +1,9 @@
 //! `hookwire template list|show` and `hookwire webhook create --template NAME --set key=value`, run as a process
 //! against a real kernel.
 
-use hookwire_tests::{ROOT_TOKEN, TestKernel};
+use crate::hookwire;
+use hookwire_tests::TestKernel;
 use serde_json::Value;
-use std::process::Output;
-
-async fn hookwire(kernel: &TestKernel, args: &[&str]) -> Output {
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookwire"));
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("HOOKWIRE_") {
-            command.env_remove(name);
-        }
-    }
-    command
-        .env("HOOKWIRE_CONFIG", std::env::temp_dir().join("hookwire-cli-tests-no-such-dir/config.toml"))
-        .env("HOOKWIRE_ENDPOINT", &kernel.endpoint)
-        .env("HOOKWIRE_TOKEN", ROOT_TOKEN)
-        .args(args)
-        .output()
-        .await
-        .expect("run hookwire")
-}
 
 #[tokio::test]
 async fn templates_are_listed_and_create_ordinary_webhooks() {
