@@ -499,14 +499,7 @@ async fn chaos_kill_freeze_and_cut_kernels_while_devices_publish_and_lose_nothin
     let duplicates: usize = tally.duplicated.values().sum();
     let beyond = beyond(&tally.duplicated, &allowed);
     let takeovers = takeover_times(&deaths, &seen);
-    let row = sqlx::query(
-        "SELECT COUNT(*) AS n FROM (SELECT delivery_id, attempt FROM attempts GROUP BY delivery_id, attempt \
-         HAVING COUNT(*) > 1) twice",
-    )
-    .fetch_one(&pool)
-    .await
-    .unwrap();
-    let recorded_twice: i64 = row.get("n");
+    let recorded_twice = crate::cluster::attempts_recorded_twice(&database).await;
     let most_in_interval = most_within_quota_interval(&seen);
     let quota_senders = quota_senders(&pool).await;
 

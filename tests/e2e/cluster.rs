@@ -97,7 +97,7 @@ async fn settle(receiver: &FakeReceiver, count: usize, within: Duration) {
 }
 
 /// Attempts recorded twice for one (delivery, attempt number): none may be.
-async fn attempts_recorded_twice(database: &str) -> i64 {
+pub(crate) async fn attempts_recorded_twice(database: &str) -> i64 {
     sqlx::any::install_default_drivers();
     let pool = sqlx::AnyPool::connect(database).await.unwrap();
     let row = sqlx::query(

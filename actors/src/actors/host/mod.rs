@@ -3,8 +3,9 @@
 //! caps the requests in flight to its host (the rest wait in its queue, so a slow host delays only its own work),
 //! applies the connect and response timeouts, and classifies every failure into one error class.
 //!
-//! It also decides when its host sleeps ([`CircuitBreaker`]): while errors outnumber successes it sends nothing and
-//! answers every request at once with [`ErrorClass::Sleeping`]. Webhooks that turned TLS verification off
+//! It also decides when its host sleeps (its [`CircuitBreaker`](crate::domain::breaker::CircuitBreaker)): while
+//! errors outnumber successes it sends nothing and answers every request at once with [`ErrorClass::Sleeping`].
+//! Webhooks that turned TLS verification off
 //! (`rejectUnauthorized: false`) get a second client, built on first use, whose connections are never shared with
 //! verified requests. With `https_only`, `http://` destinations are refused. Connections go straight to the host or
 //! through the outbound proxy ([`crate::services::connector`]), under the egress rules either way.
