@@ -88,9 +88,7 @@ mod tests {
     use crate::store::journal::SqlJournal;
     use hookwire_actors::domain::event::Event;
     use hookwire_actors::domain::ids::{DeliveryId, GroupId, WebhookId};
-    use hookwire_actors::services::journal::{
-        AttemptRecord, DeliveryRecord, DeliveryStatus, EventRecord, JournalBatch, JournalStore,
-    };
+    use hookwire_actors::services::journal::{DeliveryRecord, DeliveryStatus, EventRecord, JournalBatch, JournalStore};
     use sqlx::Row;
 
     const DAY: i64 = 86_400_000;
@@ -100,25 +98,7 @@ mod tests {
         let mut event = Event::new(GroupId::generate(), None, "x".into(), "data".into(), 0);
         event.published_at_ms = at_ms;
         let delivery = DeliveryRecord { id: DeliveryId::generate(), webhook_id: WebhookId::generate() };
-        let attempt = AttemptRecord {
-            delivery_id: delivery.id.clone(),
-            webhook_id: delivery.webhook_id.clone(),
-            event_id: event.id.clone(),
-            attempt: 1,
-            started_at_ms: at_ms,
-            duration_ms: 1,
-            request_method: "POST".into(),
-            request_url: "http://x/".into(),
-            response_status: Some(200),
-            error_class: None,
-            error_message: None,
-            delivery_status: status,
-            next_attempt_at_ms: None,
-            request_headers: "{}".into(),
-            request_body: Default::default(),
-            response_headers: None,
-            response_body: None,
-        };
+        let attempt = crate::store::journal::tests::attempt_record(&delivery, &event, 1, at_ms, status);
         let mut batch = JournalBatch::default();
         batch.events.push(EventRecord { event: std::sync::Arc::new(event), deliveries: vec![delivery] });
         batch.attempts.push(attempt);

@@ -177,25 +177,7 @@ mod tests {
     use std::sync::Arc;
 
     fn attempt(delivery: &DeliveryRecord, event: &Event, at_ms: i64, status: DeliveryStatus) -> AttemptRecord {
-        AttemptRecord {
-            delivery_id: delivery.id.clone(),
-            webhook_id: delivery.webhook_id.clone(),
-            event_id: event.id.clone(),
-            attempt: 1,
-            started_at_ms: at_ms,
-            duration_ms: 1,
-            request_method: "POST".into(),
-            request_url: "http://x/".into(),
-            response_status: None,
-            error_class: None,
-            error_message: None,
-            delivery_status: status,
-            next_attempt_at_ms: None,
-            request_headers: "{}".into(),
-            request_body: Default::default(),
-            response_headers: None,
-            response_body: None,
-        }
+        crate::store::journal::tests::attempt_record(delivery, event, 1, at_ms, status)
     }
 
     #[tokio::test]

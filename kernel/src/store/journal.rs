@@ -420,12 +420,24 @@ pub(crate) mod tests {
     use hookwire_actors::services::journal::{DeliveryRecord, EventRecord};
 
     fn attempt(delivery: &DeliveryRecord, event: &Event, number: u32, status: DeliveryStatus) -> AttemptRecord {
+        attempt_record(delivery, event, number, 1, status)
+    }
+
+    /// An attempt of `delivery` (number `number`, started at `started_at_ms`) that left it `status`, for the store's
+    /// tests that write through the journal.
+    pub(crate) fn attempt_record(
+        delivery: &DeliveryRecord,
+        event: &Event,
+        number: u32,
+        started_at_ms: i64,
+        status: DeliveryStatus,
+    ) -> AttemptRecord {
         AttemptRecord {
             delivery_id: delivery.id.clone(),
             webhook_id: delivery.webhook_id.clone(),
             event_id: event.id.clone(),
             attempt: number,
-            started_at_ms: 1,
+            started_at_ms,
             duration_ms: 1,
             request_method: "POST".into(),
             request_url: "http://x/".into(),
