@@ -585,6 +585,55 @@ pub(crate) mod tests {
         assert!(!ownership.take_lost(&kept.id));
     }
 
+    /// PostgreSQL's generic plan of the fenced update (which cannot see how many ids the arrays hold) was a nested
+    /// loop comparing every row of a batch with every other, ten times slower than the custom plan; it is chosen
+    /// after five executions, so the journal's connections must plan every execution. Checked on the connections
+    /// themselves after more batches than that, whatever the planner would have chosen on this database.
+    #[tokio::test]
+    async fn on_postgresql_the_journal_plans_every_batch_for_its_own_arrays() {
+        let directory = tempfile::tempdir().unwrap();
+        let Some(store) = test_stores(&directory).await.into_iter().find(|store| store.journal_pool().is_some()) else {
+            return;
+        };
+        let journal = SqlJournal::new(&store);
+        for _ in 0..8 {
+            let event = Event::new(GroupId::generate(), None, "x".into(), "data".into(), 0);
+            let deliveries: Vec<DeliveryRecord> = (0..20)
+                .map(|_| DeliveryRecord { id: DeliveryId::generate(), webhook_id: WebhookId::generate() })
+                .collect();
+            let inserted = JournalBatch {
+                events: vec![EventRecord { event: Arc::new(event.clone()), deliveries: deliveries.clone() }],
+                ..JournalBatch::default()
+            };
+            journal.write_batch(&inserted).await.unwrap();
+            let attempts =
+                deliveries.iter().map(|delivery| attempt(delivery, &event, 1, DeliveryStatus::Succeeded)).collect();
+            journal.write_batch(&JournalBatch { attempts, ..JournalBatch::default() }).await.unwrap();
+        }
+        let pool = store.journal_pool().unwrap();
+        // Both connections at once, so that each is asked.
+        let mut connections = Vec::new();
+        for _ in 0..crate::store::JOURNAL_POOL_CONNECTIONS {
+            connections.push(pool.acquire().await.unwrap());
+        }
+        let mut num_custom = 0;
+        for connection in &mut connections {
+            let mode: String = sqlx::query_scalar("SHOW plan_cache_mode").fetch_one(&mut **connection).await.unwrap();
+            assert_eq!(mode, "force_custom_plan");
+            let plans: Vec<(i64, i64)> = sqlx::query_as(
+                "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement LIKE 'UPDATE deliveries%'",
+            )
+            .fetch_all(&mut **connection)
+            .await
+            .unwrap();
+            for (generic, custom) in plans {
+                assert_eq!(generic, 0, "the fenced update ran with a generic plan");
+                num_custom += custom;
+            }
+        }
+        assert!(num_custom >= 8, "every batch's update was planned for its arrays ({num_custom})");
+    }
+
     #[test]
     fn rows_split_into_full_statements_then_powers_of_two() {
         let sizes = |num: usize| statement_chunks(&vec![0u8; num]).map(<[u8]>::len).collect::<Vec<_>>();
