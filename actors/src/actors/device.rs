@@ -17,7 +17,7 @@ use crate::actors::registry::Services;
 use crate::domain::definition::CompiledWebhook;
 use crate::domain::event::{Event, PublishError, SharedEvent, check_publisher, validate_publish};
 use crate::domain::ids::{DeliveryId, GroupId};
-use crate::domain::request::{DeviceProfile, render_context};
+use crate::domain::request::{ContextNeeds, DeviceProfile, render_context_for};
 use crate::services::bus::SinkGuard;
 use crate::services::journal::{AckTarget, DeliveryRecord, EventRecord, JournalEntry, nack};
 use actix::{Actor, ActorFutureExt, AsyncContext, Context, Handler, StreamHandler, WrapFuture};
@@ -116,7 +116,8 @@ pub fn prepare_publish(
     let mut deliveries = Vec::with_capacity(matched.len());
     let mut dispatches = Vec::with_capacity(matched.len());
     if !matched.is_empty() {
-        let context = Arc::new(render_context(&event, profile));
+        let needs = matched.iter().fold(ContextNeeds::NONE, |needs, webhook| needs.union(webhook.context_needs));
+        let context = Arc::new(render_context_for(&event, profile, needs));
         for webhook in matched.drain(..) {
             let delivery_id = DeliveryId::generate();
             deliveries.push(DeliveryRecord { id: delivery_id.clone(), webhook_id: webhook.id.clone() });

@@ -26,8 +26,8 @@
 use crate::domain::definition::{CompiledWebhook, WebhookDefinition};
 use crate::domain::event::{Event, MAX_NAME_BYTES, is_hook_event, validate_publish};
 use crate::domain::ids::{DeviceId, GroupId, WebhookId};
-use crate::domain::request::{DeviceProfile, build_request, render_context};
-use crate::domain::template::{BudgetExceeded, Dialect, RenderBudget, RenderLimits, Template};
+use crate::domain::request::{DeviceProfile, build_request, render_context, render_context_for};
+use crate::domain::template::{BudgetExceeded, Dialect, RenderBudget, RenderLimits, RootRead, Template};
 use crate::domain::time::Instant;
 use serde_json::{Map, Value, json};
 use std::fmt::Write as _;
@@ -98,7 +98,7 @@ fn run(target: &str, mut case: impl FnMut(&mut Rng)) {
 // ---------------------------------------------------------------------------------------------
 // Generators.
 
-const NAMES: [&str; 14] = [
+const NAMES: [&str; 19] = [
     "a",
     "b",
     "c",
@@ -110,9 +110,14 @@ const NAMES: [&str; 14] = [
     "PARTICLE_EVENT_VALUE",
     "PARTICLE_EVENT_NAME",
     "PARTICLE_DEVICE_ID",
+    "PARTICLE_EVENT_JSON",
+    "PARTICLE_EVENT_BASE64",
+    "SPARK_PUBLISHED_AT",
+    "PRODUCT_ID",
     "x.y.z",
     "a.b.c.d.e",
     "é",
+    "PARTICLE_EVENT_JSON.name",
 ];
 
 const NOISE: [&str; 22] = [
@@ -274,6 +279,20 @@ fn fuzz_template_parse_and_render_within_budget() {
         // One instant for Blynk's `/datetime_iso/`, so that two renderings can be compared.
         let now = std::time::UNIX_EPOCH + Duration::from_millis(rng.next() >> 22);
         let result = template.render_at(&context, now, &mut budget);
+        // A context with only what the template says it reads renders the same, spending the same.
+        let mut is_whole = false;
+        let mut names = Vec::new();
+        template.root_reads(&mut |read| match read {
+            RootRead::Whole => is_whole = true,
+            RootRead::Name(name) => names.push(name.to_owned()),
+        });
+        if let (false, Value::Object(map)) = (is_whole, &context) {
+            let only_read = map.iter().filter(|(key, _)| names.contains(key)).map(|(k, v)| (k.clone(), v.clone()));
+            let mut reduced_budget = RenderBudget::new(limits);
+            let reduced = template.render_at(&Value::Object(only_read.collect()), now, &mut reduced_budget);
+            assert_eq!(reduced, result, "{source:?} reads {names:?} of {context}");
+            assert_eq!(reduced_budget.num_steps(), budget.num_steps(), "{source:?}");
+        }
         assert!(budget.num_bytes() <= limits.max_bytes, "{source:?} over the output budget");
         assert!(budget.num_steps() <= limits.max_steps, "{source:?} over the work budget");
         let big = RenderLimits { max_bytes: 64 << 20, max_steps: 20_000_000 };
@@ -474,7 +493,25 @@ fn fuzz_webhook_definitions_compile_and_build_requests_within_budget() {
             };
             let context = render_context(&event, &profile);
             let limits = random_limits(rng);
-            let Ok(request) = build_request(&webhook, &event, &context, limits) else {
+            let built = build_request(&webhook, &event, &context, limits);
+            // The context built with what the webhook reads gives the same request, or the same error, and the same
+            // topics (the published time is the event's, so both contexts hold the same).
+            let reduced = render_context_for(&event, &profile, webhook.context_needs);
+            let rebuilt = build_request(&webhook, &event, &reduced, limits);
+            let parts = |request: &crate::domain::request::RenderedRequest| {
+                (request.method.clone(), request.uri.clone(), request.headers.clone(), request.body.clone())
+            };
+            assert_eq!(
+                rebuilt.as_ref().map(parts),
+                built.as_ref().map(parts),
+                "{text}: with only {:?}",
+                webhook.context_needs
+            );
+            for topic in [&webhook.response_topic, &webhook.error_response_topic].into_iter().flatten() {
+                let render = |context: &Value| topic.template.render(context, &mut RenderBudget::new(limits));
+                assert_eq!(render(&reduced), render(&context), "{text}: topic {}", topic.template.source());
+            }
+            let Ok(request) = built else {
                 counts[3] += 1;
                 continue;
             };

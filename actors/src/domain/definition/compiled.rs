@@ -6,6 +6,7 @@ use super::{
 };
 use crate::domain::ids::{DeviceId, GroupId, WebhookId};
 use crate::domain::policy::RetryPolicy;
+use crate::domain::request::ContextNeeds;
 use crate::domain::template::{Dialect, Template};
 use serde_json::{Map, Value};
 use std::sync::Arc;
@@ -77,6 +78,9 @@ pub struct CompiledWebhook {
     pub response_topic: Option<FieldTemplate>,
     /// `errorResponseTopic`.
     pub error_response_topic: Option<FieldTemplate>,
+    /// What the templates rendered with the event's context read of it (all but `responseTemplate`, which reads
+    /// the response): an event's context is built with only that.
+    pub context_needs: ContextNeeds,
     /// Responses go only to the triggering device.
     pub only_triggering_device: bool,
     /// TLS certificates are verified.
@@ -194,6 +198,19 @@ impl CompiledWebhook {
         let min_interval = (min_interval_ms > 0).then(|| Duration::from_millis(min_interval_ms));
         let retry = definition.retry.as_ref().map(RetryDefinition::policy).transpose()?;
 
+        let mut context_needs = ContextNeeds::NONE;
+        let pairs = [&query[..], form.as_deref().unwrap_or_default(), &headers[..]];
+        let pair_templates = pairs.into_iter().flatten().chain(&auth).flat_map(|(key, value)| [key, value]);
+        let single_templates = [Some(&url), body.as_ref(), response_topic.as_ref(), error_response_topic.as_ref()];
+        for template in pair_templates.chain(single_templates.into_iter().flatten()) {
+            context_needs.add(&template.template);
+        }
+        match &json {
+            Some(CompiledJson::Text(template)) => context_needs.add(&template.template),
+            Some(CompiledJson::Value(value)) => add_json_needs(value, &mut context_needs),
+            None => {}
+        }
+
         Ok(CompiledWebhook {
             id,
             group_id,
@@ -214,6 +231,7 @@ impl CompiledWebhook {
             response_template,
             response_topic,
             error_response_topic,
+            context_needs,
             only_triggering_device: definition.only_triggering_device.unwrap_or(true),
             verify_tls: definition.reject_unauthorized.unwrap_or(true),
             signing: None,
@@ -260,6 +278,21 @@ impl CompiledWebhook {
             && name.starts_with(self.definition.event.as_str())
             && (self.devices.is_empty() || device_id.is_some_and(|device| self.devices.contains(device)))
             && !crate::domain::event::is_hook_event(name)
+    }
+}
+
+/// Adds what the templates of a `json` value read.
+fn add_json_needs(value: &JsonTemplate, needs: &mut ContextNeeds) {
+    match value {
+        JsonTemplate::Literal(_) => {}
+        JsonTemplate::String(template) => needs.add(template),
+        JsonTemplate::Array(items) => items.iter().for_each(|item| add_json_needs(item, needs)),
+        JsonTemplate::Object(entries) => {
+            for (key, value) in entries {
+                needs.add(key);
+                add_json_needs(value, needs);
+            }
+        }
     }
 }
 

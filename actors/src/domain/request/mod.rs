@@ -7,9 +7,12 @@
 //!
 //! What the attempt log may show of a request (masked credentials, cut bodies) is in `log.rs`.
 
+mod context;
 mod log;
 #[cfg(test)]
 mod tests;
+
+pub use context::{ContextNeeds, render_context, render_context_for};
 
 pub use log::{
     DEFAULT_MASK_WORDS, LogMask, MASKED, MAX_LOGGED_BODY_BYTES, body_for_log, headers_for_log, mask_logged_headers,
@@ -23,7 +26,7 @@ use crate::domain::template::{BudgetExceeded, RenderBudget, RenderLimits};
 use base64::Engine as _;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::sync::Arc;
 
 /// The `User-Agent` of every request.
@@ -89,62 +92,6 @@ fn over_budget(field: &str) -> impl FnOnce(BudgetExceeded) -> RenderError + '_ {
 /// Renders one field's template against the request's budget.
 fn render(template: &FieldTemplate, context: &Value, budget: &mut RenderBudget) -> Result<String, RenderError> {
     template.template.render(context, budget).map_err(over_budget(&template.field))
-}
-
-/// Builds the template context of an event: the event data's keys when it is a JSON object, overlaid with the
-/// predefined variables (which win, so that data cannot spoof `PARTICLE_DEVICE_ID`).
-pub fn render_context(event: &Event, profile: &DeviceProfile) -> Value {
-    // Only data that starts as an object can become one: other data is not parsed at all.
-    let parsed = event.data.trim_start().starts_with('{').then(|| serde_json::from_str::<Value>(&event.data));
-    let mut context = match parsed {
-        Some(Ok(Value::Object(map))) => map,
-        _ => Map::with_capacity(10),
-    };
-    let device_id = event.device_id.as_ref().map_or("api", DeviceId::as_str);
-    let published_at = event.published_at();
-    let event_json = event_json(event, device_id, &published_at, profile);
-    let predefined = [
-        ("PARTICLE_DEVICE_ID", device_id.to_owned()),
-        ("PARTICLE_EVENT_NAME", event.name.clone()),
-        ("PARTICLE_EVENT_VALUE", event.data.clone()),
-        ("PARTICLE_PUBLISHED_AT", published_at.clone()),
-        ("PARTICLE_EVENT_ID", event.id.to_string()),
-        ("PRODUCT_ID", profile.product_id.clone()),
-        ("PRODUCT_USER_ID", profile.owner.clone()),
-        ("PRODUCT_VERSION", profile.firmware_version.clone()),
-        ("PARTICLE_EVENT_BASE64", base64::engine::general_purpose::STANDARD.encode(&event_json)),
-        ("PARTICLE_EVENT_JSON", event_json),
-        // Particle's legacy names (from when it was Spark), still found in old webhooks: their twins' values.
-        ("SPARK_CORE_ID", device_id.to_owned()),
-        ("SPARK_EVENT_NAME", event.name.clone()),
-        ("SPARK_EVENT_VALUE", event.data.clone()),
-        ("SPARK_PUBLISHED_AT", published_at),
-    ];
-    for (key, value) in predefined {
-        context.insert(key.to_owned(), Value::String(value));
-    }
-    Value::Object(context)
-}
-
-/// `PARTICLE_EVENT_JSON`: the whole event as one JSON object, as Particle's "the entire event (name, value,
-/// published at, etc) as a JSON string". Its keys, in this order: `name`, `data`, `ttl`, `published_at`, `coreid`
-/// (the device id, `api` for a test event), then only when the device has them `productID`, `version` (its
-/// firmware version) and `userid` (its owner), as Particle's event stream names them.
-fn event_json(event: &Event, device_id: &str, published_at: &str, profile: &DeviceProfile) -> String {
-    let mut object = Map::with_capacity(8);
-    object.insert("name".to_owned(), Value::String(event.name.clone()));
-    object.insert("data".to_owned(), Value::String(event.data.clone()));
-    object.insert("ttl".to_owned(), Value::from(event.ttl));
-    object.insert("published_at".to_owned(), Value::String(published_at.to_owned()));
-    object.insert("coreid".to_owned(), Value::String(device_id.to_owned()));
-    let product_fields =
-        [("productID", &profile.product_id), ("version", &profile.firmware_version), ("userid", &profile.owner)];
-    for (key, value) in product_fields {
-        if !value.is_empty() {
-            object.insert(key.to_owned(), Value::String(value.clone()));
-        }
-    }
-    Value::Object(object).to_string()
 }
 
 /// The four default fields, in Particle's order.

@@ -209,4 +209,39 @@ impl Template {
     pub fn dialect(&self) -> Dialect {
         self.dialect
     }
+
+    /// Tells `read` what a rendering may read of the top level of its context: every name it looks up (the first
+    /// segment of a dotted name, in sections too, where it may also resolve in the section's value), the event
+    /// value for Blynk's placeholders, and [`RootRead::Whole`] for what may read the context as a whole (the
+    /// implicit iterator `.`, a partial). A context that holds what the reported names hold in a larger context
+    /// renders exactly as the larger one, with the same budget spent; that is what lets an event's context be built
+    /// with only the variables its webhooks read.
+    pub fn root_reads(&self, read: &mut dyn FnMut(RootRead<'_>)) {
+        fn visit<'t>(nodes: &'t [Node], read: &mut dyn FnMut(RootRead<'t>)) {
+            for node in nodes {
+                match node {
+                    Node::Var { path, .. } => {
+                        read(path.first().map_or(RootRead::Whole, |first| RootRead::Name(&first.key)))
+                    }
+                    Node::Section { path, children, .. } => {
+                        read(path.first().map_or(RootRead::Whole, |first| RootRead::Name(&first.key)));
+                        visit(children, read);
+                    }
+                    Node::Partial(_) => read(RootRead::Whole),
+                    Node::PinValue | Node::PinPart(_) => read(RootRead::Name(EVENT_VALUE_KEY)),
+                    Node::Text(..) | Node::DateTime => {}
+                }
+            }
+        }
+        visit(&self.nodes, read);
+    }
+}
+
+/// What a template reads of the top level of its context ([`Template::root_reads`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RootRead<'a> {
+    /// The value of this name, when the context has one.
+    Name(&'a str),
+    /// Anything in it.
+    Whole,
 }
