@@ -170,22 +170,62 @@ impl Membership {
         Ok(released)
     }
 
-    /// Claims up to [`CLAIM_BATCH`] pending deliveries that have no live owner; returns their ids.
+    /// Claims up to [`CLAIM_BATCH`] pending deliveries that have no live owner: released ones (no owner) first,
+    /// then those of dead kernels, a kernel at a time; returns their ids.
+    ///
+    /// Every statement reads what it claims and little more, however many deliveries are pending: each finds its
+    /// rows through the pending deliveries' owner index, and the dead kernels that own any are found with a probe
+    /// of that index per kernel row. One statement with `owner IS NULL OR owner IN (dead kernels) ORDER BY id` read
+    /// every pending delivery in id order to find those, and its `IN` was planned as a hash join over the whole
+    /// table: 220-300 ms per round with 1.1 million deliveries pending, whether or not there was anything to claim
+    /// (every quarter lease, on every kernel), against 1 ms to find nothing and 8-10 ms to claim 200 now
+    /// (`EXPLAIN ANALYZE`, generic plans, PostgreSQL 15). Claims are in index order, about the order of insertion.
     async fn claim(&self) -> Result<Vec<DeliveryId>, StoreError> {
+        let mut claimed = self.claim_owned_by(None, CLAIM_BATCH).await?;
+        if claimed.len() < CLAIM_BATCH as usize {
+            for dead in self.dead_owners().await? {
+                let room = CLAIM_BATCH - claimed.len() as i64;
+                claimed.extend(self.claim_owned_by(Some(&dead), room).await?);
+                if claimed.len() >= CLAIM_BATCH as usize {
+                    break;
+                }
+            }
+        }
+        Ok(claimed)
+    }
+
+    /// The dead kernels (stopped, or past their lease) that still own pending deliveries.
+    async fn dead_owners(&self) -> Result<Vec<String>, StoreError> {
         let now = database_now(self.backend);
-        let lock = match self.backend {
-            Backend::Postgres => "FOR UPDATE SKIP LOCKED",
-            Backend::Sqlite => "",
-        };
         let rows = sqlx::query(AssertSqlSafe(format!(
-            "UPDATE deliveries SET owner = $1 WHERE id IN (SELECT d.id FROM deliveries d WHERE d.status = 0 AND \
-             (d.owner IS NULL OR d.owner IN (SELECT k.id FROM kernels k WHERE k.stopped_at IS NOT NULL OR \
-             k.heartbeat_at + k.lease_ms < {now})) ORDER BY d.id LIMIT $2 {lock}) RETURNING id"
+            "SELECT k.id FROM kernels k WHERE (k.stopped_at IS NOT NULL OR k.heartbeat_at + k.lease_ms < {now}) \
+             AND EXISTS (SELECT 1 FROM deliveries d WHERE d.status = 0 AND d.owner = k.id)"
         )))
-        .bind(self.node_id())
-        .bind(CLAIM_BATCH)
         .fetch_all(&self.pool)
         .await?;
+        rows.iter().map(|row| row.try_get::<String, _>(0)).collect::<Result<_, _>>().map_err(StoreError::from)
+    }
+
+    /// Claims up to `limit` pending deliveries of `owner` (`None`: released ones, with no owner).
+    async fn claim_owned_by(&self, owner: Option<&str>, limit: i64) -> Result<Vec<DeliveryId>, StoreError> {
+        let condition = if owner.is_some() { "d.owner = $3" } else { "d.owner IS NULL" };
+        let sql = match self.backend {
+            // `= ANY(ARRAY(...))`: the rows locked are then found by their primary key (`IN (...)` was planned as a
+            // hash join over the whole table).
+            Backend::Postgres => format!(
+                "UPDATE deliveries SET owner = $1 WHERE id = ANY(ARRAY(SELECT d.id FROM deliveries d \
+                 WHERE d.status = 0 AND {condition} LIMIT $2 FOR UPDATE SKIP LOCKED)) RETURNING id"
+            ),
+            Backend::Sqlite => format!(
+                "UPDATE deliveries SET owner = $1 WHERE id IN (SELECT d.id FROM deliveries d \
+                 WHERE d.status = 0 AND {condition} LIMIT $2) RETURNING id"
+            ),
+        };
+        let mut query = sqlx::query(AssertSqlSafe(sql)).bind(self.node_id()).bind(limit);
+        if let Some(owner) = owner {
+            query = query.bind(owner);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
         rows.iter()
             .map(|row| row.try_get::<String, _>(0).map(|id| DeliveryId::from_trusted(&id)))
             .collect::<Result<_, _>>()
@@ -481,6 +521,65 @@ fn sqlite_path(database_url: &str) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Claims fill their batch from released deliveries, then from each dead kernel's in turn, never take a live
+    /// kernel's or a finished delivery, and come back empty once nothing is left.
+    #[tokio::test]
+    async fn claims_take_released_then_dead_kernels_deliveries_a_batch_at_a_time_and_never_a_live_ones() {
+        let directory = tempfile::tempdir().unwrap();
+        for store in crate::store::journal::tests::test_stores(&directory).await {
+            let membership = Membership::register(&store, Duration::from_secs(30)).await.unwrap();
+            // Dead by its lease, dead by a clean stop, alive (a heartbeat far ahead).
+            for (id, heartbeat_at, stopped_at) in [
+                ("knl_lapsed", 0_i64, None::<i64>),
+                ("knl_stopped", 9_000_000_000_000, Some(1)),
+                ("knl_live", 9_000_000_000_000, None),
+            ] {
+                sqlx::query("INSERT INTO kernels (id, started_at, heartbeat_at, lease_ms, stopped_at) VALUES ($1, 0, $2, 30000, $3)")
+                    .bind(id)
+                    .bind(heartbeat_at)
+                    .bind(stopped_at)
+                    .execute(store.pool())
+                    .await
+                    .unwrap();
+            }
+            let owners = [
+                (None, 150, 0),
+                (Some("knl_lapsed"), 100, 0),
+                (Some("knl_stopped"), 100, 0),
+                (Some("knl_live"), 50, 0),
+                (None, 30, 1),
+            ];
+            let mut number = 0;
+            for (owner, count, status) in owners {
+                for _ in 0..count {
+                    number += 1;
+                    sqlx::query("INSERT INTO deliveries (id, event_id, webhook_id, status, created_at, updated_at, owner) VALUES ($1, 'evt', 'whk', $2, 0, 0, $3)")
+                        .bind(format!("dlv_{number:05}"))
+                        .bind(status)
+                        .bind(owner)
+                        .execute(store.pool())
+                        .await
+                        .unwrap();
+                }
+            }
+            let first = membership.claim().await.unwrap();
+            let second = membership.claim().await.unwrap();
+            let third = membership.claim().await.unwrap();
+            assert_eq!((first.len(), second.len(), third.len()), (200, 150, 0), "{:?}", store.backend());
+            let row = sqlx::query("SELECT COUNT(*) AS n FROM deliveries WHERE owner = $1")
+                .bind(membership.node_id())
+                .fetch_one(store.pool())
+                .await
+                .unwrap();
+            assert_eq!(row.try_get::<i64, _>("n").unwrap(), 350, "released and dead kernels' pending deliveries only");
+            let row = sqlx::query("SELECT COUNT(*) AS n FROM deliveries WHERE owner = 'knl_live'")
+                .fetch_one(store.pool())
+                .await
+                .unwrap();
+            assert_eq!(row.try_get::<i64, _>("n").unwrap(), 50, "a live kernel keeps its own");
+        }
+    }
 
     #[test]
     fn a_second_lock_on_one_sqlite_file_is_refused_until_the_first_is_released() {
