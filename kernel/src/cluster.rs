@@ -245,11 +245,12 @@ impl Membership {
         Ok(())
     }
 
-    /// Forgets kernels that stopped cleanly more than a day ago and own nothing pending.
+    /// Forgets kernels that stopped, or whose lease ended (killed, lost), more than a day ago and own nothing
+    /// pending: each round of the rescuer looks at every dead kernel's row.
     async fn forget_stopped(&self) -> Result<(), StoreError> {
         let now = database_now(self.backend);
         sqlx::query(AssertSqlSafe(format!(
-            "DELETE FROM kernels WHERE stopped_at IS NOT NULL AND stopped_at < {now} - 86400000 AND NOT EXISTS \
+            "DELETE FROM kernels WHERE COALESCE(stopped_at, heartbeat_at + lease_ms) < {now} - 86400000 AND NOT EXISTS \
              (SELECT 1 FROM deliveries d WHERE d.status = 0 AND d.owner = kernels.id)"
         )))
         .execute(&self.pool)
@@ -578,6 +579,14 @@ mod tests {
                 .await
                 .unwrap();
             assert_eq!(row.try_get::<i64, _>("n").unwrap(), 50, "a live kernel keeps its own");
+
+            // Dead a day ago and owning nothing now: forgotten, whether stopped or lapsed; the others are kept.
+            membership.forget_stopped().await.unwrap();
+            let kept = sqlx::query("SELECT id FROM kernels ORDER BY id").fetch_all(store.pool()).await.unwrap();
+            let kept: Vec<String> = kept.iter().map(|row| row.try_get("id").unwrap()).collect();
+            let mut expected = vec![membership.node_id().to_owned(), "knl_live".to_owned()];
+            expected.sort();
+            assert_eq!(kept, expected, "{:?}", store.backend());
         }
     }
 
