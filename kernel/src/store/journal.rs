@@ -585,6 +585,84 @@ pub(crate) mod tests {
         assert!(!ownership.take_lost(&kept.id));
     }
 
+    /// Webhook states written by two journals (two kernels) add up per webhook: failures add, a success resets, the
+    /// limit disables, a stored disable outlives a reset, 410 Gone gives its own reason, and a webhook deleted
+    /// meanwhile is skipped; on PostgreSQL all of a batch's states go in three statements.
+    #[tokio::test]
+    async fn webhook_states_of_two_journals_add_up_and_a_disable_is_never_cleared_by_a_reset() {
+        let directory = tempfile::tempdir().unwrap();
+        for store in test_stores(&directory).await {
+            webhook_states_add_up(&store).await;
+        }
+    }
+
+    async fn webhook_states_add_up(store: &Store) {
+        let group = GroupId::generate();
+        sqlx::query("INSERT INTO groups (id, name, created_at) VALUES ($1, 'g', 0)")
+            .bind(group.as_str())
+            .execute(store.pool())
+            .await
+            .unwrap();
+        let [limited, gone, deleted] = std::array::from_fn(|_| WebhookId::generate());
+        for webhook in [&limited, &gone] {
+            sqlx::query(
+                "INSERT INTO webhooks (id, group_id, definition, created_at, updated_at) VALUES ($1, $2, '{}', 0, 0)",
+            )
+            .bind(webhook.as_str())
+            .bind(group.as_str())
+            .execute(store.pool())
+            .await
+            .unwrap();
+        }
+        let change =
+            |webhook: &WebhookId, is_reset: bool, added: u32, limit: u32, reason: Option<&str>| WebhookStateRecord {
+                webhook_id: webhook.clone(),
+                consecutive_failures: added,
+                disabled_reason: reason.map(str::to_owned),
+                is_reset,
+                num_failures_added: added,
+                failure_limit: limit,
+            };
+        let states = |webhook_states| JournalBatch { webhook_states, ..JournalBatch::default() };
+        let first = SqlJournal::with_ownership(store, Arc::new(Ownership::always_open("knl_a")));
+        let second = SqlJournal::with_ownership(store, Arc::new(Ownership::always_open("knl_b")));
+        first
+            .write_batch(&states(vec![
+                change(&limited, false, 2, 3, None),
+                change(&gone, false, 1, 0, None),
+                change(&deleted, false, 1, 3, None),
+            ]))
+            .await
+            .unwrap();
+        second
+            .write_batch(&states(vec![change(&gone, true, 0, 0, None), change(&limited, false, 1, 3, None)]))
+            .await
+            .unwrap();
+        first
+            .write_batch(&states(vec![
+                change(&limited, true, 0, 3, None),
+                change(&gone, false, 1, 0, Some("410 Gone from example.com")),
+            ]))
+            .await
+            .unwrap();
+        let rows = sqlx::query(
+            "SELECT webhook_id, consecutive_failures, disabled_reason FROM webhook_state ORDER BY webhook_id",
+        )
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+        let rows: Vec<(String, i64, Option<String>)> = rows
+            .iter()
+            .map(|row| (row.try_get(0).unwrap(), row.try_get(1).unwrap(), row.try_get(2).unwrap()))
+            .collect();
+        let mut expected = vec![
+            (limited.to_string(), 0, Some("3 consecutive failures".to_owned())),
+            (gone.to_string(), 1, Some("410 Gone from example.com".to_owned())),
+        ];
+        expected.sort();
+        assert_eq!(rows, expected, "{:?}", store.backend());
+    }
+
     /// PostgreSQL's generic plan of the fenced update (which cannot see how many ids the arrays hold) was a nested
     /// loop comparing every row of a batch with every other, ten times slower than the custom plan; it is chosen
     /// after five executions, so the journal's connections must plan every execution. Checked on the connections
