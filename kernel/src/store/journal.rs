@@ -123,7 +123,8 @@ fn attempts_to_record<'a>(batch: &'a JournalBatch, lost: &[DeliveryId]) -> Vec<&
 /// the same row, a success resets it, and the row is disabled when the shared count reaches the limit. A stored
 /// disable is never cleared here (only by `enable`). A webhook deleted meanwhile has no state to keep: the guard
 /// skips it rather than fail the batch. The disable reason for 410 Gone is the kernel's; the limit's reason is
-/// computed from the shared count. `$N` placeholders: both databases take the statement as it is.
+/// computed from the shared count. SQLite's statement, one per webhook of the batch (one writer, in process);
+/// PostgreSQL writes the same change for all of a batch's webhooks at once (`postgres::write_webhook_states`).
 const WEBHOOK_STATE_SQL: &str = "INSERT INTO webhook_state (webhook_id, consecutive_failures, disabled_reason, updated_at) \
      SELECT $1, $2, COALESCE($3, CASE WHEN $5 > 0 AND $2 >= $5 \
      THEN CAST($2 AS TEXT) || ' consecutive failures' END), $4 \
